@@ -1,0 +1,365 @@
+/* loop: coroutines on libevent. See loop.h for the contract.
+ *
+ * Each coroutine started by loop_spawn() has a task on its own stack: the
+ * events it may park on (one timer, one fd event, both assigned in place so
+ * parking never allocates) and its place in the loop's run queues.
+ *
+ * Two run queues, on two libevent priorities. `ready` (priority 0, like
+ * every other event of ours) resumes tasks that loop_wake() woke from inside
+ * another coroutine: resuming them there would nest stacks. `late`
+ * (priority 1) delivers deadlines and cancellations; libevent runs a lower
+ * priority only once the higher one is empty, i.e. after everything else of
+ * the turn, so a wake-up of the same turn can still override them. Timer and
+ * fd events that end a park resume the task directly from their callback:
+ * no detour through a queue. */
+#include "loop.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+enum { PRIO_NORMAL = 0, PRIO_LATE = 1, PRIO_COUNT = 2 };
+
+enum task_state {
+    TASK_RUNNING, /* on the CPU, or suspended inside a nested resume */
+    TASK_PARKED,  /* waiting for its event */
+    TASK_READY,   /* woken, in the ready queue */
+    TASK_LATE,    /* timed out or cancelled, in the late queue */
+};
+
+struct loop_task {
+    struct loop *loop;
+    coro_t *co;
+    enum task_state state;
+    int result;        /* what the park returns */
+    int timer_result;  /* 0 for a sleep, -ETIMEDOUT for a deadline */
+    bool timer_armed, io_armed;
+    struct event timer;
+    struct event io;
+    struct loop_task *prev, *next; /* in ready or late queue */
+};
+
+int64_t loop_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- run queues ---- */
+
+static void queue_push(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
+{
+    t->next = NULL;
+    t->prev = *tail;
+    if (*tail)
+        (*tail)->next = t;
+    else
+        *head = t;
+    *tail = t;
+}
+
+static void queue_remove(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        *head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        *tail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void disarm(struct loop_task *t)
+{
+    if (t->timer_armed)
+        event_del(&t->timer);
+    if (t->io_armed)
+        event_del(&t->io);
+    t->timer_armed = t->io_armed = false;
+}
+
+/* Leaves whatever queue t is in, so it can be resumed or freed. */
+static void unqueue(struct loop_task *t)
+{
+    struct loop *loop = t->loop;
+    if (t->state == TASK_READY)
+        queue_remove(&loop->ready_head, &loop->ready_tail, t);
+    else if (t->state == TASK_LATE)
+        queue_remove(&loop->late_head, &loop->late_tail, t);
+}
+
+static void resume(struct loop_task *t, int result)
+{
+    disarm(t);
+    t->result = result;
+    t->state = TASK_RUNNING;
+    coro_resume(t->co); /* t is gone if the coroutine finished */
+}
+
+static void make_ready(struct loop_task *t, int result)
+{
+    disarm(t);
+    unqueue(t);
+    t->result = result;
+    t->state = TASK_READY;
+    queue_push(&t->loop->ready_head, &t->loop->ready_tail, t);
+    event_active(t->loop->ready_ev, 0, 0);
+}
+
+static void make_late(struct loop_task *t, int result)
+{
+    disarm(t);
+    t->result = result;
+    t->state = TASK_LATE;
+    queue_push(&t->loop->late_head, &t->loop->late_tail, t);
+    event_active(t->loop->late_ev, 0, 0);
+}
+
+/* Runs the tasks queued when the callback started; tasks they wake wait for
+ * the next round, so two coroutines waking each other cannot starve I/O. */
+static void run_queue(struct loop_task **head, struct loop_task **tail,
+                      struct event *ev)
+{
+    struct loop_task *last = *tail;
+    while (*head) {
+        struct loop_task *t = *head;
+        bool was_last = t == last;
+        queue_remove(head, tail, t);
+        resume(t, t->result);
+        if (was_last)
+            break;
+    }
+    if (*head)
+        event_active(ev, 0, 0);
+}
+
+static void on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *loop = arg;
+    (void)fd, (void)what;
+    run_queue(&loop->ready_head, &loop->ready_tail, loop->ready_ev);
+}
+
+static void on_late(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop *loop = arg;
+    (void)fd, (void)what;
+    run_queue(&loop->late_head, &loop->late_tail, loop->late_ev);
+}
+
+/* ---- event callbacks that end a park ---- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_task *t = arg;
+    (void)fd, (void)what;
+    t->timer_armed = false;
+    if (t->state != TASK_PARKED)
+        return;
+    if (t->timer_result == 0)
+        resume(t, 0); /* a sleep ran its course */
+    else
+        make_late(t, t->timer_result);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_task *t = arg;
+    (void)fd, (void)what;
+    t->io_armed = false;
+    if (t->state == TASK_PARKED)
+        resume(t, 0);
+}
+
+/* ---- loop ---- */
+
+int loop_init(struct loop *loop, size_t stack_size, unsigned max_free_stacks)
+{
+    *loop = (struct loop){0};
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return -ENOMEM;
+    /* Precise timers (timerfd on Linux): a 1 ms sleep is not rounded up. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    loop->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!loop->base || event_base_priority_init(loop->base, PRIO_COUNT) != 0)
+        goto fail;
+    loop->ready_ev = event_new(loop->base, -1, 0, on_ready, loop);
+    loop->late_ev = event_new(loop->base, -1, 0, on_late, loop);
+    if (!loop->ready_ev || !loop->late_ev)
+        goto fail;
+    event_priority_set(loop->ready_ev, PRIO_NORMAL);
+    event_priority_set(loop->late_ev, PRIO_LATE);
+    coro_pool_init(&loop->pool, stack_size, max_free_stacks);
+    return 0;
+fail:
+    loop_fini(loop);
+    return -ENOMEM;
+}
+
+void loop_fini(struct loop *loop)
+{
+    if (loop->ready_ev)
+        event_free(loop->ready_ev);
+    if (loop->late_ev)
+        event_free(loop->late_ev);
+    if (loop->base) {
+        event_base_free(loop->base);
+        coro_pool_fini(&loop->pool);
+    }
+    *loop = (struct loop){0};
+}
+
+int loop_run(struct loop *loop)
+{
+    return event_base_dispatch(loop->base) < 0 ? -EIO : 0;
+}
+
+void loop_break(struct loop *loop)
+{
+    event_base_loopbreak(loop->base);
+}
+
+/* ---- tasks ---- */
+
+struct spawn_args {
+    struct loop *loop;
+    coro_fn fn;
+    void *arg;
+};
+
+/* Runs if the coroutine is destroyed while parked: nothing may keep
+ * pointing at its stack. */
+static void task_abandon(void *arg)
+{
+    struct loop_task *t = arg;
+    disarm(t);
+    unqueue(t);
+}
+
+static void task_main(void *p)
+{
+    const struct spawn_args *sa = p;
+    coro_fn fn = sa->fn;
+    void *arg = sa->arg;
+    struct loop_task t = {.loop = sa->loop, .co = coro_current(), .state = TASK_RUNNING};
+
+    event_assign(&t.timer, t.loop->base, -1, 0, on_timer, &t);
+    event_priority_set(&t.timer, PRIO_NORMAL);
+    coro_set_data(t.co, &t);
+    coro_defer(t.co, task_abandon, &t); /* the first cleanup: always fits */
+    fn(arg);
+    coro_undefer(t.co, task_abandon, &t);
+}
+
+int loop_spawn(struct loop *loop, coro_fn fn, void *arg, coro_t **out)
+{
+    struct spawn_args sa = {.loop = loop, .fn = fn, .arg = arg};
+    coro_t *co;
+    int rc = coro_create(&loop->pool, task_main, &sa, &co);
+    if (rc < 0)
+        return rc;
+    loop->spawned++;
+    if (out)
+        *out = co;
+    if (!coro_resume(co) && out)
+        *out = NULL;
+    return 0;
+}
+
+static struct loop_task *current_task(void)
+{
+    coro_t *co = coro_current();
+    return co ? coro_data(co) : NULL;
+}
+
+struct loop *loop_current(void)
+{
+    struct loop_task *t = current_task();
+    return t ? t->loop : NULL;
+}
+
+static void arm_timer(struct loop_task *t, int64_t deadline_us, int timer_result)
+{
+    if (deadline_us == LOOP_FOREVER)
+        return;
+    int64_t left = deadline_us - loop_now_us();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    /* libevent measures relative timeouts from the time cached at the start
+     * of the loop turn; refresh it so time spent running coroutines since
+     * does not shorten this one. */
+    event_base_update_cache_time(t->loop->base);
+    t->timer_result = timer_result;
+    event_add(&t->timer, &tv);
+    t->timer_armed = true;
+}
+
+/* Suspends the task until something ends its park; returns the result. */
+static int park(struct loop_task *t)
+{
+    t->state = TASK_PARKED;
+    coro_yield();
+    return t->result;
+}
+
+int loop_sleep_us(int64_t us)
+{
+    struct loop_task *t = current_task();
+    if (us <= 0)
+        return 0;
+    arm_timer(t, loop_now_us() + us, 0);
+    return park(t);
+}
+
+int loop_wait_fd(int fd, short what, int64_t deadline_us)
+{
+    struct loop_task *t = current_task();
+    event_assign(&t->io, t->loop->base, fd, what, on_io, t);
+    event_priority_set(&t->io, PRIO_NORMAL);
+    if (event_add(&t->io, NULL) != 0)
+        return -EINVAL;
+    t->io_armed = true;
+    arm_timer(t, deadline_us, -ETIMEDOUT);
+    return park(t);
+}
+
+int loop_park(int64_t deadline_us)
+{
+    struct loop_task *t = current_task();
+    arm_timer(t, deadline_us, -ETIMEDOUT);
+    return park(t);
+}
+
+int loop_wake(coro_t *co, int result)
+{
+    struct loop_task *t = coro_data(co);
+    /* A deadline or cancellation not yet delivered loses to a real wake. */
+    if (t->state != TASK_PARKED && t->state != TASK_LATE)
+        return -EALREADY;
+    make_ready(t, result);
+    return 0;
+}
+
+int loop_cancel(coro_t *co)
+{
+    struct loop_task *t = coro_data(co);
+    if (t->state != TASK_PARKED)
+        return -EALREADY;
+    make_late(t, -ECANCELED);
+    return 0;
+}
+
+bool loop_parked(const coro_t *co)
+{
+    const struct loop_task *t = coro_data(co);
+    return t->state == TASK_PARKED;
+}

@@ -1,0 +1,77 @@
+/* loop: runs coroutines on a libevent event_base.
+ *
+ * A coroutine parks (sleep, fd wait, loop_park) and the loop resumes it when
+ * its event comes. How a park ends:
+ *   - its event (timer of a sleep, fd readiness, loop_wake): the result given;
+ *   - its deadline passes: -ETIMEDOUT;  loop_cancel(): -ECANCELED.
+ * Deadlines and cancellations are delivered after every other wake-up of the
+ * same loop turn, and a loop_wake() that comes before the coroutine has run
+ * overrides them. So a lock grant and a timeout in one turn resolve to the
+ * grant, whatever order libevent ran them in. */
+#ifndef TURNSTILE_LOOP_H
+#define TURNSTILE_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coro.h"
+
+#define LOOP_FOREVER INT64_MAX /* a deadline that never passes */
+
+struct event_base;
+struct event;
+struct loop_task;
+
+struct loop {
+    struct event_base *base;
+    struct coro_pool pool;
+    struct event *ready_ev; /* runs tasks woken by loop_wake() */
+    struct event *late_ev;  /* delivers timeouts and cancellations */
+    struct loop_task *ready_head, *ready_tail;
+    struct loop_task *late_head, *late_tail;
+    uint64_t spawned;
+};
+
+/* stack_size 0: CORO_DEFAULT_STACK. Returns 0 or a negative errno. */
+int loop_init(struct loop *loop, size_t stack_size, unsigned max_free_stacks);
+void loop_fini(struct loop *loop);
+
+/* Runs until loop_break() or nothing is left to wait for. */
+int loop_run(struct loop *loop);
+void loop_break(struct loop *loop);
+
+/* Monotonic clock in microseconds: the unit of every deadline here. */
+int64_t loop_now_us(void);
+
+/* Starts fn(arg) in a new coroutine at once; it runs until it first parks,
+ * then loop_spawn returns. -ENOMEM when no stack can be had. *out (may be
+ * NULL) names the coroutine while it lives, for loop_cancel(). */
+int loop_spawn(struct loop *loop, coro_fn fn, void *arg, coro_t **out);
+
+/* The loop of the running coroutine's task. */
+struct loop *loop_current(void);
+
+/* Parks the running coroutine for us microseconds (0 returns at once).
+ * Returns 0, or -ECANCELED if cancelled first. */
+int loop_sleep_us(int64_t us);
+
+/* Parks until fd is ready for `what` (EV_READ and/or EV_WRITE) or the
+ * deadline. Returns 0, -ETIMEDOUT or -ECANCELED. */
+int loop_wait_fd(int fd, short what, int64_t deadline_us);
+
+/* Parks until loop_wake(), the deadline or loop_cancel(). Returns the
+ * result given to loop_wake(), -ETIMEDOUT or -ECANCELED. */
+int loop_park(int64_t deadline_us);
+
+/* Makes co's park return `result` on a coming loop turn. Returns 0, or
+ * -EALREADY if co is not parked or already woken by an event. */
+int loop_wake(coro_t *co, int result);
+
+/* Ends co's park with -ECANCELED (unless an event woke it first). Returns
+ * 0 or -EALREADY like loop_wake(). */
+int loop_cancel(coro_t *co);
+
+/* True while co is parked and nothing has woken it yet. */
+bool loop_parked(const coro_t *co);
+
+#endif
