@@ -29,41 +29,43 @@ struct http_limits {
 
 /* After nginx and h2o: 8 KiB of head, a URL may use all of it, 100 fields,
  * 1 MiB of body. */
-#define HTTP_LIMITS_DEFAULT                                                  \
-    {                                                                        \
-        .max_header_bytes = 8192, .max_url = 8192, .max_headers = 100,       \
-        .max_body = 1024 * 1024                                              \
+#define HTTP_LIMITS_DEFAULT                                                                        \
+    {                                                                                              \
+        .max_header_bytes = 8192, .max_url = 8192, .max_headers = 100, .max_body = 1024 * 1024     \
     }
 
 struct http_request {
-    int method;                  /* llhttp_method_t */
+    int method;                   /* llhttp_method_t */
     char path[HTTP_MAX_PATH + 1]; /* NUL-terminated, without query or fragment */
     size_t path_len;
-    bool path_truncated;         /* path was longer than HTTP_MAX_PATH */
-    unsigned char major, minor;  /* always 1.0 or 1.1 on a complete request */
-    bool keep_alive;             /* the connection may serve another request */
-    uint64_t body_bytes;         /* body bytes seen (and discarded) */
+    bool path_truncated;        /* path was longer than HTTP_MAX_PATH */
+    unsigned char major, minor; /* always 1.0 or 1.1 on a complete request */
+    bool keep_alive;            /* the connection may serve another request */
+    uint64_t body_bytes;        /* body bytes seen (and discarded) */
 };
 
 struct http_parser {
     llhttp_t llhttp;
     struct http_limits limits;
     struct http_request req;
-    int error_status; /* != 0: reply with this status and close */
-    bool complete;    /* req holds one whole request; call http_parser_next() */
-    /* Per-request bookkeeping; see http.c. */
-    bool head_done;       /* request line and headers parsed */
-    bool url_open;        /* inside the request target */
-    bool path_done;       /* '?' or '#' seen: the rest of the URL is ignored */
-    bool lf_pending;      /* last head byte was LF: the next must not fold */
-    char prev;            /* last head byte of the previous call */
-    char version[3];      /* "D.D" as sent, to tell 505 from 400 */
-    size_t version_len;
-    size_t head_bytes;    /* bytes of request line + headers so far */
-    size_t url_bytes;     /* bytes of request target so far */
-    unsigned nheaders;
-    uint64_t body_wire;   /* bytes after the head: data plus chunk framing */
-    uint64_t chunk_total; /* declared chunk sizes so far */
+    int error_status;         /* != 0: reply with this status and close */
+    bool complete;            /* req holds one whole request; call http_parser_next() */
+    struct {                  /* per request, see http.c; zeroed by http_parser_next() */
+        bool head_done;       /* request line and headers parsed */
+        bool url_open;        /* inside the request target */
+        bool path_done;       /* '?' or '#' seen: the rest of the target is ignored */
+        bool lf_pending;      /* last head byte was LF: the next must not fold */
+        char prev;            /* last head byte fed so far */
+        bool version_done;    /* llhttp accepted the version's syntax */
+        char version[3];      /* "D.D" as sent, to tell 505 from 400 */
+        size_t version_len;   /* all version bytes, even past version[] */
+        size_t head_bytes;    /* request line + headers so far */
+        size_t url_bytes;     /* request target so far */
+        size_t field_len;     /* current header name so far */
+        unsigned nheaders;    /* header and trailer fields so far */
+        uint64_t body_wire;   /* bytes after the head: data plus chunk framing */
+        uint64_t chunk_total; /* declared chunk sizes so far */
+    } st;
 };
 
 /* Prepares p for a new connection; limits NULL means HTTP_LIMITS_DEFAULT. */
@@ -76,7 +78,9 @@ void http_parser_init(struct http_parser *p, const struct http_limits *limits);
  * failed, further calls consume nothing. */
 size_t http_parse(struct http_parser *p, const char *data, size_t len);
 
-/* Forgets the complete request and readies p for the next pipelined one. */
+/* Forgets the complete request and readies p for the next pipelined one.
+ * Only after a keep-alive request: otherwise llhttp ignores what follows,
+ * and the caller must close instead. */
 void http_parser_next(struct http_parser *p);
 
 /* True while no byte of the next request has arrived (keep-alive idle, as
@@ -84,9 +88,9 @@ void http_parser_next(struct http_parser *p);
 bool http_parser_idle(const struct http_parser *p);
 
 struct http_reply {
-    int status;                /* 100..999 */
-    const char *content_type;  /* NULL: text/plain if there is a body */
-    const char *body;          /* may be NULL when body_len is 0 */
+    int status;               /* 100..999 */
+    const char *content_type; /* NULL: text/plain if there is a body */
+    const char *body;         /* may be NULL when body_len is 0 */
     size_t body_len;
     const char *extra_headers; /* whole lines, e.g. "Allow: GET\r\n", or NULL */
     bool keep_alive;           /* false adds "Connection: close" */
@@ -95,17 +99,17 @@ struct http_reply {
     time_t now;                /* for Date; 0 means time(NULL) */
 };
 
-/* Formats a whole response into buf; returns its length, or 0 if cap is too
- * small (or the status is not three digits). */
+/* Formats a whole response (status line, Date, Server, Content-Type,
+ * Content-Length, Connection, extra_headers, body) into buf; returns its
+ * length, or 0 if cap is too small or the status is not three digits. */
 size_t http_format_reply(char *buf, size_t cap, const struct http_reply *r);
 
 /* The reason phrase of a status, "" for one we never send. */
 const char *http_reason(int status);
 
-/* IMF-fixdate of now ("Sun, 06 Nov 1994 08:49:37 GMT", 29 chars), from a
- * one-entry cache that is rebuilt only when the second changes. The pointer
- * stays the same; the text is valid until the next call with another second.
- * Not thread-safe (the server is single-threaded). */
+/* IMF-fixdate of now ("Sun, 06 Nov 1994 08:49:37 GMT", HTTP_DATE_LEN chars)
+ * from a per-thread one-entry cache, rebuilt only when the second changes:
+ * the pointer never changes, the text until a call with another second. */
 const char *http_date(time_t now);
 
 #define HTTP_DATE_LEN 29
