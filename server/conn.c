@@ -1,0 +1,293 @@
+/* conn: a connection's life in one coroutine. See conn.h.
+ *
+ * struct conn lives on the coroutine's own (pooled) stack, so a connection
+ * costs no allocation, and only the pages its buffers actually touch cost
+ * memory. Replies to pipelined requests collect in the output buffer and go
+ * out in one send when the parser needs more input, or before a request
+ * that may wait (so an earlier reply is never held back behind the lock).
+ * Every path out ends in conn_close(). */
+#include "conn.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "route.h"
+#include "server.h"
+
+#define CONN_IN_CAP  4096 /* unparsed input; the parser keeps what it needs */
+#define CONN_OUT_CAP 4096 /* replies waiting to be sent */
+
+struct conn {
+    struct server *srv;
+    struct conn *prev, *next; /* in srv->conns */
+    coro_t *co;
+    int fd;
+    bool idle; /* parked between requests: a stop may close it */
+    bool gone; /* the client hung up while its request ran */
+    int64_t deadline_us; /* for the request being read */
+    struct event hup;    /* watches for hang-up while a request waits */
+    size_t in_off, in_len, out_len;
+    struct http_parser parser;
+    char out[CONN_OUT_CAP];
+    char in[CONN_IN_CAP];
+};
+
+struct accept_args {
+    struct server *srv;
+    int fd;
+};
+
+static int64_t ms_to_us(uint64_t ms)
+{
+    return (int64_t)ms * 1000;
+}
+
+/* ---- output ---- */
+
+/* Sends the whole output buffer. Returns 0, or a negative errno when the
+ * client is gone or does not read within the send timeout. */
+static int flush(struct conn *c)
+{
+    size_t off = 0;
+    int64_t deadline = loop_now_us() + ms_to_us(c->srv->cfg.send_timeout_ms);
+    while (off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return -errno;
+        int rc = loop_wait_fd(c->fd, EV_WRITE, deadline);
+        if (rc < 0)
+            return rc;
+    }
+    c->out_len = 0;
+    return 0;
+}
+
+/* Formats a reply after those already waiting, flushing first if full. */
+static int append_reply(struct conn *c, struct http_reply *r)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
+        if (n > 0) {
+            c->out_len += n;
+            c->srv->stats.responses[r->status / 100 % 6]++;
+            return 0;
+        }
+        int rc = flush(c);
+        if (rc < 0)
+            return rc;
+    }
+    return -EMSGSIZE; /* a reply larger than the buffer: a bug, not input */
+}
+
+static int answer_error(struct conn *c, int status)
+{
+    const char *reason = http_reason(status);
+    char body[64];
+    int len = snprintf(body, sizeof(body), "%s\n", reason);
+    struct http_reply r = {.status = status, .body = body, .body_len = (size_t)len,
+                           .keep_alive = false};
+    c->srv->stats.requests++;
+    int rc = append_reply(c, &r);
+    return rc < 0 ? rc : flush(c);
+}
+
+/* ---- input ---- */
+
+/* Reads into the (fully consumed) input buffer, parking while nothing
+ * comes. Returns bytes read, 0 at end of stream, or a negative errno:
+ * -ETIMEDOUT at the deadline, -ECANCELED when a stop closes an idle
+ * connection. */
+static ssize_t fill(struct conn *c)
+{
+    c->in_off = c->in_len = 0;
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in, sizeof(c->in), 0);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return -errno;
+        c->idle = http_parser_idle(&c->parser);
+        if (c->idle && c->srv->draining)
+            return -ECANCELED;
+        int64_t deadline = c->idle ? loop_now_us() + ms_to_us(c->srv->cfg.keepalive_timeout_ms)
+                                   : c->deadline_us;
+        int rc = loop_wait_fd(c->fd, EV_READ, deadline);
+        c->idle = false;
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* ---- hang-up while a request waits ---- */
+
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    char byte;
+    (void)what;
+    /* EPOLLRDHUP also comes for a half-close after pipelined data: a client
+     * with bytes still unread is still talking to us. */
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    c->gone = true;
+    loop_cancel(c->co); /* leaves the lock queue; a running section completes */
+}
+
+static void watch_hangup(struct conn *c, bool on)
+{
+    if (on) {
+        event_assign(&c->hup, c->srv->loop.base, c->fd, EV_CLOSED, on_hup, c);
+        event_add(&c->hup, NULL);
+    } else {
+        event_del(&c->hup);
+    }
+}
+
+/* ---- requests ---- */
+
+/* Runs one complete request and queues its reply. Returns true to keep the
+ * connection for another request. */
+static bool handle(struct conn *c)
+{
+    struct server *srv = c->srv;
+    const struct http_request *req = &c->parser.req;
+    bool may_block = route_may_block(req);
+    char body[ROUTE_BODY_CAP];
+    struct route_reply rr;
+
+    srv->stats.requests++;
+    if (may_block && c->out_len > 0 && flush(c) < 0)
+        return false;
+    if (may_block)
+        watch_hangup(c, true);
+    route_dispatch(srv, req, &rr, body, sizeof(body));
+    if (may_block)
+        watch_hangup(c, false);
+    if (c->gone || rr.status == 0) {
+        c->gone = true;
+        srv->stats.gone++;
+        return false;
+    }
+    bool keep = req->keep_alive && !rr.close && !srv->draining;
+    struct http_reply r = {
+        .status = rr.status, .content_type = rr.content_type, .body = rr.body,
+        .body_len = rr.body_len, .extra_headers = rr.extra_headers, .keep_alive = keep,
+        .http10 = req->minor == 0,
+    };
+    return append_reply(c, &r) == 0 && keep;
+}
+
+/* Parses what is buffered, serving each complete request in order, and
+ * reads more until the connection should end. Returns why it ended. */
+static enum conn_end serve(struct conn *c)
+{
+    for (;;) {
+        if (c->in_off < c->in_len) {
+            if (http_parser_idle(&c->parser)) /* a new request: its deadline starts */
+                c->deadline_us = loop_now_us() + ms_to_us(c->srv->cfg.header_timeout_ms);
+            c->in_off += http_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
+        }
+        if (c->parser.error_status) {
+            answer_error(c, c->parser.error_status);
+            return CONN_END_BAD_REQUEST;
+        }
+        if (c->parser.complete) {
+            if (!handle(c))
+                return c->gone ? CONN_END_GONE : flush(c) < 0 ? CONN_END_CLIENT : CONN_END_DONE;
+            http_parser_next(&c->parser);
+            continue;
+        }
+        if (c->out_len > 0 && flush(c) < 0)
+            return CONN_END_CLIENT;
+        bool idle = http_parser_idle(&c->parser);
+        ssize_t n = fill(c);
+        if (n > 0) {
+            c->in_len = (size_t)n;
+            continue;
+        }
+        if (n == -ETIMEDOUT && !idle) {
+            answer_error(c, 408);
+            return CONN_END_TIMEOUT;
+        }
+        return n == -ETIMEDOUT ? CONN_END_IDLE : n == -ECANCELED ? CONN_END_DONE : CONN_END_CLIENT;
+    }
+}
+
+static void conn_close(struct conn *c, enum conn_end why)
+{
+    struct server *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    close(c->fd);
+    srv->stats.ended[why]++;
+    server_conn_closed(srv);
+}
+
+static void conn_main(void *arg)
+{
+    const struct accept_args *a = arg;
+    struct conn c; /* not zeroed whole: untouched buffer pages stay free */
+
+    c.srv = a->srv;
+    c.fd = a->fd;
+    c.co = coro_current();
+    c.idle = c.gone = false;
+    c.in_off = c.in_len = c.out_len = 0;
+    c.prev = NULL;
+    c.next = c.srv->conns;
+    if (c.next)
+        c.next->prev = &c;
+    c.srv->conns = &c;
+    http_parser_init(&c.parser, &c.srv->http_limits);
+    conn_close(&c, serve(&c));
+}
+
+/* No stack to be had (memory or vm.max_map_count): say so and go on. The
+ * reply fits any fresh socket buffer, so one non-blocking send does. */
+static void refuse(struct server *srv, int fd)
+{
+    char buf[512];
+    struct http_reply r = {.status = 503, .body = "Server overloaded.\n", .body_len = 19,
+                           .extra_headers = "Retry-After: 1\r\n", .keep_alive = false};
+    size_t n = http_format_reply(buf, sizeof(buf), &r);
+    srv->stats.spawn_failures++;
+    srv->stats.responses[5]++;
+    (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    srv->stats.ended[CONN_END_DONE]++;
+    server_conn_closed(srv);
+}
+
+void conn_accept(struct server *srv, int fd)
+{
+    struct accept_args a = {.srv = srv, .fd = fd};
+    srv->stats.accepted++;
+    srv->stats.active++;
+    if (loop_spawn(&srv->loop, conn_main, &a, NULL) < 0)
+        refuse(srv, fd);
+}
+
+void conn_drain_all(struct server *srv)
+{
+    for (struct conn *c = srv->conns; c; c = c->next)
+        if (c->idle)
+            loop_cancel(c->co);
+}

@@ -1,0 +1,57 @@
+/* resource: the counter and its critical section. See resource.h. */
+#include "resource.h"
+
+#include <errno.h>
+
+#include "loop.h"
+
+void resource_init(struct resource *r, double delay_ms, double jitter_ms, uint64_t max_waiters,
+                   bool use_lock)
+{
+    *r = (struct resource){
+        .delay_us = (int64_t)(delay_ms * 1000.0 + 0.5),
+        .jitter_us = (int64_t)(jitter_ms * 1000.0 + 0.5),
+        .use_lock = use_lock,
+        .rng = (uint64_t)loop_now_us() | 1,
+    };
+    lock_init(&r->lock, max_waiters);
+}
+
+/* xorshift64: jitter needs to be spread, not unpredictable. */
+static uint64_t next_random(struct resource *r)
+{
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    return r->rng;
+}
+
+/* The simulated work. A cancellation (the client hung up) does not cut it
+ * short: the update was promised to run to the end once started. */
+static void work(struct resource *r)
+{
+    int64_t us = r->delay_us;
+    if (r->jitter_us > 0)
+        us += (int64_t)(next_random(r) % (uint64_t)(r->jitter_us + 1));
+    int64_t end = loop_now_us() + us;
+    for (int64_t left = us; left > 0; left = end - loop_now_us())
+        loop_sleep_us(left);
+}
+
+int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n)
+{
+    if (r->use_lock) {
+        int rc = lock_acquire(&r->lock, deadline_us);
+        if (rc < 0)
+            return rc;
+    }
+    r->in_section++;
+    uint64_t value = r->counter; /* read ... */
+    work(r);
+    r->counter = value + 1; /* ... write: without the lock, updates get lost */
+    r->in_section--;
+    *n = value + 1;
+    if (r->use_lock)
+        lock_release(&r->lock);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* route: the routing table and its handlers. See route.h. */
+#include "route.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server.h"
+
+typedef void (*route_fn)(struct server *srv, struct route_reply *out, char *buf, size_t cap);
+
+struct route {
+    const char *path;
+    int method;
+    route_fn fn;
+    const char *allow; /* the Allow header of a 405 */
+};
+
+static void text(struct route_reply *out, int status, const char *body, const char *extra)
+{
+    *out = (struct route_reply){.status = status, .content_type = "text/plain", .body = body,
+                                .body_len = strlen(body), .extra_headers = extra};
+}
+
+static void route_access(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+{
+    int64_t deadline = LOOP_FOREVER;
+    if (srv->cfg.lock_timeout_ms > 0)
+        deadline = loop_now_us() + (int64_t)(srv->cfg.lock_timeout_ms * 1000.0 + 0.5);
+    uint64_t n;
+    srv->stats.access++;
+    switch (resource_access(&srv->resource, deadline, &n)) {
+    case 0:
+        text(out, 200, buf, NULL);
+        out->body_len = (size_t)snprintf(buf, cap, "Resource accessed %llu times.",
+                                         (unsigned long long)n);
+        return;
+    case -ETIMEDOUT:
+        text(out, 503, "Timed out waiting for the lock.\n", "Retry-After: 1\r\n");
+        return;
+    case -EBUSY:
+        text(out, 503, "Too many requests waiting for the lock.\n", "Retry-After: 1\r\n");
+        return;
+    default: /* cancelled: the client hung up while queued */
+        *out = (struct route_reply){.status = 0};
+    }
+}
+
+static void route_stats(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+{
+    size_t len = stats_json(srv, buf, cap);
+    if (len == 0) {
+        text(out, 500, "Statistics do not fit the reply buffer.\n", NULL);
+        return;
+    }
+    *out = (struct route_reply){.status = 200, .content_type = "application/json", .body = buf,
+                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n"};
+}
+
+static const struct route routes[] = {
+    {"/access", HTTP_GET, route_access, "Allow: GET\r\n"},
+    {"/stats", HTTP_GET, route_stats, "Allow: GET\r\n"},
+};
+
+static const struct route *find(const struct http_request *req)
+{
+    if (req->path_truncated)
+        return NULL;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (strcmp(req->path, routes[i].path) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+bool route_may_block(const struct http_request *req)
+{
+    const struct route *r = find(req);
+    return r && r->fn == route_access && req->method == HTTP_GET;
+}
+
+void route_dispatch(struct server *srv, const struct http_request *req, struct route_reply *out,
+                    char *buf, size_t cap)
+{
+    const struct route *r = find(req);
+    if (!r)
+        text(out, 404, "Not found.\n", NULL);
+    else if (req->method != r->method)
+        text(out, 405, "Method not allowed.\n", r->allow);
+    else
+        r->fn(srv, out, buf, cap);
+}

@@ -1,0 +1,32 @@
+/* route: what each path answers. /access runs the critical section, /stats
+ * shows the counters; anything else is 404, a wrong method 405. */
+#ifndef TURNSTILE_ROUTE_H
+#define TURNSTILE_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+
+#define ROUTE_BODY_CAP 2048 /* the largest body a route writes (/stats) */
+
+struct server;
+
+struct route_reply {
+    int status; /* 0: no reply, the client is gone */
+    const char *content_type;
+    const char *body;
+    size_t body_len;
+    const char *extra_headers; /* whole header lines, or NULL */
+    bool close;                /* end the connection after this reply */
+};
+
+/* True for requests that may park (queue for the lock, simulated work):
+ * replies before them are sent first, and hang-ups are watched. */
+bool route_may_block(const struct http_request *req);
+
+/* Answers req; a body the route builds goes into buf (cap bytes). */
+void route_dispatch(struct server *srv, const struct http_request *req, struct route_reply *out,
+                    char *buf, size_t cap);
+
+#endif

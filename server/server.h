@@ -1,0 +1,44 @@
+/* server: the daemon's state, its listener, signals and graceful stop. */
+#ifndef TURNSTILE_SERVER_H
+#define TURNSTILE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "http.h"
+#include "loop.h"
+#include "resource.h"
+#include "stats.h"
+
+struct conn;
+struct event;
+struct evconnlistener;
+
+struct server {
+    struct cfg cfg;
+    struct loop loop;
+    struct resource resource;
+    struct http_limits http_limits;
+    struct server_stats stats;
+    struct evconnlistener *listener;
+    struct event *signals[2];
+    struct event *drain_timer;
+    struct event *accept_retry; /* re-enables accepting after EMFILE */
+    struct conn *conns;         /* every open connection */
+    bool draining;              /* stopping: no new requests */
+    bool accept_paused;         /* at the connection limit, or after EMFILE */
+    char url[300];              /* http://HOST:PORT, as announced */
+};
+
+/* Binds and listens as cfg says and prints the listening line. Returns 0,
+ * or a negative errno after printing one line on stderr. */
+int server_start(struct server *srv, const struct cfg *cfg);
+/* Serves until stopped by a signal and drained. */
+int server_run(struct server *srv);
+void server_fini(struct server *srv);
+
+/* Called by conn when a connection closes. */
+void server_conn_closed(struct server *srv);
+
+#endif

@@ -1,0 +1,28 @@
+/* stats: the server's own counters, and the /stats JSON document that
+ * shows them beside the lock's statistics. */
+#ifndef TURNSTILE_STATS_H
+#define TURNSTILE_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+struct server;
+
+struct server_stats {
+    int64_t started_us;
+    uint64_t requests;       /* requests answered or dropped, bad ones included */
+    uint64_t access;         /* GET /access requests */
+    uint64_t responses[6];   /* by class: [2] = 2xx ... [5] = 5xx */
+    uint64_t accepted;       /* connections accepted */
+    uint64_t active;         /* connections open now */
+    uint64_t gone;           /* clients that left before their reply (nginx's 499) */
+    uint64_t spawn_failures; /* connections refused: no coroutine to be had */
+    uint64_t ended[CONN_END_COUNT]; /* closed connections, by why */
+};
+
+/* Writes the /stats document; returns its length, or 0 if cap is too small. */
+size_t stats_json(const struct server *srv, char *buf, size_t cap);
+
+#endif

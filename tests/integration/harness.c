@@ -1,0 +1,303 @@
+/* harness: see harness.h. Failures abort the current Check test with a
+ * message; every wait has a deadline. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_ARGS 64
+
+long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *binary(void)
+{
+    const char *bin = getenv("TURNSTILE_BIN");
+    ck_assert_msg(bin != NULL, "TURNSTILE_BIN is not set");
+    return bin;
+}
+
+/* Reads from fd until "\n" or EOF or the deadline; returns length. */
+static size_t read_line(int fd, char *buf, size_t cap, int timeout_ms)
+{
+    size_t len = 0;
+    long long end = now_ms() + timeout_ms;
+    while (len + 1 < cap && now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, 1);
+        if (n <= 0)
+            break;
+        if (buf[len++] == '\n')
+            break;
+    }
+    buf[len] = 0;
+    return len;
+}
+
+static void collect_args(const char **argv, int start, const char *first, va_list ap)
+{
+    int i = start;
+    for (const char *a = first; a && i < MAX_ARGS - 1; a = va_arg(ap, const char *))
+        argv[i++] = a;
+    argv[i] = NULL;
+}
+
+void srv_start(struct srv *s, const char *arg, ...)
+{
+    const char *argv[MAX_ARGS] = {binary(), "--port", "0"};
+    va_list ap;
+    va_start(ap, arg);
+    collect_args(argv, 3, arg, ap);
+    va_end(ap);
+    int out[2], err[2];
+    ck_assert(pipe(out) == 0 && pipe(err) == 0);
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    s->err_fd = err[0];
+    char line[256];
+    read_line(out[0], line, sizeof(line), 20000);
+    close(out[0]); /* the server prints nothing else on stdout */
+    ck_assert_msg(sscanf(line, "turnstile listening on http://127.0.0.1:%d", &s->port) == 1,
+                  "no listening line, got '%s'", line);
+}
+
+int srv_wait(struct srv *s, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    int status;
+    while (now_ms() < end) {
+        pid_t r = waitpid(s->pid, &status, WNOHANG);
+        if (r == s->pid) {
+            close(s->err_fd);
+            s->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL); /* polling a child's exit: no event to wait on */
+    }
+    return -1;
+}
+
+int srv_stop(struct srv *s, int sig)
+{
+    kill(s->pid, sig);
+    int rc = srv_wait(s, 30000);
+    if (rc < 0) {
+        kill(s->pid, SIGKILL);
+        srv_wait(s, 5000);
+    }
+    return rc;
+}
+
+int run_binary(char *out, size_t out_cap, char *err, size_t err_cap, const char *arg, ...)
+{
+    const char *argv[MAX_ARGS] = {binary()};
+    va_list ap;
+    va_start(ap, arg);
+    collect_args(argv, 1, arg, ap);
+    va_end(ap);
+    char tmpl_out[] = "/tmp/turnstile-out-XXXXXX", tmpl_err[] = "/tmp/turnstile-err-XXXXXX";
+    int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ssize_t n = pread(fo, out, out_cap - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    n = pread(fe, err, err_cap - 1, 0);
+    err[n > 0 ? n : 0] = 0;
+    close(fo);
+    close(fe);
+    unlink(tmpl_out);
+    unlink(tmpl_err);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int tcp_connect(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+void send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        ck_assert_msg(n > 0, "send: %s", strerror(errno));
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Waits until rd holds at least `want` bytes; false on EOF or timeout. */
+static bool fill_to(struct reader *rd, size_t want, long long end)
+{
+    while (rd->len < want) {
+        struct pollfd p = {.fd = rd->fd, .events = POLLIN};
+        long long left = end - now_ms();
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return false;
+        ssize_t n = recv(rd->fd, rd->buf + rd->len, sizeof(rd->buf) - rd->len, 0);
+        if (n <= 0)
+            return false;
+        rd->len += (size_t)n;
+    }
+    return true;
+}
+
+static char *find_head_end(struct reader *rd, long long end)
+{
+    for (;;) {
+        rd->buf[rd->len < sizeof(rd->buf) ? rd->len : sizeof(rd->buf) - 1] = 0;
+        char *e = strstr(rd->buf, "\r\n\r\n");
+        if (e)
+            return e;
+        if (!fill_to(rd, rd->len + 1, end))
+            return NULL;
+    }
+}
+
+int read_response(struct reader *rd, struct resp *r, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    char *e = find_head_end(rd, end);
+    if (!e || sscanf(rd->buf, "HTTP/1.%*d %d", &r->status) != 1)
+        return -1;
+    size_t head = (size_t)(e - rd->buf) + 4;
+    snprintf(r->headers, sizeof(r->headers), "%.*s", (int)head, rd->buf);
+    const char *cl = strcasestr(r->headers, "\r\nContent-Length: ");
+    size_t body = cl ? strtoul(cl + 18, NULL, 10) : 0;
+    if (body >= sizeof(r->body) || !fill_to(rd, head + body, end))
+        return -1;
+    memcpy(r->body, rd->buf + head, body);
+    r->body[body] = 0;
+    r->body_len = body;
+    memmove(rd->buf, rd->buf + head + body, rd->len - head - body);
+    rd->len -= head + body;
+    return 0;
+}
+
+bool wait_closed(int fd, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    char buf[256];
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+        if (n < 0)
+            return false;
+    }
+    return false;
+}
+
+int http_get(int port, const char *path, struct resp *r)
+{
+    static struct reader rd;
+    char req[512];
+    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                       path);
+    rd.fd = tcp_connect(port);
+    rd.len = 0;
+    send_all(rd.fd, req, (size_t)len);
+    int rc = read_response(&rd, r, 30000);
+    close(rd.fd);
+    return rc;
+}
+
+bool has_header(const struct resp *r, const char *line)
+{
+    return strcasestr(r->headers, line) != NULL;
+}
+
+long long access_n(const struct resp *r)
+{
+    long long n;
+    if (r->status != 200 || sscanf(r->body, "Resource accessed %lld times.", &n) != 1)
+        return -1;
+    return n;
+}
+
+/* Follows "a.b.c" through nested JSON objects, textually: /stats has
+ * unique keys per object and no strings containing braces. */
+static long long json_path(const char *json, const char *path)
+{
+    char key[64];
+    const char *at = json;
+    while (*path) {
+        size_t n = strcspn(path, ".");
+        snprintf(key, sizeof(key), "\"%.*s\":", (int)n, path);
+        at = strstr(at, key);
+        if (!at)
+            return -1;
+        at += strlen(key);
+        path += n + (path[n] == '.');
+    }
+    while (*at == ' ')
+        at++;
+    if (strncmp(at, "true", 4) == 0)
+        return 1;
+    if (strncmp(at, "false", 5) == 0)
+        return 0;
+    return strtoll(at, NULL, 10);
+}
+
+long long stat_value(int port, const char *key)
+{
+    struct resp r;
+    ck_assert_int_eq(http_get(port, "/stats", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    return json_path(r.body, key);
+}
+
+bool wait_stat(int port, const char *key, long long want, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        if (stat_value(port, key) == want)
+            return true;
+        struct timespec ts = {0, 2 * 1000000};
+        nanosleep(&ts, NULL); /* between polls of /stats */
+    }
+    return false;
+}

@@ -1,0 +1,64 @@
+/* harness: what integration tests need to drive the real turnstile binary:
+ * start it on --port 0 and read its listening line, stop it and get its
+ * exit status, raw HTTP over sockets (pipelining included), and /stats
+ * values polled with a deadline instead of sleeps. Only 127.0.0.1. */
+#ifndef TURNSTILE_HARNESS_H
+#define TURNSTILE_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct srv {
+    pid_t pid;
+    int port;
+    int err_fd; /* the server's stderr */
+};
+
+/* Starts $TURNSTILE_BIN --port 0 ARGS... (NULL-terminated) and waits for
+ * its listening line. */
+void srv_start(struct srv *s, const char *arg, ...);
+/* Sends sig and returns the exit status (128+N if killed by signal N). */
+int srv_stop(struct srv *s, int sig);
+/* Waits for the process to exit by itself; -1 if it did not in time. */
+int srv_wait(struct srv *s, int timeout_ms);
+
+/* Runs $TURNSTILE_BIN with ARGS (no --port added), returns its exit status
+ * and what it printed (stdout and stderr, each NUL-terminated). */
+int run_binary(char *out, size_t out_cap, char *err, size_t err_cap, const char *arg, ...);
+
+int tcp_connect(int port);
+void send_all(int fd, const char *buf, size_t len);
+
+struct resp {
+    int status;
+    char headers[2048]; /* raw header block, lower-cased names kept as sent */
+    char body[4096];
+    size_t body_len;
+};
+
+/* Buffers a connection's input so pipelined responses read one at a time. */
+struct reader {
+    int fd;
+    size_t len;
+    char buf[65536];
+};
+
+/* Reads the next response; 0, or -1 on EOF/timeout/garbage. */
+int read_response(struct reader *rd, struct resp *r, int timeout_ms);
+/* True if the peer closes the connection within timeout_ms. */
+bool wait_closed(int fd, int timeout_ms);
+/* One request on a fresh connection. */
+int http_get(int port, const char *path, struct resp *r);
+bool has_header(const struct resp *r, const char *line);
+/* The N of "Resource accessed N times.", or -1. */
+long long access_n(const struct resp *r);
+
+/* A number from /stats: key is a path of object keys, "lock.waiters". */
+long long stat_value(int port, const char *key);
+/* Polls /stats until key == want; false if the deadline passes. */
+bool wait_stat(int port, const char *key, long long want, int timeout_ms);
+
+long long now_ms(void);
+
+#endif
