@@ -13,12 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_ARGS 64
+
+unsigned long srv_as_limit_mib;
 
 long long now_ms(void)
 {
@@ -73,6 +76,9 @@ void srv_start(struct srv *s, const char *arg, ...)
     s->pid = fork();
     ck_assert_int_ge(s->pid, 0);
     if (s->pid == 0) {
+        struct rlimit rl = {.rlim_cur = srv_as_limit_mib << 20, .rlim_max = srv_as_limit_mib << 20};
+        if (srv_as_limit_mib)
+            setrlimit(RLIMIT_AS, &rl);
         dup2(out[1], 1);
         dup2(err[1], 2);
         execv(argv[0], (char **)argv);
@@ -172,7 +178,7 @@ static bool fill_to(struct reader *rd, size_t want, long long end)
     while (rd->len < want) {
         struct pollfd p = {.fd = rd->fd, .events = POLLIN};
         long long left = end - now_ms();
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+        if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0) /* past the deadline: one last look */
             return false;
         ssize_t n = recv(rd->fd, rd->buf + rd->len, sizeof(rd->buf) - rd->len, 0);
         if (n <= 0)

@@ -15,6 +15,10 @@ struct srv {
     int err_fd; /* the server's stderr */
 };
 
+/* When nonzero, srv_start() caps the server's address space (RLIMIT_AS)
+ * at this many MiB, so it runs out of coroutine stacks early. */
+extern unsigned long srv_as_limit_mib;
+
 /* Starts $TURNSTILE_BIN --port 0 ARGS... (NULL-terminated) and waits for
  * its listening line. */
 void srv_start(struct srv *s, const char *arg, ...);

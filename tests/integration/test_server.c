@@ -342,6 +342,49 @@ START_TEST(sigterm_finishes_queued_requests)
 }
 END_TEST
 
+/* ---- out of coroutine stacks ---- */
+
+/* With its address space capped, the server cannot map a stack for every
+ * connection: the ones it cannot serve get 503 at once, and it goes on.
+ * (Not under ASan, whose shadow memory needs the address space.) */
+START_TEST(no_stack_answers_503_and_goes_on)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return;
+#endif
+    enum { N = 2000 };
+    static int fds[N];
+    srv_as_limit_mib = 100;
+    srv_start(&srv, "--delay-ms", "0", NULL);
+    srv_as_limit_mib = 0;
+    for (int i = 0; i < N; i++)
+        fds[i] = tcp_connect(srv.port);
+    /* Far past the capacity, the last one is refused; accepts run in order,
+     * so once its 503 is here every refusal is in its socket. */
+    int refused = 0;
+    for (int i = N - 1; i >= 0; i--) {
+        static struct reader rd;
+        struct resp r;
+        rd.fd = fds[i];
+        rd.len = 0;
+        if (read_response(&rd, &r, i == N - 1 ? 20000 : 0) == 0) {
+            ck_assert_int_eq(r.status, 503);
+            refused++;
+        }
+    }
+    ck_assert_int_gt(refused, 0);
+    ck_assert_int_lt(refused, N);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ck_assert(wait_stat(srv.port, "connections.active", 1, 10000)); /* only the /stats one */
+    ck_assert_int_eq(stat_value(srv.port, "connections.refused"), refused);
+    struct resp r;
+    ck_assert_int_eq(http_get(srv.port, "/access", &r), 0);
+    ck_assert_int_eq(access_n(&r), 1);
+    ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+}
+END_TEST
+
 /* ---- the command line ---- */
 
 START_TEST(help_lists_every_flag)
@@ -411,6 +454,7 @@ int main(void)
     tcase_add_test(tc, http10_and_connection_close);
     tcase_add_test(tc, unknown_path_and_wrong_method);
     tcase_add_test(tc, sigterm_finishes_queued_requests);
+    tcase_add_test(tc, no_stack_answers_503_and_goes_on);
     tcase_add_test(tc, help_lists_every_flag);
     tcase_add_test(tc, bad_flags_exit_2);
     tcase_add_test(tc, port_in_use_exits_1);
