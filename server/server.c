@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -212,7 +213,7 @@ static int make_events(struct server *srv)
     return 0;
 }
 
-int server_start(struct server *srv, const struct cfg *cfg)
+int server_init(struct server *srv, const struct cfg *cfg)
 {
     *srv = (struct server){.cfg = *cfg};
     srv->http_limits = (struct http_limits){
@@ -226,7 +227,26 @@ int server_start(struct server *srv, const struct cfg *cfg)
     }
     resource_init(&srv->resource, cfg->delay_ms, cfg->jitter_ms, cfg->max_waiters, !cfg->no_lock);
     srv->stats.started_us = loop_now_us();
-    rc = make_events(srv);
+    return make_events(srv);
+}
+
+/* Each connection is a descriptor: lift the soft limit (often 1024) toward
+ * the hard one so --max-connections is reachable. Past what the system
+ * allows, accept fails with EMFILE and the listener pauses. */
+static void raise_fd_limit(uint64_t max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 64; /* listener, epoll, timerfd, stdio... */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+int server_start(struct server *srv, const struct cfg *cfg)
+{
+    raise_fd_limit(cfg->max_connections);
+    int rc = server_init(srv, cfg);
     if (rc == 0)
         rc = listen_on(srv);
     if (rc < 0)

@@ -31,8 +31,12 @@ struct server {
     char url[300];              /* http://HOST:PORT, as announced */
 };
 
-/* Binds and listens as cfg says and prints the listening line. Returns 0,
- * or a negative errno after printing one line on stderr. */
+/* Sets up the loop, the resource and the signal handlers, without listening
+ * (the fuzz target feeds connections itself). Returns 0 or a negative errno. */
+int server_init(struct server *srv, const struct cfg *cfg);
+/* server_init(), then binds and listens as cfg says and prints the
+ * listening line. Returns 0, or a negative errno after printing one line on
+ * stderr (-EINVAL: the configuration is at fault). */
 int server_start(struct server *srv, const struct cfg *cfg);
 /* Serves until stopped by a signal and drained. */
 int server_run(struct server *srv);
