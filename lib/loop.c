@@ -36,9 +36,8 @@ struct loop_task {
     enum task_state state;
     int result;        /* what the park returns */
     int timer_result;  /* 0 for a sleep, -ETIMEDOUT for a deadline */
-    bool timer_armed, io_armed;
+    bool timer_armed;
     struct event timer;
-    struct event io;
     struct loop_task *prev, *next; /* in ready or late queue */
 };
 
@@ -79,9 +78,7 @@ static void disarm(struct loop_task *t)
 {
     if (t->timer_armed)
         event_del(&t->timer);
-    if (t->io_armed)
-        event_del(&t->io);
-    t->timer_armed = t->io_armed = false;
+    t->timer_armed = false;
 }
 
 /* Leaves whatever queue t is in, so it can be resumed or freed. */
@@ -168,13 +165,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         make_late(t, t->timer_result);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg)
+/* An event for t came: resume it at once when we are on the loop's own
+ * stack, else through the ready queue. It beats a timeout or cancel that is
+ * not delivered yet. Returns -EALREADY if t is not waiting. */
+static int deliver(struct loop_task *t, int result)
 {
-    struct loop_task *t = arg;
-    (void)fd, (void)what;
-    t->io_armed = false;
-    if (t->state == TASK_PARKED)
-        resume(t, 0);
+    if (t->state == TASK_PARKED && !coro_current())
+        resume(t, result);
+    else if (t->state == TASK_PARKED || t->state == TASK_LATE)
+        make_ready(t, result);
+    else
+        return -EALREADY;
+    return 0;
 }
 
 /* ---- loop ---- */
@@ -320,18 +322,6 @@ int loop_sleep_us(int64_t us)
     return park(t);
 }
 
-int loop_wait_fd(int fd, short what, int64_t deadline_us)
-{
-    struct loop_task *t = current_task();
-    event_assign(&t->io, t->loop->base, fd, what, on_io, t);
-    event_priority_set(&t->io, PRIO_NORMAL);
-    if (event_add(&t->io, NULL) != 0)
-        return -EINVAL;
-    t->io_armed = true;
-    arm_timer(t, deadline_us, -ETIMEDOUT);
-    return park(t);
-}
-
 int loop_park(int64_t deadline_us)
 {
     struct loop_task *t = current_task();
@@ -341,12 +331,7 @@ int loop_park(int64_t deadline_us)
 
 int loop_wake(coro_t *co, int result)
 {
-    struct loop_task *t = coro_data(co);
-    /* A deadline or cancellation not yet delivered loses to a real wake. */
-    if (t->state != TASK_PARKED && t->state != TASK_LATE)
-        return -EALREADY;
-    make_ready(t, result);
-    return 0;
+    return deliver(coro_data(co), result);
 }
 
 int loop_cancel(coro_t *co)
@@ -362,4 +347,76 @@ bool loop_parked(const coro_t *co)
 {
     const struct loop_task *t = coro_data(co);
     return t->state == TASK_PARKED;
+}
+
+/* ---- watched descriptors ---- */
+
+static void on_io_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_io *io = arg;
+    struct loop_task *t = io->task;
+    (void)fd;
+    if ((what & EV_CLOSED) && !io->waiting && t->state == TASK_PARKED && io->on_hangup)
+        io->on_hangup(io->arg);
+    if (what & EV_CLOSED) /* reading tells the owner how the peer left */
+        what |= EV_READ;
+    io->ready |= what & (EV_READ | EV_WRITE);
+    if (io->waiting & what) {
+        io->waiting = 0;
+        deliver(t, 0);
+    }
+}
+
+static void io_abandon(void *arg)
+{
+    loop_io_close(arg);
+}
+
+int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg)
+{
+    struct loop_task *t = current_task();
+    *io = (struct loop_io){.task = t, .fd = fd, .ready = EV_READ | EV_WRITE,
+                           .on_hangup = on_hangup, .arg = arg};
+    event_assign(&io->rev, t->loop->base, fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, on_io_event,
+                 io);
+    event_assign(&io->wev, t->loop->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_io_event, io);
+    event_priority_set(&io->rev, PRIO_NORMAL);
+    event_priority_set(&io->wev, PRIO_NORMAL);
+    if (event_add(&io->rev, NULL) != 0)
+        return -EINVAL;
+    int rc = coro_defer(t->co, io_abandon, io);
+    if (rc < 0)
+        event_del(&io->rev);
+    return rc;
+}
+
+void loop_io_close(struct loop_io *io)
+{
+    event_del(&io->rev);
+    if (io->write_watched)
+        event_del(&io->wev);
+    coro_undefer(io->task->co, io_abandon, io);
+}
+
+void loop_io_clear(struct loop_io *io, short what)
+{
+    io->ready &= (short)~what;
+}
+
+int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us)
+{
+    struct loop_task *t = io->task;
+    if (io->ready & what)
+        return 0;
+    /* Writes rarely block: watch for room only from the first time one does. */
+    if ((what & EV_WRITE) && !io->write_watched) {
+        if (event_add(&io->wev, NULL) != 0)
+            return -EINVAL;
+        io->write_watched = true;
+    }
+    io->waiting = what;
+    arm_timer(t, deadline_us, -ETIMEDOUT);
+    int rc = park(t);
+    io->waiting = 0;
+    return rc;
 }

@@ -14,12 +14,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/event_struct.h>
+
 #include "coro.h"
 
 #define LOOP_FOREVER INT64_MAX /* a deadline that never passes */
 
-struct event_base;
-struct event;
 struct loop_task;
 
 struct loop {
@@ -55,9 +55,35 @@ struct loop *loop_current(void);
  * Returns 0, or -ECANCELED if cancelled first. */
 int loop_sleep_us(int64_t us);
 
-/* Parks until fd is ready for `what` (EV_READ and/or EV_WRITE) or the
- * deadline. Returns 0, -ETIMEDOUT or -ECANCELED. */
-int loop_wait_fd(int fd, short what, int64_t deadline_us);
+/* A descriptor watched for as long as its owner coroutine has it open,
+ * edge-triggered: waiting costs no epoll_ctl, only the open and the close
+ * do. `ready` remembers the edges seen since the owner last cleared them,
+ * so an edge that comes while the owner is busy is not lost. */
+struct loop_io {
+    struct loop_task *task; /* the owner: the coroutine that waits on it */
+    int fd;
+    short ready;   /* EV_READ / EV_WRITE edges not yet cleared */
+    short waiting; /* what the owner is parked on, 0 if none */
+    bool write_watched;
+    struct event rev, wev; /* in place: opening one allocates nothing */
+    void (*on_hangup)(void *arg); /* peer hung up while the owner waited elsewhere */
+    void *arg;
+};
+
+/* From the owner coroutine. on_hangup (may be NULL) runs on the loop's
+ * stack when the peer closes or resets while the owner is parked on
+ * something else (a lock, a sleep): it may loop_cancel() the owner. The
+ * io is closed automatically if the owner is destroyed. */
+int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg);
+/* Stops watching (does not close fd). */
+void loop_io_close(struct loop_io *io);
+/* Parks until fd is ready for `what` (EV_READ or EV_WRITE), returning at
+ * once if an edge came since loop_io_clear(). Returns 0, -ETIMEDOUT or
+ * -ECANCELED. */
+int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us);
+/* The owner drained the descriptor (EAGAIN, or a short read): forget the
+ * edge so the next wait parks until a new one. */
+void loop_io_clear(struct loop_io *io, short what);
 
 /* Parks until loop_wake(), the deadline or loop_cancel(). Returns the
  * result given to loop_wake(), -ETIMEDOUT or -ECANCELED. */

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/event_struct.h>
 
 #include "route.h"
 #include "server.h"
@@ -30,7 +29,7 @@ struct conn {
     bool idle; /* parked between requests: a stop may close it */
     bool gone; /* the client hung up while its request ran */
     int64_t deadline_us; /* for the request being read */
-    struct event hup;    /* watches for hang-up while a request waits */
+    struct loop_io io;
     size_t in_off, in_len, out_len;
     struct http_parser parser;
     char out[CONN_OUT_CAP];
@@ -65,7 +64,8 @@ static int flush(struct conn *c)
             continue;
         if (n < 0 && errno != EAGAIN)
             return -errno;
-        int rc = loop_wait_fd(c->fd, EV_WRITE, deadline);
+        loop_io_clear(&c->io, EV_WRITE);
+        int rc = loop_io_wait(&c->io, EV_WRITE, deadline);
         if (rc < 0)
             return rc;
     }
@@ -107,54 +107,49 @@ static int answer_error(struct conn *c, int status)
 /* Reads into the (fully consumed) input buffer, parking while nothing
  * comes. Returns bytes read, 0 at end of stream, or a negative errno:
  * -ETIMEDOUT at the deadline, -ECANCELED when a stop closes an idle
- * connection. */
+ * connection. A read shorter than the buffer drained the socket, so the
+ * next call waits for an edge instead of spending a recv on EAGAIN. */
 static ssize_t fill(struct conn *c)
 {
     c->in_off = c->in_len = 0;
     for (;;) {
-        ssize_t n = recv(c->fd, c->in, sizeof(c->in), 0);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return -errno;
+        if (c->io.ready & EV_READ) {
+            ssize_t n = recv(c->fd, c->in, sizeof(c->in), 0);
+            if (n >= 0 && (size_t)n < sizeof(c->in))
+                loop_io_clear(&c->io, EV_READ);
+            if (n >= 0)
+                return n;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                return -errno;
+            loop_io_clear(&c->io, EV_READ);
+        }
         c->idle = http_parser_idle(&c->parser);
         if (c->idle && c->srv->draining)
             return -ECANCELED;
         int64_t deadline = c->idle ? loop_now_us() + ms_to_us(c->srv->cfg.keepalive_timeout_ms)
                                    : c->deadline_us;
-        int rc = loop_wait_fd(c->fd, EV_READ, deadline);
+        int rc = loop_io_wait(&c->io, EV_READ, deadline);
         c->idle = false;
         if (rc < 0)
             return rc;
     }
 }
 
-/* ---- hang-up while a request waits ---- */
-
-static void on_hup(evutil_socket_t fd, short what, void *arg)
+/* The client closed or reset while its request waited for the lock or ran
+ * its section: leave the lock queue (a running section completes). */
+static void on_hangup(void *arg)
 {
     struct conn *c = arg;
     char byte;
-    (void)what;
     /* EPOLLRDHUP also comes for a half-close after pipelined data: a client
      * with bytes still unread is still talking to us. */
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
         return;
     c->gone = true;
-    loop_cancel(c->co); /* leaves the lock queue; a running section completes */
-}
-
-static void watch_hangup(struct conn *c, bool on)
-{
-    if (on) {
-        event_assign(&c->hup, c->srv->loop.base, c->fd, EV_CLOSED, on_hup, c);
-        event_add(&c->hup, NULL);
-    } else {
-        event_del(&c->hup);
-    }
+    loop_cancel(c->co);
 }
 
 /* ---- requests ---- */
@@ -165,18 +160,13 @@ static bool handle(struct conn *c)
 {
     struct server *srv = c->srv;
     const struct http_request *req = &c->parser.req;
-    bool may_block = route_may_block(req);
     char body[ROUTE_BODY_CAP];
     struct route_reply rr;
 
     srv->stats.requests++;
-    if (may_block && c->out_len > 0 && flush(c) < 0)
+    if (c->out_len > 0 && route_may_block(req) && flush(c) < 0)
         return false;
-    if (may_block)
-        watch_hangup(c, true);
     route_dispatch(srv, req, &rr, body, sizeof(body));
-    if (may_block)
-        watch_hangup(c, false);
     if (c->gone || rr.status == 0) {
         c->gone = true;
         srv->stats.gone++;
@@ -227,6 +217,14 @@ static enum conn_end serve(struct conn *c)
     }
 }
 
+/* The last step of every connection, served or refused. */
+static void release_fd(struct server *srv, int fd, enum conn_end why)
+{
+    close(fd);
+    srv->stats.ended[why]++;
+    server_conn_closed(srv);
+}
+
 static void conn_close(struct conn *c, enum conn_end why)
 {
     struct server *srv = c->srv;
@@ -236,9 +234,8 @@ static void conn_close(struct conn *c, enum conn_end why)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    close(c->fd);
-    srv->stats.ended[why]++;
-    server_conn_closed(srv);
+    loop_io_close(&c->io);
+    release_fd(srv, c->fd, why);
 }
 
 static void conn_main(void *arg)
@@ -251,6 +248,10 @@ static void conn_main(void *arg)
     c.co = coro_current();
     c.idle = c.gone = false;
     c.in_off = c.in_len = c.out_len = 0;
+    if (loop_io_open(&c.io, c.fd, on_hangup, &c) < 0) {
+        release_fd(c.srv, c.fd, CONN_END_DONE);
+        return;
+    }
     c.prev = NULL;
     c.next = c.srv->conns;
     if (c.next)
@@ -271,9 +272,7 @@ static void refuse(struct server *srv, int fd)
     srv->stats.spawn_failures++;
     srv->stats.responses[5]++;
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    close(fd);
-    srv->stats.ended[CONN_END_DONE]++;
-    server_conn_closed(srv);
+    release_fd(srv, fd, CONN_END_DONE);
 }
 
 void conn_accept(struct server *srv, int fd)

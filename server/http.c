@@ -501,7 +501,7 @@ static void put_str(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static void put_u64(struct out *o, uint64_t v)
+size_t http_u64(char *dst, uint64_t v)
 {
     char tmp[20];
     size_t i = sizeof(tmp);
@@ -510,7 +510,14 @@ static void put_u64(struct out *o, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    put(o, tmp + i, sizeof(tmp) - i);
+    memcpy(dst, tmp + i, sizeof(tmp) - i);
+    return sizeof(tmp) - i;
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    char tmp[20];
+    put(o, tmp, http_u64(tmp, v));
 }
 
 static void put_headers(struct out *o, const struct http_reply *r)

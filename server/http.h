@@ -104,6 +104,10 @@ struct http_reply {
  * length, or 0 if cap is too small or the status is not three digits. */
 size_t http_format_reply(char *buf, size_t cap, const struct http_reply *r);
 
+/* Writes v in decimal at dst (room for 20 digits); returns the length.
+ * printf-free: replies are on the hot path. */
+size_t http_u64(char *dst, uint64_t v);
+
 /* The reason phrase of a status, "" for one we never send. */
 const char *http_reason(int status);
 

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #define MAX_ARGS 64
 
 unsigned long srv_as_limit_mib;
+unsigned long srv_nofile_limit;
 
 long long now_ms(void)
 {
@@ -77,10 +79,18 @@ void srv_start(struct srv *s, const char *arg, ...)
     ck_assert_int_ge(s->pid, 0);
     if (s->pid == 0) {
         struct rlimit rl = {.rlim_cur = srv_as_limit_mib << 20, .rlim_max = srv_as_limit_mib << 20};
+        struct rlimit nofile = {.rlim_cur = srv_nofile_limit, .rlim_max = srv_nofile_limit};
         if (srv_as_limit_mib)
             setrlimit(RLIMIT_AS, &rl);
+        if (srv_nofile_limit)
+            setrlimit(RLIMIT_NOFILE, &nofile);
         dup2(out[1], 1);
         dup2(err[1], 2);
+        /* Only stdout and stderr: the server's descriptor count is its own. */
+        for (int i = 0; i < 2; i++) {
+            close(out[i]);
+            close(err[i]);
+        }
         execv(argv[0], (char **)argv);
         _exit(127);
     }
@@ -306,4 +316,132 @@ bool wait_stat(int port, const char *key, long long want, int timeout_ms)
         nanosleep(&ts, NULL); /* between polls of /stats */
     }
     return false;
+}
+
+/* ---- more client sockets ---- */
+
+int tcp_connect_nb(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    ck_assert_msg(rc == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+    return fd;
+}
+
+int sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return errno;
+    return err;
+}
+
+void close_rst(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    ck_assert(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+    close(fd);
+}
+
+size_t send_nb(int fd, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    return off;
+}
+
+int poll_readable(const int *fds, int n, int timeout_ms)
+{
+    struct pollfd *p = calloc((size_t)n, sizeof(*p));
+    ck_assert(p != NULL);
+    for (int i = 0; i < n; i++)
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    long long end = now_ms() + timeout_ms;
+    int ready;
+    do /* until something is readable or the deadline passes */
+        ready = poll(p, (nfds_t)n, (int)(end - now_ms() > 0 ? end - now_ms() : 0));
+    while (ready < 0 && errno == EINTR);
+    free(p);
+    return ready > 0 ? ready : 0;
+}
+
+long long raise_own_nofile(void)
+{
+    struct rlimit rl;
+    ck_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rl.rlim_cur = rl.rlim_max;
+    ck_assert(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    return (long long)rl.rlim_cur;
+}
+
+/* ---- the server process, seen through /proc ---- */
+
+long long proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long long utime, stime;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields 14 and 15, counted after the ")" that ends the command name. */
+    const char *p = strrchr(buf, ')');
+    ck_assert(p != NULL);
+    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime),
+                     2);
+    return (long long)(utime + stime) * 1000 / sysconf(_SC_CLK_TCK);
+}
+
+int proc_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    ck_assert_msg(d != NULL, "%s: %s", path, strerror(errno));
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+bool wait_fd_count(pid_t pid, int want, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        if (proc_fd_count(pid) == want)
+            return true;
+        struct timespec ts = {0, 2 * 1000000};
+        nanosleep(&ts, NULL); /* between looks at /proc: no event to wait on */
+    }
+    return false;
+}
+
+long long proc_status_kib(pid_t pid, const char *name)
+{
+    char path[64], line[256];
+    long long kib = -1;
+    size_t len = strlen(name);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, name, len) == 0 && line[len] == ':')
+            kib = strtoll(line + len + 1, NULL, 10);
+    fclose(f);
+    return kib;
 }

@@ -18,6 +18,9 @@ struct srv {
 /* When nonzero, srv_start() caps the server's address space (RLIMIT_AS)
  * at this many MiB, so it runs out of coroutine stacks early. */
 extern unsigned long srv_as_limit_mib;
+/* When nonzero, srv_start() caps the server's descriptors (RLIMIT_NOFILE,
+ * soft and hard: the server lifts its soft limit toward the hard one). */
+extern unsigned long srv_nofile_limit;
 
 /* Starts $TURNSTILE_BIN --port 0 ARGS... (NULL-terminated) and waits for
  * its listening line. */
@@ -64,5 +67,34 @@ long long stat_value(int port, const char *key);
 bool wait_stat(int port, const char *key, long long want, int timeout_ms);
 
 long long now_ms(void);
+
+/* ---- more client sockets ---- */
+
+/* A non-blocking socket whose connect to 127.0.0.1:port is under way (or
+ * done): watch it for writability, then check sock_error(). */
+int tcp_connect_nb(int port);
+/* The pending error of a socket (SO_ERROR), 0 if none. */
+int sock_error(int fd);
+/* Closes with SO_LINGER {1, 0}: the peer gets a RST, not a FIN. */
+void close_rst(int fd);
+/* Sends as much of buf as the socket takes without blocking (MSG_DONTWAIT)
+ * and returns how much that was; stops at EAGAIN or when the peer is gone. */
+size_t send_nb(int fd, const char *buf, size_t len);
+/* How many of fds[0..n) have something to read (data, EOF or an error)
+ * within timeout_ms; waits for the first, then counts. */
+int poll_readable(const int *fds, int n, int timeout_ms);
+/* Lifts this process's RLIMIT_NOFILE soft limit to the hard one; returns it. */
+long long raise_own_nofile(void);
+
+/* ---- the server process, seen through /proc ---- */
+
+/* CPU time (user + system) the process used so far, in ms. */
+long long proc_cpu_ms(pid_t pid);
+/* Descriptors the process has open. */
+int proc_fd_count(pid_t pid);
+/* Polls until the process has `want` descriptors open; false at the deadline. */
+bool wait_fd_count(pid_t pid, int want, int timeout_ms);
+/* A "Name:   N kB" line of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or -1. */
+long long proc_status_kib(pid_t pid, const char *name);
 
 #endif

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,44 +86,115 @@ START_TEST(sleep_counts_from_the_call)
 }
 END_TEST
 
-static int pipefd[2];
+static int sv[2]; /* a socketpair: sv[0] is ours, sv[1] the peer */
 
-static void writer(void *arg)
+static void peer_writes(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(loop_sleep_us(5000), 0);
-    ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
 }
 
 static void reader(void *arg)
 {
-    (void)arg;
-    int64_t t0 = loop_now_us();
-    ck_assert_int_eq(loop_wait_fd(pipefd[0], EV_READ, t0 + 30000), -ETIMEDOUT);
-    ck_assert_int_ge(loop_now_us() - t0, 30000);
-    ck_assert_int_eq(loop_spawn(loop_current(), writer, NULL, NULL), 0);
-    t0 = loop_now_us();
-    ck_assert_int_eq(loop_wait_fd(pipefd[0], EV_READ, t0 + 10 * 1000000), 0);
-    ck_assert_int_lt(loop_now_us() - t0, 10 * 1000000);
+    struct loop_io io;
     char c;
-    ck_assert_int_eq(read(pipefd[0], &c, 1), 1);
-    /* A writable fd is ready at once. */
-    ck_assert_int_eq(loop_wait_fd(pipefd[1], EV_WRITE, LOOP_FOREVER), 0);
+    (void)arg;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    ck_assert_int_lt(read(sv[0], &c, 1), 0); /* nothing yet: EAGAIN */
+    loop_io_clear(&io, EV_READ);
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(loop_io_wait(&io, EV_READ, t0 + 30000), -ETIMEDOUT);
+    ck_assert_int_ge(loop_now_us() - t0, 30000);
+    ck_assert_int_eq(loop_spawn(loop_current(), peer_writes, NULL, NULL), 0);
+    t0 = loop_now_us();
+    ck_assert_int_eq(loop_io_wait(&io, EV_READ, t0 + 10 * 1000000), 0);
+    ck_assert_int_lt(loop_now_us() - t0, 10 * 1000000);
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    /* Writable at once: the first wait needs no edge. */
+    ck_assert_int_eq(loop_io_wait(&io, EV_WRITE, LOOP_FOREVER), 0);
+    loop_io_close(&io);
 }
 
-START_TEST(fd_wait_with_deadline)
+START_TEST(io_wait_with_deadline)
 {
-    ck_assert_int_eq(pipe(pipefd), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     run(reader, NULL);
-    close(pipefd[0]);
-    close(pipefd[1]);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
+/* An edge that comes while the owner is busy elsewhere is kept: the next
+ * wait returns at once instead of sleeping through it. */
+static void busy_owner(void *arg)
+{
+    struct loop_io io;
+    char c;
+    (void)arg;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    loop_io_clear(&io, EV_READ | EV_WRITE);
+    ck_assert_int_eq(write(sv[1], "y", 1), 1);
+    ck_assert_int_eq(loop_sleep_us(2000), 0); /* the edge lands meanwhile */
+    ck_assert(io.ready & EV_READ);
+    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 1000), 0);
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    loop_io_close(&io);
+}
+
+START_TEST(edge_while_busy_is_kept)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    run(busy_owner, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
+/* The peer leaves while the owner is parked elsewhere: on_hangup runs and
+ * can cancel the owner's park. */
+static int hangups;
+static coro_t *hangup_owner;
+
+static void on_hangup(void *arg)
+{
+    hangups++;
+    ck_assert_ptr_eq(arg, &hangups);
+    loop_cancel(hangup_owner);
+}
+
+static void closer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(loop_sleep_us(2000), 0);
+    close(sv[1]);
+}
+
+static void parked_elsewhere(void *arg)
+{
+    struct loop_io io;
+    (void)arg;
+    hangup_owner = coro_current();
+    ck_assert_int_eq(loop_io_open(&io, sv[0], on_hangup, &hangups), 0);
+    ck_assert_int_eq(loop_spawn(loop_current(), closer, NULL, NULL), 0);
+    ck_assert_int_eq(loop_park(loop_now_us() + 10 * 1000000), -ECANCELED);
+    loop_io_close(&io);
+}
+
+START_TEST(hangup_while_parked_elsewhere)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    hangups = 0;
+    run(parked_elsewhere, NULL);
+    ck_assert_int_eq(hangups, 1);
+    close(sv[0]);
 }
 END_TEST
 
 struct victim {
     coro_t *co;
     int rc;
-    int mode; /* 0 park forever, 1 sleep, 2 fd wait */
+    int mode; /* 0 park forever, 1 sleep, 2 io wait */
 };
 
 static void victim_main(void *arg)
@@ -132,8 +204,13 @@ static void victim_main(void *arg)
         v->rc = loop_park(LOOP_FOREVER);
     else if (v->mode == 1)
         v->rc = loop_sleep_us(60 * 1000000);
-    else
-        v->rc = loop_wait_fd(pipefd[0], EV_READ, LOOP_FOREVER);
+    else {
+        struct loop_io io;
+        ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+        loop_io_clear(&io, EV_READ);
+        v->rc = loop_io_wait(&io, EV_READ, LOOP_FOREVER);
+        loop_io_close(&io);
+    }
 }
 
 static void canceller(void *arg)
@@ -156,14 +233,14 @@ static void canceller(void *arg)
 START_TEST(cancel_ends_any_park)
 {
     struct victim vs[3];
-    ck_assert_int_eq(pipe(pipefd), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     int64_t t0 = loop_now_us();
     run(canceller, vs);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(vs[i].rc, -ECANCELED);
     ck_assert_int_lt(loop_now_us() - t0, 30 * 1000000); /* not the 60 s sleep */
-    close(pipefd[0]);
-    close(pipefd[1]);
+    close(sv[0]);
+    close(sv[1]);
 }
 END_TEST
 
@@ -239,7 +316,9 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sleep_is_precise);
     tcase_add_test(tc, sleep_counts_from_the_call);
-    tcase_add_test(tc, fd_wait_with_deadline);
+    tcase_add_test(tc, io_wait_with_deadline);
+    tcase_add_test(tc, edge_while_busy_is_kept);
+    tcase_add_test(tc, hangup_while_parked_elsewhere);
     tcase_add_test(tc, cancel_ends_any_park);
     tcase_add_test(tc, wake_beats_pending_cancel);
     tcase_add_test(tc, spawn_failure_is_an_error);
