@@ -313,13 +313,42 @@ static int park(struct loop_task *t)
     return t->result;
 }
 
+/* The kernel wakes a timer some tens of microseconds late (more on a busy
+ * VM). To end a sleep on time, the timer is set that much early, learnt as
+ * a moving average of past lateness, and the rest is spun. */
+#define SLACK_MAX_US 200
+
+static void learn_lateness(struct loop *loop, int64_t late_us)
+{
+    if (late_us > SLACK_MAX_US)
+        late_us = SLACK_MAX_US;
+    loop->timer_slack_us += (late_us - loop->timer_slack_us) / 8; /* EWMA, 1/8 */
+}
+
 int loop_sleep_us(int64_t us)
 {
     struct loop_task *t = current_task();
     if (us <= 0)
         return 0;
-    arm_timer(t, loop_now_us() + us, 0);
-    return park(t);
+    int64_t end = loop_now_us() + us;
+    int64_t wake = end - t->loop->timer_slack_us;
+    arm_timer(t, wake, 0);
+    int rc = park(t);
+    if (rc < 0)
+        return rc;
+    int64_t now = loop_now_us();
+    learn_lateness(t->loop, t->loop->timer_slack_us + (now - end));
+    while (now < end)
+        now = loop_now_us();
+    return 0;
+}
+
+void loop_yield(void)
+{
+    struct loop_task *t = current_task();
+    t->state = TASK_PARKED;
+    make_ready(t, 0);
+    coro_yield();
 }
 
 int loop_park(int64_t deadline_us)

@@ -30,6 +30,7 @@ struct loop {
     struct loop_task *ready_head, *ready_tail;
     struct loop_task *late_head, *late_tail;
     uint64_t spawned;
+    int64_t timer_slack_us; /* how early sleeps set their timer; see loop_sleep_us */
 };
 
 /* stack_size 0: CORO_DEFAULT_STACK. Returns 0 or a negative errno. */
@@ -51,9 +52,14 @@ int loop_spawn(struct loop *loop, coro_fn fn, void *arg, coro_t **out);
 /* The loop of the running coroutine's task. */
 struct loop *loop_current(void);
 
-/* Parks the running coroutine for us microseconds (0 returns at once).
- * Returns 0, or -ECANCELED if cancelled first. */
+/* Parks the running coroutine for us microseconds (0 returns at once),
+ * ending within microseconds of the deadline: the timer is set early by the
+ * timer lateness the loop has seen, and the remainder is spun. Returns 0,
+ * or -ECANCELED if cancelled first. */
 int loop_sleep_us(int64_t us);
+
+/* Lets every coroutine that is ready run first, then continues. */
+void loop_yield(void);
 
 /* A descriptor watched for as long as its owner coroutine has it open,
  * edge-triggered: waiting costs no epoll_ctl, only the open and the close

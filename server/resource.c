@@ -51,7 +51,12 @@ int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n)
     r->counter = value + 1; /* ... write: without the lock, updates get lost */
     r->in_section--;
     *n = value + 1;
-    if (r->use_lock)
+    if (r->use_lock) {
         lock_release(&r->lock);
+        /* Handed to a waiter: let its section start before we spend time
+         * sending our reply, so the lock is never held idle. */
+        if (lock_locked(&r->lock) && r->delay_us > 0)
+            loop_yield();
+    }
     return 0;
 }
