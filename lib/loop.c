@@ -41,11 +41,19 @@ struct loop_task {
     struct loop_task *prev, *next; /* in ready or late queue */
 };
 
+/* loop_now_us() as of the last resume by the loop; see loop_clock_us(). */
+static _Thread_local int64_t clock_cache;
+
 int64_t loop_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t loop_clock_us(void)
+{
+    return clock_cache;
 }
 
 /* ---- run queues ---- */
@@ -93,6 +101,7 @@ static void unqueue(struct loop_task *t)
 
 static void resume(struct loop_task *t, int result)
 {
+    clock_cache = loop_now_us();
     disarm(t);
     t->result = result;
     t->state = TASK_RUNNING;
@@ -271,6 +280,7 @@ int loop_spawn(struct loop *loop, coro_fn fn, void *arg, coro_t **out)
     loop->spawned++;
     if (out)
         *out = co;
+    clock_cache = loop_now_us();
     if (!coro_resume(co) && out)
         *out = NULL;
     return 0;
@@ -340,6 +350,7 @@ int loop_sleep_us(int64_t us)
     learn_lateness(t->loop, t->loop->timer_slack_us + (now - end));
     while (now < end)
         now = loop_now_us();
+    clock_cache = now;
     return 0;
 }
 

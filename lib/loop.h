@@ -44,6 +44,11 @@ void loop_break(struct loop *loop);
 /* Monotonic clock in microseconds: the unit of every deadline here. */
 int64_t loop_now_us(void);
 
+/* loop_now_us() as read when the loop last resumed a coroutine (or a
+ * sleep ended): free to read, behind the true time by whatever the running
+ * coroutine has done since. For statistics and coarse deadlines. */
+int64_t loop_clock_us(void);
+
 /* Starts fn(arg) in a new coroutine at once; it runs until it first parks,
  * then loop_spawn returns. -ENOMEM when no stack can be had. *out (may be
  * NULL) names the coroutine while it lives, for loop_cancel(). */
