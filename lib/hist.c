@@ -54,3 +54,11 @@ uint64_t hist_percentile(const struct hist *h, double p)
     }
     return h->max;
 }
+
+uint64_t hist_count_le(const struct hist *h, uint64_t limit)
+{
+    uint64_t n = 0;
+    for (unsigned b = 0; b < HIST_NBUCKETS && hist_bucket_upper(b) <= limit; b++)
+        n += h->buckets[b];
+    return n;
+}

@@ -27,8 +27,13 @@ void hist_record(struct hist *h, uint64_t value);
  * recorded. 0 for an empty histogram. */
 uint64_t hist_percentile(const struct hist *h, double p);
 
-/* Bucket geometry, for exporters that list buckets (Prometheus). */
+/* Bucket geometry. */
 unsigned hist_bucket_of(uint64_t value);
 uint64_t hist_bucket_upper(unsigned bucket); /* largest value in the bucket */
+
+/* How many recorded values are <= limit, for cumulative exporters
+ * (Prometheus `le`). A bucket that straddles limit counts only in the next
+ * one up, so the answer may be low by one bucket's share, never high. */
+uint64_t hist_count_le(const struct hist *h, uint64_t limit);
 
 #endif

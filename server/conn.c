@@ -48,14 +48,15 @@ static int64_t ms_to_us(uint64_t ms)
 
 /* ---- output ---- */
 
-/* Sends the whole output buffer. Returns 0, or a negative errno when the
- * client is gone or does not read within the send timeout. */
-static int flush(struct conn *c)
+/* Sends len bytes, parking while the socket is full. Returns 0, or a
+ * negative errno when the client is gone or does not read within the send
+ * timeout (one deadline for the whole of it: a trickling reader is cut). */
+static int send_all(struct conn *c, const char *buf, size_t len)
 {
+    int64_t deadline = loop_clock_us() + ms_to_us(c->srv->cfg.send_timeout_ms);
     size_t off = 0;
-    int64_t deadline = loop_now_us() + ms_to_us(c->srv->cfg.send_timeout_ms);
-    while (off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+    while (off < len) {
+        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -69,25 +70,39 @@ static int flush(struct conn *c)
         if (rc < 0)
             return rc;
     }
-    c->out_len = 0;
     return 0;
 }
 
-/* Formats a reply after those already waiting, flushing first if full. */
-static int append_reply(struct conn *c, struct http_reply *r)
+static int flush(struct conn *c)
 {
-    for (int tries = 0; tries < 2; tries++) {
-        size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
-        if (n > 0) {
-            c->out_len += n;
-            c->srv->stats.responses[r->status / 100 % 6]++;
-            return 0;
-        }
+    int rc = send_all(c, c->out, c->out_len);
+    if (rc == 0)
+        c->out_len = 0;
+    return rc;
+}
+
+/* Formats a reply after those already waiting, flushing first if full. A
+ * body larger than the buffer (/metrics) follows its head straight from
+ * the route's buffer. */
+static int append_reply(struct conn *c, const struct http_reply *r, enum stats_route route)
+{
+    stats_count(&c->srv->stats, route, r->status);
+    size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
+    if (n == 0 && c->out_len > 0) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
+        n = http_format_reply(c->out, sizeof(c->out), r);
     }
-    return -EMSGSIZE; /* a reply larger than the buffer: a bug, not input */
+    if (n > 0) {
+        c->out_len += n;
+        return 0;
+    }
+    struct http_reply head = *r;
+    head.head = true;
+    c->out_len = http_format_reply(c->out, sizeof(c->out), &head);
+    int rc = c->out_len ? flush(c) : -EMSGSIZE;
+    return rc < 0 ? rc : send_all(c, r->body, r->body_len);
 }
 
 static int answer_error(struct conn *c, int status)
@@ -98,7 +113,7 @@ static int answer_error(struct conn *c, int status)
     struct http_reply r = {.status = status, .body = body, .body_len = (size_t)len,
                            .keep_alive = false};
     c->srv->stats.requests++;
-    int rc = append_reply(c, &r);
+    int rc = append_reply(c, &r, STATS_ROUTE_NONE);
     return rc < 0 ? rc : flush(c);
 }
 
@@ -178,7 +193,7 @@ static bool handle(struct conn *c)
         .body_len = rr.body_len, .extra_headers = rr.extra_headers, .keep_alive = keep,
         .http10 = req->minor == 0,
     };
-    return append_reply(c, &r) == 0 && keep;
+    return append_reply(c, &r, rr.route) == 0 && keep;
 }
 
 /* Parses what is buffered, serving each complete request in order, and
@@ -270,7 +285,7 @@ static void refuse(struct server *srv, int fd)
                            .extra_headers = "Retry-After: 1\r\n", .keep_alive = false};
     size_t n = http_format_reply(buf, sizeof(buf), &r);
     srv->stats.spawn_failures++;
-    srv->stats.responses[5]++;
+    stats_count(&srv->stats, STATS_ROUTE_NONE, 503);
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     release_fd(srv, fd, CONN_END_DONE);
 }

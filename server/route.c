@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "server.h"
 
 typedef void (*route_fn)(struct server *srv, struct route_reply *out, char *buf, size_t cap);
@@ -14,6 +15,7 @@ struct route {
     int method;
     route_fn fn;
     const char *allow; /* the Allow header of a 405 */
+    enum stats_route id;
 };
 
 static void text(struct route_reply *out, int status, const char *body, const char *extra)
@@ -57,6 +59,17 @@ static void route_access(struct server *srv, struct route_reply *out, char *buf,
     }
 }
 
+static void route_metrics(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+{
+    size_t len = metrics_text(srv, buf, cap);
+    if (len == 0) {
+        text(out, 500, "Metrics do not fit the reply buffer.\n", NULL);
+        return;
+    }
+    *out = (struct route_reply){.status = 200, .content_type = METRICS_CONTENT_TYPE, .body = buf,
+                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n"};
+}
+
 static void route_stats(struct server *srv, struct route_reply *out, char *buf, size_t cap)
 {
     size_t len = stats_json(srv, buf, cap);
@@ -69,8 +82,9 @@ static void route_stats(struct server *srv, struct route_reply *out, char *buf, 
 }
 
 static const struct route routes[] = {
-    {"/access", HTTP_GET, route_access, "Allow: GET\r\n"},
-    {"/stats", HTTP_GET, route_stats, "Allow: GET\r\n"},
+    {"/access", HTTP_GET, route_access, "Allow: GET\r\n", STATS_ROUTE_ACCESS},
+    {"/stats", HTTP_GET, route_stats, "Allow: GET\r\n", STATS_ROUTE_STATS},
+    {"/metrics", HTTP_GET, route_metrics, "Allow: GET\r\n", STATS_ROUTE_METRICS},
 };
 
 static const struct route *find(const struct http_request *req)
@@ -99,4 +113,5 @@ void route_dispatch(struct server *srv, const struct http_request *req, struct r
         text(out, 405, "Method not allowed.\n", r->allow);
     else
         r->fn(srv, out, buf, cap);
+    out->route = r && req->method == r->method ? r->id : STATS_ROUTE_UNKNOWN;
 }

@@ -7,8 +7,11 @@
 #include <stddef.h>
 
 #include "http.h"
+#include "stats.h"
 
-#define ROUTE_BODY_CAP 2048 /* the largest body a route writes (/stats) */
+/* The largest body a route writes (/metrics). It lives on the connection's
+ * stack, where untouched pages cost nothing. */
+#define ROUTE_BODY_CAP 16384
 
 struct server;
 
@@ -19,10 +22,11 @@ struct route_reply {
     size_t body_len;
     const char *extra_headers; /* whole header lines, or NULL */
     bool close;                /* end the connection after this reply */
+    enum stats_route route;    /* which route answered, for the counters */
 };
 
 /* True for requests that may park (queue for the lock, simulated work):
- * replies before them are sent first, and hang-ups are watched. */
+ * replies waiting before them are sent first. */
 bool route_may_block(const struct http_request *req);
 
 /* Answers req; a body the route builds goes into buf (cap bytes). */

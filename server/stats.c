@@ -2,41 +2,42 @@
  * add fields freely, never rename these. */
 #include "stats.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 
 #include "server.h"
+#include "textbuf.h"
 
-struct out {
-    char *buf;
-    size_t cap, len;
-    bool overflow;
-};
+/* 0 stands for any other status (none is sent today). */
+const int stats_statuses[STATS_NSTATUS] = {200, 400, 404, 405, 408, 413,
+                                           414, 431, 500, 503, 505, 0};
+const char *const stats_route_names[STATS_ROUTE_COUNT] = {"/access", "/stats", "/metrics",
+                                                         "unknown", "none"};
 
-static void put(struct out *o, const char *fmt, ...)
+static unsigned status_slot(int status)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->buf + o->len, o->len < o->cap ? o->cap - o->len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || o->len + (size_t)n >= o->cap)
-        o->overflow = true;
-    else
-        o->len += (size_t)n;
+    for (unsigned i = 0; i < STATS_NSTATUS; i++)
+        if (stats_statuses[i] == status)
+            return i;
+    return STATS_NSTATUS - 1; /* the "other" slot */
 }
 
-static void put_hist(struct out *o, const char *name, const struct hist *h)
+void stats_count(struct server_stats *s, enum stats_route route, int status)
 {
-    put(o, "\"%s\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu, \"count\": %llu}",
+    s->by_route[route][status_slot(status)]++;
+    s->responses[status / 100 % 6]++;
+}
+
+static void put_hist(struct textbuf *o, const char *name, const struct hist *h)
+{
+    textbuf_printf(o, "\"%s\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu, \"count\": %llu}",
         name, (unsigned long long)hist_percentile(h, 50), (unsigned long long)hist_percentile(h, 90),
         (unsigned long long)hist_percentile(h, 99), (unsigned long long)h->max,
         (unsigned long long)h->count);
 }
 
-static void put_lock(struct out *o, const struct resource *r)
+static void put_lock(struct textbuf *o, const struct resource *r)
 {
     const struct lock_stats *s = &r->lock.stats;
-    put(o,
+    textbuf_printf(o,
         "\"lock\": {\"enabled\": %s, \"locked\": %s, \"waiters\": %llu, \"max_waiters\": %llu, "
         "\"acquisitions\": %llu, \"contended\": %llu, \"timeouts\": %llu, "
         "\"cancellations\": %llu, \"shed\": %llu, ",
@@ -46,15 +47,15 @@ static void put_lock(struct out *o, const struct resource *r)
         (unsigned long long)s->timeouts, (unsigned long long)s->cancellations,
         (unsigned long long)s->shed);
     put_hist(o, "wait_us", &s->wait_us);
-    put(o, ", ");
+    textbuf_printf(o, ", ");
     put_hist(o, "hold_us", &s->hold_us);
-    put(o, "}");
+    textbuf_printf(o, "}");
 }
 
-static void put_server(struct out *o, const struct server *srv)
+static void put_server(struct textbuf *o, const struct server *srv)
 {
     const struct server_stats *s = &srv->stats;
-    put(o,
+    textbuf_printf(o,
         "\"requests\": {\"total\": %llu, \"access\": %llu, \"in_section\": %llu, "
         "\"responses\": {\"2xx\": %llu, \"3xx\": %llu, \"4xx\": %llu, \"5xx\": %llu}, "
         "\"gone\": %llu}, ",
@@ -62,7 +63,7 @@ static void put_server(struct out *o, const struct server *srv)
         (unsigned long long)srv->resource.in_section, (unsigned long long)s->responses[2],
         (unsigned long long)s->responses[3], (unsigned long long)s->responses[4],
         (unsigned long long)s->responses[5], (unsigned long long)s->gone);
-    put(o,
+    textbuf_printf(o,
         "\"connections\": {\"active\": %llu, \"accepted\": %llu, \"refused\": %llu, "
         "\"closed\": {\"client\": %llu, \"done\": %llu, \"bad_request\": %llu, "
         "\"timeout\": %llu, \"idle\": %llu, \"gone\": %llu}}, ",
@@ -76,12 +77,13 @@ static void put_server(struct out *o, const struct server *srv)
 
 size_t stats_json(const struct server *srv, char *buf, size_t cap)
 {
-    struct out o = {.buf = buf, .cap = cap};
+    struct textbuf o;
+    textbuf_init(&o, buf, cap);
     double uptime = (double)(loop_now_us() - srv->stats.started_us) / 1e6;
-    put(&o, "{\"counter\": %llu, \"uptime_s\": %.3f, \"draining\": %s, ",
+    textbuf_printf(&o, "{\"counter\": %llu, \"uptime_s\": %.3f, \"draining\": %s, ",
         (unsigned long long)srv->resource.counter, uptime, srv->draining ? "true" : "false");
     put_server(&o, srv);
     put_lock(&o, &srv->resource);
-    put(&o, "}\n");
-    return o.overflow ? 0 : o.len;
+    textbuf_printf(&o, "}\n");
+    return textbuf_len(&o);
 }

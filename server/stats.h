@@ -10,6 +10,21 @@
 
 struct server;
 
+/* Which route answered, for requests counted by route and status. */
+enum stats_route {
+    STATS_ROUTE_ACCESS,
+    STATS_ROUTE_STATS,
+    STATS_ROUTE_METRICS,
+    STATS_ROUTE_UNKNOWN, /* 404, or 405 on a path with no such method */
+    STATS_ROUTE_NONE,    /* malformed requests and refused connections */
+    STATS_ROUTE_COUNT
+};
+
+/* The statuses the server sends, in the order of stats_statuses[]. */
+#define STATS_NSTATUS 12
+extern const int stats_statuses[STATS_NSTATUS];
+extern const char *const stats_route_names[STATS_ROUTE_COUNT];
+
 struct server_stats {
     int64_t started_us;
     uint64_t requests;       /* requests answered or dropped, bad ones included */
@@ -20,7 +35,11 @@ struct server_stats {
     uint64_t gone;           /* clients that left before their reply (nginx's 499) */
     uint64_t spawn_failures; /* connections refused: no coroutine to be had */
     uint64_t ended[CONN_END_COUNT]; /* closed connections, by why */
+    uint64_t by_route[STATS_ROUTE_COUNT][STATS_NSTATUS]; /* responses */
 };
+
+/* Counts one response. */
+void stats_count(struct server_stats *s, enum stats_route route, int status);
 
 /* Writes the /stats document; returns its length, or 0 if cap is too small. */
 size_t stats_json(const struct server *srv, char *buf, size_t cap);

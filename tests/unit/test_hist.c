@@ -90,6 +90,34 @@ START_TEST(empty_and_single)
 }
 END_TEST
 
+/* Cumulative counts never exceed the true count at the limit and never
+ * fall short of the count at the limit less one bucket's width. */
+START_TEST(count_le_brackets_the_truth)
+{
+    enum { N = 20000 };
+    static uint64_t vals[N];
+    struct hist h;
+    hist_init(&h);
+    for (int i = 0; i < N; i++) {
+        vals[i] = rng() >> (rng() % 40 + 24);
+        hist_record(&h, vals[i]);
+    }
+    const uint64_t limits[] = {0, 15, 100, 250, 1000, 2500, 100000, UINT64_MAX};
+    for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++) {
+        uint64_t lim = limits[l], at_most = 0, below_bucket = 0;
+        uint64_t floor = lim - lim / HIST_SUB; /* the straddling bucket starts above this */
+        for (int i = 0; i < N; i++) {
+            at_most += vals[i] <= lim;
+            below_bucket += vals[i] < floor;
+        }
+        uint64_t got = hist_count_le(&h, lim);
+        ck_assert_uint_le(got, at_most);
+        ck_assert_uint_ge(got, below_bucket);
+    }
+    ck_assert_uint_eq(hist_count_le(&h, UINT64_MAX), N);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hist");
@@ -97,6 +125,7 @@ int main(void)
     tcase_add_test(tc, buckets_cover_values);
     tcase_add_test(tc, percentiles_match_sorted_reference);
     tcase_add_test(tc, empty_and_single);
+    tcase_add_test(tc, count_le_brackets_the_truth);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

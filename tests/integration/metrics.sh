@@ -1,0 +1,73 @@
+#!/bin/sh
+# GET /metrics parses as Prometheus text exposition (with the reference
+# parser from Debian's python3-prometheus-client) and tells the truth:
+# values match the requests made, histograms are cumulative and complete.
+set -eu
+
+: "${TURNSTILE_BIN:?set TURNSTILE_BIN to the server binary}"
+dir=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+"$TURNSTILE_BIN" --port 0 --delay-ms 2 >"$dir/out" 2>"$dir/err" &
+pid=$!
+tries=0
+until grep -q '^turnstile listening on ' "$dir/out"; do
+    tries=$((tries + 1))
+    [ $tries -lt 400 ] || { echo "no listening line" >&2; exit 1; }
+    sleep 0.05
+done
+base=$(sed -n 's/^turnstile listening on //p' "$dir/out")
+
+for i in 1 2 3 4 5; do curl -sS "$base/access" >/dev/null & done
+wait_all() { for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j"; done; }
+wait_all
+curl -s "$base/nope" >/dev/null
+curl -s -X POST "$base/access" >/dev/null
+curl -sS -D "$dir/headers" "$base/metrics" >"$dir/metrics"
+
+/usr/bin/python3 - "$dir/metrics" "$dir/headers" <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+
+text = open(sys.argv[1]).read()
+headers = open(sys.argv[2]).read().lower()
+assert "content-type: text/plain; version=0.0.4" in headers, headers
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+
+def value(family, **labels):
+    for s in fams[family].samples:
+        if all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise AssertionError(f"no sample {family} {labels}")
+
+assert fams["turnstile_resource_value"].type == "gauge"
+assert value("turnstile_resource_value") == 5
+assert value("turnstile_requests", route="/access", code="200") == 5
+assert value("turnstile_requests", route="unknown", code="404") == 1
+assert value("turnstile_requests", route="unknown", code="405") == 1
+assert value("turnstile_lock_acquisitions") == 5
+assert value("turnstile_lock_waiters") == 0
+assert value("turnstile_connections_accepted") >= 8
+for name in ("turnstile_lock_wait_seconds", "turnstile_lock_hold_seconds"):
+    fam = fams[name]
+    assert fam.type == "histogram", fam.type
+    buckets = [s for s in fam.samples if s.name.endswith("_bucket")]
+    counts = [s.value for s in buckets]
+    assert counts == sorted(counts), f"{name} not cumulative: {counts}"
+    assert buckets[-1].labels["le"] == "+Inf" and counts[-1] == 5, buckets[-1]
+hold_sum = [s.value for s in fams["turnstile_lock_hold_seconds"].samples if s.name.endswith("_sum")][0]
+assert hold_sum >= 5 * 0.002, hold_sum  # five 2 ms sections
+print("metrics ok:", len(fams), "families")
+PY
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=
+[ $status -eq 0 ] || { echo "server exited $status" >&2; exit 1; }
+echo "1 passed, 0 failed"
