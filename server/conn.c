@@ -51,9 +51,9 @@ static int64_t ms_to_us(uint64_t ms)
 /* Sends len bytes, parking while the socket is full. Returns 0, or a
  * negative errno when the client is gone or does not read within the send
  * timeout (one deadline for the whole of it: a trickling reader is cut). */
-static int send_all(struct conn *c, const char *buf, size_t len)
+static int send_within(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms)
 {
-    int64_t deadline = loop_clock_us() + ms_to_us(c->srv->cfg.send_timeout_ms);
+    int64_t deadline = loop_clock_us() + ms_to_us(timeout_ms);
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
@@ -71,6 +71,11 @@ static int send_all(struct conn *c, const char *buf, size_t len)
             return rc;
     }
     return 0;
+}
+
+static int send_all(struct conn *c, const char *buf, size_t len)
+{
+    return send_within(c, buf, len, c->srv->cfg.send_timeout_ms);
 }
 
 static int flush(struct conn *c)
@@ -187,13 +192,17 @@ static bool handle(struct conn *c)
         srv->stats.gone++;
         return false;
     }
-    bool keep = req->keep_alive && !rr.close && !srv->draining;
+    bool keep = req->keep_alive && !rr.close && !srv->draining && !rr.stream;
     struct http_reply r = {
         .status = rr.status, .content_type = rr.content_type, .body = rr.body,
         .body_len = rr.body_len, .extra_headers = rr.extra_headers, .keep_alive = keep,
-        .http10 = req->minor == 0,
+        .http10 = req->minor == 0, .stream = rr.stream != NULL,
     };
-    return append_reply(c, &r, rr.route) == 0 && keep;
+    if (append_reply(c, &r, rr.route) < 0)
+        return false;
+    if (rr.stream && flush(c) == 0)
+        rr.stream(srv, c);
+    return keep;
 }
 
 /* Parses what is buffered, serving each complete request in order, and
@@ -297,6 +306,17 @@ void conn_accept(struct server *srv, int fd)
     srv->stats.active++;
     if (loop_spawn(&srv->loop, conn_main, &a, NULL) < 0)
         refuse(srv, fd);
+}
+
+int conn_stream_write(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms)
+{
+    return c->gone ? -EPIPE : send_within(c, buf, len, timeout_ms);
+}
+
+bool conn_stream_pause(struct conn *c, int64_t us)
+{
+    /* A hang-up cancels the sleep (see on_hangup); a stop ends it too. */
+    return loop_sleep_us(us) == 0 && !c->gone && !c->srv->draining;
 }
 
 void conn_drain_all(struct server *srv)

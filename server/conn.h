@@ -3,7 +3,12 @@
 #ifndef TURNSTILE_CONN_H
 #define TURNSTILE_CONN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 struct server;
+struct conn;
 
 /* Why a connection ended; /stats counts each. */
 enum conn_end {
@@ -23,5 +28,13 @@ void conn_accept(struct server *srv, int fd);
 /* On stop: closes the connections idle between requests at once; the others
  * finish their request and close after the reply. */
 void conn_drain_all(struct server *srv);
+
+/* For streaming routes: sends len bytes within timeout_ms, or fails with a
+ * negative errno (the client left, or reads too slowly: then the stream
+ * should end rather than buffer). */
+int conn_stream_write(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms);
+/* Sleeps between stream events; false when the stream should end (the
+ * client hung up or the server is stopping). */
+bool conn_stream_pause(struct conn *c, int64_t us);
 
 #endif

@@ -530,13 +530,13 @@ static void put_headers(struct out *o, const struct http_reply *r)
         put_str(o, r->content_type ? r->content_type : "text/plain; charset=utf-8");
         PUT_LIT(o, "\r\n");
     }
-    /* RFC 9110 8.6: never in a 1xx or 204 reply. */
-    if (r->status >= 200 && r->status != 204) {
+    /* RFC 9110 8.6: never in a 1xx or 204 reply; a stream has no end. */
+    if (r->status >= 200 && r->status != 204 && !r->stream) {
         PUT_LIT(o, "Content-Length: ");
         put_u64(o, r->body_len);
         PUT_LIT(o, "\r\n");
     }
-    if (!r->keep_alive)
+    if (!r->keep_alive || r->stream)
         PUT_LIT(o, "Connection: close\r\n");
     else if (r->http10)
         PUT_LIT(o, "Connection: keep-alive\r\n");

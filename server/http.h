@@ -96,6 +96,8 @@ struct http_reply {
     bool keep_alive;           /* false adds "Connection: close" */
     bool http10;               /* HTTP/1.0 client: keep-alive is announced */
     bool head;                 /* HEAD: headers only, Content-Length kept */
+    bool stream;               /* a body that ends with the connection (server-sent
+                                  events): no Content-Length, Connection: close */
     time_t now;                /* for Date; 0 means time(NULL) */
 };
 

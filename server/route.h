@@ -14,6 +14,11 @@
 #define ROUTE_BODY_CAP 16384
 
 struct server;
+struct conn;
+
+/* A route that streams (server-sent events) gets the connection after its
+ * head is sent, and writes until it returns. */
+typedef void (*route_stream_fn)(struct server *srv, struct conn *c);
 
 struct route_reply {
     int status; /* 0: no reply, the client is gone */
@@ -23,6 +28,7 @@ struct route_reply {
     const char *extra_headers; /* whole header lines, or NULL */
     bool close;                /* end the connection after this reply */
     enum stats_route route;    /* which route answered, for the counters */
+    route_stream_fn stream;    /* non-NULL: the body is a stream (see above) */
 };
 
 /* True for requests that may park (queue for the lock, simulated work):
