@@ -12,7 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#if defined(__x86_64__) || defined(__aarch64__)
+/* CORO_FORCE_UCONTEXT builds the fallback on any CPU, to test it. */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(CORO_FORCE_UCONTEXT)
 #define CORO_ASM 1
 #else
 #include <ucontext.h>
