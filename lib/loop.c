@@ -396,7 +396,11 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     struct loop_io *io = arg;
     struct loop_task *t = io->task;
     (void)fd;
-    if ((what & EV_CLOSED) && !io->waiting && t->state == TASK_PARKED && io->on_hangup)
+    /* A reset arrives as EPOLLERR|EPOLLHUP, which libevent reports as
+     * EV_READ|EV_WRITE without EV_CLOSED: let on_hangup look at any input
+     * edge while the owner waits elsewhere. */
+    if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED &&
+        io->on_hangup)
         io->on_hangup(io->arg);
     if (what & EV_CLOSED) /* reading tells the owner how the peer left */
         what |= EV_READ;
@@ -405,6 +409,33 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
         io->waiting = 0;
         deliver(t, 0);
     }
+}
+
+static void io_arm(struct loop_io *io, int64_t at_us)
+{
+    int64_t left = at_us - loop_clock_us();
+    if (left < 0)
+        left = 0;
+    struct timeval tv = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    event_add(&io->timer, &tv);
+    io->timer_at_us = at_us;
+    io->timer_set = true;
+}
+
+static void on_io_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_io *io = arg;
+    struct loop_task *t = io->task;
+    (void)fd, (void)what;
+    io->timer_set = false;
+    if (!io->waiting || t->state != TASK_PARKED)
+        return; /* nothing to time out; the next wait arms it again */
+    if (io->deadline_us > loop_now_us()) {
+        io_arm(io, io->deadline_us); /* the deadline moved on meanwhile */
+        return;
+    }
+    io->waiting = 0;
+    make_late(t, -ETIMEDOUT);
 }
 
 static void io_abandon(void *arg)
@@ -420,8 +451,10 @@ int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void 
     event_assign(&io->rev, t->loop->base, fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, on_io_event,
                  io);
     event_assign(&io->wev, t->loop->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_io_event, io);
+    event_assign(&io->timer, t->loop->base, -1, 0, on_io_timer, io);
     event_priority_set(&io->rev, PRIO_NORMAL);
     event_priority_set(&io->wev, PRIO_NORMAL);
+    event_priority_set(&io->timer, PRIO_NORMAL);
     if (event_add(&io->rev, NULL) != 0)
         return -EINVAL;
     int rc = coro_defer(t->co, io_abandon, io);
@@ -435,6 +468,8 @@ void loop_io_close(struct loop_io *io)
     event_del(&io->rev);
     if (io->write_watched)
         event_del(&io->wev);
+    if (io->timer_set)
+        event_del(&io->timer);
     coro_undefer(io->task->co, io_abandon, io);
 }
 
@@ -454,8 +489,10 @@ int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us)
             return -EINVAL;
         io->write_watched = true;
     }
+    io->deadline_us = deadline_us;
+    if (deadline_us != LOOP_FOREVER && (!io->timer_set || io->timer_at_us > deadline_us))
+        io_arm(io, deadline_us);
     io->waiting = what;
-    arm_timer(t, deadline_us, -ETIMEDOUT);
     int rc = park(t);
     io->waiting = 0;
     return rc;

@@ -76,21 +76,28 @@ struct loop_io {
     short ready;   /* EV_READ / EV_WRITE edges not yet cleared */
     short waiting; /* what the owner is parked on, 0 if none */
     bool write_watched;
-    struct event rev, wev; /* in place: opening one allocates nothing */
+    bool timer_set;
+    int64_t deadline_us; /* of the current wait */
+    int64_t timer_at_us; /* when the timer is set to fire */
+    struct event rev, wev, timer; /* in place: opening one allocates nothing */
     void (*on_hangup)(void *arg); /* peer hung up while the owner waited elsewhere */
     void *arg;
 };
 
 /* From the owner coroutine. on_hangup (may be NULL) runs on the loop's
- * stack when the peer closes or resets while the owner is parked on
- * something else (a lock, a sleep): it may loop_cancel() the owner. The
- * io is closed automatically if the owner is destroyed. */
+ * stack when input arrives or the peer closes or resets while the owner is
+ * parked on something else (a lock, a sleep): it should look (a MSG_PEEK
+ * recv) and may loop_cancel() the owner. The io is closed automatically if
+ * the owner is destroyed. */
 int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg);
 /* Stops watching (does not close fd). */
 void loop_io_close(struct loop_io *io);
 /* Parks until fd is ready for `what` (EV_READ or EV_WRITE), returning at
  * once if an edge came since loop_io_clear(). Returns 0, -ETIMEDOUT or
- * -ECANCELED. */
+ * -ECANCELED. Deadlines here are for idle and slow peers: the timer is
+ * moved only when a deadline comes earlier than the one it is set for, and
+ * a later one is honoured by re-arming when the timer fires, so a busy
+ * connection touches no timer per request. Taken from loop_clock_us(). */
 int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us);
 /* The owner drained the descriptor (EAGAIN, or a short read): forget the
  * edge so the next wait parks until a new one. */

@@ -148,7 +148,7 @@ static ssize_t fill(struct conn *c)
         c->idle = http_parser_idle(&c->parser);
         if (c->idle && c->srv->draining)
             return -ECANCELED;
-        int64_t deadline = c->idle ? loop_now_us() + ms_to_us(c->srv->cfg.keepalive_timeout_ms)
+        int64_t deadline = c->idle ? loop_clock_us() + ms_to_us(c->srv->cfg.keepalive_timeout_ms)
                                    : c->deadline_us;
         int rc = loop_io_wait(&c->io, EV_READ, deadline);
         c->idle = false;
@@ -174,9 +174,10 @@ static void on_hangup(void *arg)
 
 /* ---- requests ---- */
 
-/* Runs one complete request and queues its reply. Returns true to keep the
- * connection for another request. */
-static bool handle(struct conn *c)
+/* Runs one complete request and queues its reply. Returns 1 to keep the
+ * connection for another request, 0 to close it after the replies, or a
+ * negative errno when the reply could not be sent. */
+static int handle(struct conn *c)
 {
     struct server *srv = c->srv;
     const struct http_request *req = &c->parser.req;
@@ -184,13 +185,16 @@ static bool handle(struct conn *c)
     struct route_reply rr;
 
     srv->stats.requests++;
-    if (c->out_len > 0 && route_may_block(req) && flush(c) < 0)
-        return false;
+    if (c->out_len > 0 && route_may_block(req)) {
+        int rc = flush(c);
+        if (rc < 0)
+            return rc;
+    }
     route_dispatch(srv, req, &rr, body, sizeof(body));
     if (c->gone || rr.status == 0) {
         c->gone = true;
         srv->stats.gone++;
-        return false;
+        return -EPIPE;
     }
     bool keep = req->keep_alive && !rr.close && !srv->draining && !rr.stream;
     struct http_reply r = {
@@ -198,11 +202,20 @@ static bool handle(struct conn *c)
         .body_len = rr.body_len, .extra_headers = rr.extra_headers, .keep_alive = keep,
         .http10 = req->minor == 0, .stream = rr.stream != NULL,
     };
-    if (append_reply(c, &r, rr.route) < 0)
-        return false;
+    int rc = append_reply(c, &r, rr.route);
+    if (rc < 0)
+        return rc;
     if (rr.stream && flush(c) == 0)
         rr.stream(srv, c);
     return keep;
+}
+
+/* Why a connection ends when sending failed with err. */
+static enum conn_end send_failure(const struct conn *c, int err)
+{
+    if (c->gone)
+        return CONN_END_GONE;
+    return err == -ETIMEDOUT ? CONN_END_TIMEOUT : CONN_END_CLIENT;
 }
 
 /* Parses what is buffered, serving each complete request in order, and
@@ -212,7 +225,7 @@ static enum conn_end serve(struct conn *c)
     for (;;) {
         if (c->in_off < c->in_len) {
             if (http_parser_idle(&c->parser)) /* a new request: its deadline starts */
-                c->deadline_us = loop_now_us() + ms_to_us(c->srv->cfg.header_timeout_ms);
+                c->deadline_us = loop_clock_us() + ms_to_us(c->srv->cfg.header_timeout_ms);
             c->in_off += http_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
         }
         if (c->parser.error_status) {
@@ -220,13 +233,19 @@ static enum conn_end serve(struct conn *c)
             return CONN_END_BAD_REQUEST;
         }
         if (c->parser.complete) {
-            if (!handle(c))
-                return c->gone ? CONN_END_GONE : flush(c) < 0 ? CONN_END_CLIENT : CONN_END_DONE;
+            int rc = handle(c);
+            if (rc == 0)
+                rc = flush(c);
+            if (rc <= 0)
+                return rc < 0 ? send_failure(c, rc) : CONN_END_DONE;
             http_parser_next(&c->parser);
             continue;
         }
-        if (c->out_len > 0 && flush(c) < 0)
-            return CONN_END_CLIENT;
+        if (c->out_len > 0) {
+            int rc = flush(c);
+            if (rc < 0)
+                return send_failure(c, rc);
+        }
         bool idle = http_parser_idle(&c->parser);
         ssize_t n = fill(c);
         if (n > 0) {
