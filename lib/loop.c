@@ -402,8 +402,10 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED &&
         io->on_hangup)
         io->on_hangup(io->arg);
-    if (what & EV_CLOSED) /* reading tells the owner how the peer left */
+    if (what & EV_CLOSED) { /* reading tells the owner how the peer left */
         what |= EV_READ;
+        io->peer_closed = true;
+    }
     io->ready |= what & (EV_READ | EV_WRITE);
     if (io->waiting & what) {
         io->waiting = 0;
@@ -475,6 +477,10 @@ void loop_io_close(struct loop_io *io)
 
 void loop_io_clear(struct loop_io *io, short what)
 {
+    /* After the peer's FIN a read returns 0 at once, and no edge will come
+     * again to say so: its edge may have come with the last data. */
+    if (io->peer_closed)
+        what &= (short)~EV_READ;
     io->ready &= (short)~what;
 }
 

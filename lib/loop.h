@@ -76,6 +76,7 @@ struct loop_io {
     short ready;   /* EV_READ / EV_WRITE edges not yet cleared */
     short waiting; /* what the owner is parked on, 0 if none */
     bool write_watched;
+    bool peer_closed; /* EV_CLOSED seen: reads are never "drained" again */
     bool timer_set;
     int64_t deadline_us; /* of the current wait */
     int64_t timer_at_us; /* when the timer is set to fire */

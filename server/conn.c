@@ -205,8 +205,14 @@ static int handle(struct conn *c)
     int rc = append_reply(c, &r, rr.route);
     if (rc < 0)
         return rc;
-    if (rr.stream && flush(c) == 0)
+    if (rr.stream && flush(c) == 0) {
+        /* The kernel would grow the send buffer to megabytes and hide a
+         * subscriber that does not read; keep it small so the stream's
+         * write timeout drops that subscriber promptly. */
+        int sndbuf = 64 * 1024;
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         rr.stream(srv, c);
+    }
     return keep;
 }
 

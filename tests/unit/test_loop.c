@@ -151,6 +151,36 @@ START_TEST(edge_while_busy_is_kept)
 }
 END_TEST
 
+/* Data and the peer's FIN arrive in one edge: after the data is read and
+ * the readiness cleared (a short read), a wait must still return at once,
+ * for the next read to see the end. */
+static void data_then_eof(void *arg)
+{
+    struct loop_io io;
+    char buf[16];
+    (void)arg;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    ck_assert_int_lt(read(sv[0], buf, sizeof(buf)), 0);
+    loop_io_clear(&io, EV_READ);
+    ck_assert_int_eq(write(sv[1], "req", 3), 3);
+    ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
+    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 5000000), 0);
+    ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 3);
+    loop_io_clear(&io, EV_READ); /* a short read */
+    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 1000000), 0);
+    ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 0);
+    loop_io_close(&io);
+}
+
+START_TEST(eof_with_the_last_data_is_not_lost)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    run(data_then_eof, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 /* The peer leaves while the owner is parked elsewhere: on_hangup runs and
  * can cancel the owner's park. */
 static int hangups;
@@ -319,6 +349,7 @@ int main(void)
     tcase_add_test(tc, io_wait_with_deadline);
     tcase_add_test(tc, edge_while_busy_is_kept);
     tcase_add_test(tc, hangup_while_parked_elsewhere);
+    tcase_add_test(tc, eof_with_the_last_data_is_not_lost);
     tcase_add_test(tc, cancel_ends_any_park);
     tcase_add_test(tc, wake_beats_pending_cancel);
     tcase_add_test(tc, spawn_failure_is_an_error);
