@@ -86,11 +86,9 @@ void srv_start(struct srv *s, const char *arg, ...)
             setrlimit(RLIMIT_NOFILE, &nofile);
         dup2(out[1], 1);
         dup2(err[1], 2);
-        /* Only stdout and stderr: the server's descriptor count is its own. */
-        for (int i = 0; i < 2; i++) {
-            close(out[i]);
-            close(err[i]);
-        }
+        /* Nothing inherited past stderr (pipes, the test's own files): the
+         * server's descriptors are its own, and its fd limit all its own. */
+        close_range(3, ~0u, 0);
         execv(argv[0], (char **)argv);
         _exit(127);
     }
@@ -180,6 +178,12 @@ void send_all(int fd, const char *buf, size_t len)
         buf += n;
         len -= (size_t)n;
     }
+}
+
+void reader_connect(struct reader *rd, int port)
+{
+    rd->fd = tcp_connect(port);
+    rd->len = 0;
 }
 
 /* Waits until rd holds at least `want` bytes; false on EOF or timeout. */
@@ -306,16 +310,36 @@ long long stat_value(int port, const char *key)
     return json_path(r.body, key);
 }
 
-bool wait_stat(int port, const char *key, long long want, int timeout_ms)
+/* Calls done(arg) every 2 ms until it is true (true) or the deadline
+ * passes (false): for states that no event announces. */
+static bool poll_until(bool (*done)(const void *arg), const void *arg, int timeout_ms)
 {
     long long end = now_ms() + timeout_ms;
     while (now_ms() < end) {
-        if (stat_value(port, key) == want)
+        if (done(arg))
             return true;
         struct timespec ts = {0, 2 * 1000000};
-        nanosleep(&ts, NULL); /* between polls of /stats */
+        nanosleep(&ts, NULL);
     }
     return false;
+}
+
+struct stat_want {
+    int port;
+    const char *key;
+    long long want;
+};
+
+static bool stat_is(const void *arg)
+{
+    const struct stat_want *w = arg;
+    return stat_value(w->port, w->key) == w->want;
+}
+
+bool wait_stat(int port, const char *key, long long want, int timeout_ms)
+{
+    struct stat_want w = {port, key, want};
+    return poll_until(stat_is, &w, timeout_ms);
 }
 
 /* ---- more client sockets ---- */
@@ -400,9 +424,8 @@ long long proc_cpu_ms(pid_t pid)
     /* Fields 14 and 15, counted after the ")" that ends the command name. */
     const char *p = strrchr(buf, ')');
     ck_assert(p != NULL);
-    ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                            &stime),
-                     2);
+    ck_assert_int_eq(
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime), 2);
     return (long long)(utime + stime) * 1000 / sysconf(_SC_CLK_TCK);
 }
 
@@ -419,16 +442,22 @@ int proc_fd_count(pid_t pid)
     return n;
 }
 
-bool wait_fd_count(pid_t pid, int want, int timeout_ms)
+struct fd_range {
+    pid_t pid;
+    int lo, hi;
+};
+
+static bool fd_count_in(const void *arg)
 {
-    long long end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
-        if (proc_fd_count(pid) == want)
-            return true;
-        struct timespec ts = {0, 2 * 1000000};
-        nanosleep(&ts, NULL); /* between looks at /proc: no event to wait on */
-    }
-    return false;
+    const struct fd_range *r = arg;
+    int n = proc_fd_count(r->pid);
+    return n >= r->lo && n <= r->hi;
+}
+
+bool wait_fd_count(pid_t pid, int lo, int hi, int timeout_ms)
+{
+    struct fd_range r = {pid, lo, hi};
+    return poll_until(fd_count_in, &r, timeout_ms);
 }
 
 long long proc_status_kib(pid_t pid, const char *name)
@@ -444,4 +473,39 @@ long long proc_status_kib(pid_t pid, const char *name)
             kib = strtoll(line + len + 1, NULL, 10);
     fclose(f);
     return kib;
+}
+
+/* ---- a binary expected to exit by itself ---- */
+
+int run_binary_within(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
+                      const char *arg, ...)
+{
+    const char *argv[MAX_ARGS] = {binary()};
+    va_list ap;
+    va_start(ap, arg);
+    collect_args(argv, 1, arg, ap);
+    va_end(ap);
+    char tmpl_out[] = "/tmp/turnstile-out-XXXXXX", tmpl_err[] = "/tmp/turnstile-err-XXXXXX";
+    int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+    ck_assert(fo >= 0 && fe >= 0);
+    struct srv s = {.pid = fork(), .err_fd = -1}; /* nothing for srv_wait to close */
+    ck_assert_int_ge(s.pid, 0);
+    if (s.pid == 0) {
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], (char **)argv);
+        _exit(127);
+    }
+    int status = srv_wait(&s, timeout_ms);
+    if (status < 0)
+        status = srv_stop(&s, SIGKILL); /* it did not exit: serving, or stuck */
+    ssize_t n = pread(fo, out, out_cap - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    n = pread(fe, err, err_cap - 1, 0);
+    err[n > 0 ? n : 0] = 0;
+    close(fo);
+    close(fe);
+    unlink(tmpl_out);
+    unlink(tmpl_err);
+    return status;
 }

@@ -51,6 +51,8 @@ struct reader {
     char buf[65536];
 };
 
+/* Connects rd to 127.0.0.1:port with an empty buffer. */
+void reader_connect(struct reader *rd, int port);
 /* Reads the next response; 0, or -1 on EOF/timeout/garbage. */
 int read_response(struct reader *rd, struct resp *r, int timeout_ms);
 /* True if the peer closes the connection within timeout_ms. */
@@ -92,9 +94,18 @@ long long raise_own_nofile(void);
 long long proc_cpu_ms(pid_t pid);
 /* Descriptors the process has open. */
 int proc_fd_count(pid_t pid);
-/* Polls until the process has `want` descriptors open; false at the deadline. */
-bool wait_fd_count(pid_t pid, int want, int timeout_ms);
+/* Polls until the process has between lo and hi descriptors open; false at
+ * the deadline. */
+bool wait_fd_count(pid_t pid, int lo, int hi, int timeout_ms);
 /* A "Name:   N kB" line of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or -1. */
 long long proc_status_kib(pid_t pid, const char *name);
+
+/* ---- a binary expected to exit by itself ---- */
+
+/* run_binary() with a deadline: a process still running after timeout_ms
+ * (serving when it should have refused to start) is killed, and the
+ * status is then 128 + SIGKILL. */
+int run_binary_within(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
+                      const char *arg, ...);
 
 #endif
