@@ -38,17 +38,23 @@ static void work(struct resource *r)
         loop_sleep_us(left);
 }
 
-int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n)
+int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n,
+                    struct resource_timing *t)
 {
+    int64_t asked = loop_clock_us();
     if (r->use_lock) {
         int rc = lock_acquire(&r->lock, deadline_us);
         if (rc < 0)
             return rc;
     }
+    int64_t entered = loop_clock_us();
     r->in_section++;
     uint64_t value = r->counter; /* read ... */
     work(r);
     r->counter = value + 1; /* ... write: without the lock, updates get lost */
+    t->wait_us = entered - asked;
+    t->work_us = loop_clock_us() - entered;
+    uint64_t seq = r->state ? state_commit(r->state, r->counter) : 0;
     r->in_section--;
     *n = value + 1;
     if (r->use_lock) {
@@ -58,5 +64,7 @@ int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n)
         if (lock_locked(&r->lock) && r->delay_us > 0)
             loop_yield();
     }
-    return 0;
+    /* Outside the lock: the next section runs while this one's value is
+     * being saved, and one save covers both. */
+    return r->state ? state_wait(r->state, seq) : 0;
 }

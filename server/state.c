@@ -1,0 +1,445 @@
+/* state: the durable counter. See state.h for the design and the format.
+ *
+ * Threads: the loop (state_commit, state_wait, on_round) and the writer
+ * (writer_main, save). They share only the fields under mu; the writer
+ * never holds mu across a syscall, so a commit waits at most for a few
+ * stores. */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "loop.h"
+
+#define FILE_SIZE (2 * STATE_SLOT_SIZE)
+/* libevent priority of the loop's own events (loop.c, PRIO_NORMAL): a
+ * finished round is as urgent as socket I/O, and must not wait behind it. */
+#define LOOP_PRIO_NORMAL 0
+
+static const char magic[8] = "TSTATE1";
+
+struct state_waiter {
+    struct state_waiter *prev, *next;
+    struct state *st;
+    coro_t *co;
+    uint64_t seq;
+    int result; /* set when woken */
+    bool woken;
+};
+
+/* ---- the record ---- */
+
+/* zlib's CRC-32 (reflected 0xEDB88320): bit by bit, as it runs once per
+ * round over 24 bytes. */
+static uint32_t crc32(const unsigned char *p, size_t n)
+{
+    uint32_t crc = 0xffffffffu;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & -(crc & 1));
+    }
+    return ~crc;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void encode(unsigned char *rec, uint64_t generation, uint64_t counter)
+{
+    memcpy(rec, magic, sizeof(magic));
+    put_le(rec + 8, generation, 8);
+    put_le(rec + 16, counter, 8);
+    put_le(rec + 24, crc32(rec, 24), 4);
+}
+
+static bool decode(const unsigned char *rec, uint64_t *generation, uint64_t *counter)
+{
+    if (memcmp(rec, magic, sizeof(magic)) != 0 || get_le(rec + 24, 4) != crc32(rec, 24))
+        return false;
+    *generation = get_le(rec + 8, 8);
+    *counter = get_le(rec + 16, 8);
+    return true;
+}
+
+/* ---- opening ---- */
+
+__attribute__((format(printf, 3, 4))) static int fail(const char *path, int rc, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    fprintf(stderr, "turnstile: %s: ", path);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return rc;
+}
+
+/* The directory entry of a new file is durable only once its directory is. */
+static int sync_parent(const char *path)
+{
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s", path);
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -errno;
+    int rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    return rc;
+}
+
+/* A new file: slot 0 holds generation 1, counter 0; slot 1 is empty. */
+static int write_new(int fd)
+{
+    unsigned char file[FILE_SIZE] = {0};
+    encode(file, 1, 0);
+    errno = EIO; /* a short write sets none */
+    if (pwrite(fd, file, sizeof(file), 0) != (ssize_t)sizeof(file) || fsync(fd) != 0)
+        return -errno;
+    return 0;
+}
+
+/* Builds a new file next to path and renames it into place, unless path
+ * appeared meanwhile. Returns 0, -EEXIST (someone else created it: use
+ * theirs) or a negative errno. */
+static int create(const char *path)
+{
+    char tmp[4096 + 8];
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write_new(fd);
+    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) != 0)
+        rc = -errno;
+    close(fd);
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    return sync_parent(path);
+}
+
+/* Reads both slots and picks the valid record with the highest generation.
+ * A slot cut short by truncation is simply invalid. */
+static int recover(struct state *st, uint64_t *value)
+{
+    struct stat sb;
+    if (fstat(st->fd, &sb) != 0)
+        return fail(st->path, -EINVAL, "%s", strerror(errno));
+    if (!S_ISREG(sb.st_mode) || sb.st_size > FILE_SIZE)
+        return fail(st->path, -EINVAL, "not a turnstile state file");
+    bool found = false;
+    for (unsigned slot = 0; slot < 2; slot++) {
+        unsigned char rec[STATE_RECORD_SIZE];
+        uint64_t gen, counter;
+        ssize_t n = pread(st->fd, rec, sizeof(rec), (off_t)slot * STATE_SLOT_SIZE);
+        if (n < 0)
+            return fail(st->path, -EINVAL, "cannot read: %s", strerror(errno));
+        if (n != (ssize_t)sizeof(rec) || !decode(rec, &gen, &counter))
+            continue;
+        if (!found || gen > st->generation) {
+            st->generation = gen;
+            st->slot = slot;
+            *value = counter;
+        }
+        found = true;
+    }
+    return found ? 0 : fail(st->path, -EINVAL, "not a turnstile state file");
+}
+
+/* Opens path, creating it first if it is missing. Returns the descriptor,
+ * or -EINVAL after one line. */
+static int open_or_create(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        int rc = create(path);
+        if (rc < 0 && rc != -EEXIST)
+            return fail(path, -EINVAL, "cannot create: %s", strerror(-rc));
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    return fd >= 0 ? fd : fail(path, -EINVAL, "cannot open: %s", strerror(errno));
+}
+
+/* Two servers saving one file would each overwrite the other's count. The
+ * lock goes with the descriptor, so a killed server leaves none behind. */
+static int lock_file(struct state *st)
+{
+    if (flock(st->fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    if (errno == EWOULDBLOCK)
+        return fail(st->path, -EBUSY, "in use by another turnstile");
+    return fail(st->path, -EINVAL, "cannot lock: %s", strerror(errno));
+}
+
+int state_open(struct state *st, const char *path, uint64_t *value)
+{
+    *st = (struct state){.path = path, .sync = fdatasync, .efd = -1};
+    *value = 0;
+    st->fd = open_or_create(path);
+    if (st->fd < 0)
+        return st->fd;
+    int rc = lock_file(st);
+    if (rc == 0)
+        rc = recover(st, value);
+    if (rc < 0) {
+        close(st->fd);
+        return rc;
+    }
+    st->value = *value;
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->more, NULL);
+    return 0;
+}
+
+/* ---- the writer ---- */
+
+/* One round: the newest value into the spare slot, then the barrier. A
+ * failed round leaves generation and slot alone, so the retry goes to the
+ * same spare slot and the newest durable record is never at risk. */
+static int save(struct state *st, uint64_t value)
+{
+    unsigned char rec[STATE_RECORD_SIZE];
+    unsigned spare = st->slot ^ 1;
+    encode(rec, st->generation + 1, value);
+    errno = EIO; /* a short write sets none */
+    if (pwrite(st->fd, rec, sizeof(rec), (off_t)spare * STATE_SLOT_SIZE) != (ssize_t)sizeof(rec) ||
+        st->sync(st->fd) != 0)
+        return -errno;
+    st->generation++;
+    st->slot = spare;
+    return 0;
+}
+
+/* One line per run of failures, not one per round; and one when it ends. */
+static void report(struct state *st, int rc)
+{
+    if (rc < 0 && !st->failing)
+        fprintf(stderr,
+                "turnstile: %s: cannot save the counter: %s (answering 500 until a save "
+                "succeeds)\n",
+                st->path, strerror(-rc));
+    else if (rc == 0 && st->failing)
+        fprintf(stderr, "turnstile: %s: saving the counter works again\n", st->path);
+    st->failing = rc < 0;
+}
+
+/* Waits for a commit newer than the last round's and takes it; false when
+ * stopping and there is none. */
+static bool take_round(struct state *st, uint64_t *seq, uint64_t *value)
+{
+    pthread_mutex_lock(&st->mu);
+    while (st->taken_seq == st->commits && !st->stopping)
+        pthread_cond_wait(&st->more, &st->mu);
+    bool more = st->taken_seq < st->commits;
+    *seq = st->taken_seq = st->commits;
+    *value = st->value;
+    pthread_mutex_unlock(&st->mu);
+    return more;
+}
+
+static void end_round(struct state *st, uint64_t seq, int rc)
+{
+    pthread_mutex_lock(&st->mu);
+    st->syncs++;
+    if (rc == 0)
+        st->saved_seq = seq;
+    else
+        st->failed_seq = seq;
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void *writer_main(void *arg)
+{
+    struct state *st = arg;
+    uint64_t seq, value;
+    while (take_round(st, &seq, &value)) {
+        int rc = save(st, value);
+        report(st, rc);
+        end_round(st, seq, rc);
+        eventfd_write(st->efd, 1); /* wakes the loop: on_round() */
+    }
+    return NULL;
+}
+
+/* ---- the loop's side ---- */
+
+static void unlink_waiter(struct state *st, struct state_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        st->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        st->tail = w->prev;
+    w->prev = w->next = NULL;
+}
+
+/* Keeps the list sorted by seq. Waiters mostly come in seq order, so the
+ * walk from the tail stops at once. */
+static void insert_waiter(struct state *st, struct state_waiter *w)
+{
+    struct state_waiter *after = st->tail;
+    while (after && after->seq > w->seq)
+        after = after->prev;
+    w->prev = after;
+    w->next = after ? after->next : st->head;
+    if (w->next)
+        w->next->prev = w;
+    else
+        st->tail = w;
+    if (after)
+        after->next = w;
+    else
+        st->head = w;
+}
+
+/* Wakes, from the head, every waiter whose commit a round has settled.
+ * A waiter resumes inside loop_wake() and may park here again, always
+ * behind the head: so re-read the head each time, and never touch w after
+ * waking it (it lives on that coroutine's stack). */
+static void wake_settled(struct state *st)
+{
+    struct state_waiter *w;
+    while ((w = st->head) && (w->seq <= st->durable_seq || w->seq <= st->lost_seq)) {
+        unlink_waiter(st, w);
+        w->woken = true;
+        w->result = w->seq <= st->durable_seq ? 0 : -EIO;
+        loop_wake(w->co, w->result);
+    }
+}
+
+static void on_round(evutil_socket_t fd, short what, void *arg)
+{
+    struct state *st = arg;
+    eventfd_t rounds;
+    (void)what;
+    eventfd_read(fd, &rounds);
+    pthread_mutex_lock(&st->mu);
+    st->durable_seq = st->saved_seq;
+    st->lost_seq = st->failed_seq;
+    pthread_mutex_unlock(&st->mu);
+    wake_settled(st);
+}
+
+int state_start(struct state *st, struct event_base *base)
+{
+    st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st->efd < 0)
+        return fail(st->path, -errno, "cannot start saving: %s", strerror(errno));
+    st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_round, st);
+    if (!st->ev || event_priority_set(st->ev, LOOP_PRIO_NORMAL) != 0 ||
+        event_add(st->ev, NULL) != 0)
+        return fail(st->path, -ENOMEM, "cannot start saving: %s", strerror(ENOMEM));
+    /* Signals are the loop's business (SIGTERM starts the drain): the
+     * writer inherits a mask that blocks them all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&st->writer, NULL, writer_main, st);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return fail(st->path, -rc, "cannot start the writer thread: %s", strerror(rc));
+    st->started = true;
+    return 0;
+}
+
+uint64_t state_commit(struct state *st, uint64_t value)
+{
+    pthread_mutex_lock(&st->mu);
+    st->value = value;
+    uint64_t seq = ++st->commits;
+    pthread_cond_signal(&st->more);
+    pthread_mutex_unlock(&st->mu);
+    return seq;
+}
+
+/* Cleanup of a waiter destroyed while parked. */
+static void waiter_abandon(void *arg)
+{
+    struct state_waiter *w = arg;
+    if (!w->woken)
+        unlink_waiter(w->st, w);
+}
+
+int state_wait(struct state *st, uint64_t seq)
+{
+    if (seq <= st->durable_seq)
+        return 0;
+    if (seq <= st->lost_seq)
+        return -EIO;
+    struct state_waiter w = {.st = st, .co = coro_current(), .seq = seq};
+    int rc = coro_defer(w.co, waiter_abandon, &w);
+    if (rc < 0)
+        return rc;
+    insert_waiter(st, &w);
+    rc = loop_park(LOOP_FOREVER);
+    coro_undefer(w.co, waiter_abandon, &w);
+    if (w.woken) /* a wake beats a cancel of the same turn */
+        return w.result;
+    unlink_waiter(st, &w);
+    return -ECANCELED; /* cancelled, or woken by a stray loop_wake */
+}
+
+/* ---- closing ---- */
+
+static void stop_writer(struct state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    st->stopping = true;
+    pthread_cond_signal(&st->more);
+    pthread_mutex_unlock(&st->mu);
+    pthread_join(st->writer, NULL);
+}
+
+int state_close(struct state *st)
+{
+    int rc = 0;
+    if (st->started)
+        stop_writer(st);
+    if (st->ev)
+        event_free(st->ev);
+    if (st->efd >= 0)
+        close(st->efd);
+    /* No writer now: its fields are ours. Commits it never took (it was
+     * not started), or whose round failed, get one more try. */
+    if (st->saved_seq < st->commits) {
+        rc = save(st, st->value);
+        if (rc < 0)
+            fail(st->path, rc, "cannot save the counter (%llu) at exit: %s",
+                 (unsigned long long)st->value, strerror(-rc));
+        else
+            st->saved_seq = st->commits;
+    }
+    close(st->fd);
+    pthread_cond_destroy(&st->more);
+    pthread_mutex_destroy(&st->mu);
+    return rc;
+}
