@@ -21,6 +21,7 @@
 #include <ini.h>
 
 #include "limits.h"
+#include "log.h"
 
 #ifndef TURNSTILE_VERSION
 #define TURNSTILE_VERSION "0.1.0"
@@ -34,9 +35,11 @@
 /* Order matters: value kinds first, then the flags that are not file keys. */
 enum kind {
     K_STR,     /* char[256], non-empty, printable */
+    K_PATH,    /* char[4096], non-empty, no control bytes */
     K_UINT,    /* unsigned */
     K_U64,     /* uint64_t */
     K_MS,      /* double, finite, fractional allowed */
+    K_LEVEL,   /* unsigned: a log level name (log.h) */
     K_BOOL,    /* bool: a bare flag on the command line, true/false in a file */
     K_CONFIG,  /* --config: handled before all other flags */
     K_HELP,    /* --help */
@@ -77,6 +80,10 @@ static const struct opt opts[] = {
     {"max-waiters", 0, K_U64, G_RESOURCE, U(max_waiters, 0, UINT64_MAX), .arg = "N",
      .help = "longest lock queue, then 503;\n"
              "0 = unbounded"},
+    {"state-file", 0, K_PATH, G_RESOURCE, .off = offsetof(struct cfg, state_file), .arg = "PATH",
+     .help = "keep the counter in PATH: it survives\n"
+             "restarts and crashes; a reply says N\n"
+             "only once N is on disk"},
     {"no-lock", 0, K_BOOL, G_RESOURCE, .off = offsetof(struct cfg, no_lock),
      .help = "DEMONSTRATION ONLY: skip the lock, so\n"
              "concurrent updates get lost"},
@@ -98,6 +105,12 @@ static const struct opt opts[] = {
     {"max-body-bytes", 0, K_U64, G_LIMITS, U(max_body, 0, 1u << 30), .arg = "N",
      .help = "request body, discarded (413)"},
 
+    {"log-level", 0, K_LEVEL, G_OTHER, .off = offsetof(struct cfg, log_level), .arg = "LEVEL",
+     .help = "error, warn, info or debug: what goes\n"
+             "to stderr, one line per event"},
+    {"access-log", 0, K_PATH, G_OTHER, .off = offsetof(struct cfg, access_log), .arg = "PATH",
+     .help = "one line per request (Common Log\n"
+             "Format + lock wait); '-' = stdout"},
     {"config", 0, K_CONFIG, G_OTHER, .off = offsetof(struct cfg, config_path), .arg = "FILE",
      .help = "INI file read before the flags"},
     {"help", 'h', K_HELP, G_OTHER, .help = "print this help and exit"},
@@ -133,6 +146,9 @@ void cfg_defaults(struct cfg *c)
     c->max_headers = LIMIT_MAX_HEADERS;
     c->max_body = LIMIT_MAX_BODY;
     c->no_lock = false;
+    c->state_file[0] = '\0';
+    c->log_level = LOG_INFO;
+    c->access_log[0] = '\0';
     c->config_path[0] = '\0';
 }
 
@@ -216,6 +232,19 @@ static bool parse_bool(const char *s, bool *out)
     return false;
 }
 
+/* Control bytes would break the one-line error messages that name it. */
+static bool valid_path(const char *s, size_t size)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= size)
+        return false;
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static bool valid_host(const char *s, size_t size)
 {
     size_t n = strlen(s);
@@ -244,6 +273,11 @@ static int set_value(struct cfg *c, const struct opt *o, const char *v, char *er
             goto bad_host;
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case K_PATH:
+        if (!valid_path(v, sizeof(c->state_file)))
+            goto bad_path;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
     case K_UINT:
     case K_U64:
         if (!parse_u64(v, &u) || u < o->umin || u > o->umax)
@@ -263,6 +297,11 @@ static int set_value(struct cfg *c, const struct opt *o, const char *v, char *er
             goto bad_bool;
         *(bool *)(void *)field = b;
         return 0;
+    case K_LEVEL:
+        if (log_level_parse(v) < 0)
+            goto bad_level;
+        *(unsigned *)(void *)field = (unsigned)log_level_parse(v);
+        return 0;
     default:
         snprintf(err, n, "cannot be set here");
         return -EINVAL;
@@ -270,6 +309,13 @@ static int set_value(struct cfg *c, const struct opt *o, const char *v, char *er
 bad_host:
     snprintf(err, n, "'%s' is not a host name or address (1 to %zu characters, no blanks)",
              show(v, shown, sizeof(shown)), sizeof(c->bind) - 1);
+    return -EINVAL;
+bad_level:
+    snprintf(err, n, "'%s' is not one of error, warn, info, debug", show(v, shown, sizeof(shown)));
+    return -EINVAL;
+bad_path:
+    snprintf(err, n, "'%s' is not a file name (1 to %zu characters, no control characters)",
+             show(v, shown, sizeof(shown)), sizeof(c->state_file) - 1);
     return -EINVAL;
 bad_uint:
     snprintf(err, n, "'%s' is not a whole number from %" PRIu64 " to %" PRIu64,
@@ -544,6 +590,10 @@ static void format_default(const struct cfg *d, const struct opt *o, char *buf, 
     case K_BOOL:
         snprintf(buf, n, " (default %s)", *(const bool *)(const void *)field ? "on" : "off");
         break;
+    case K_LEVEL:
+        snprintf(buf, n, " (default %s)", log_level_name(*(const unsigned *)(const void *)field));
+        break;
+    case K_PATH:
     case K_CONFIG:
         snprintf(buf, n, " (default none)");
         break;

@@ -32,6 +32,9 @@ struct cfg {
     /* --no-lock: demonstration only: run the critical section WITHOUT the
      * lock, so concurrent updates get lost. Documented as such. */
     bool no_lock;
+    char state_file[4096];  /* --state-file PATH ("" = the counter lives in memory only) */
+    unsigned log_level;     /* --log-level, an enum log_level */
+    char access_log[4096];  /* --access-log PATH or "-" ("" = none) */
     char config_path[4096]; /* --config FILE ("" = none) */
 };
 

@@ -8,13 +8,16 @@
  * Every path out ends in conn_close(). */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "log.h"
 #include "route.h"
 #include "server.h"
 
@@ -30,6 +33,7 @@ struct conn {
     bool gone; /* the client hung up while its request ran */
     int64_t deadline_us; /* for the request being read */
     struct loop_io io;
+    char peer[48]; /* the client's address, for the access log */
     size_t in_off, in_len, out_len;
     struct http_parser parser;
     char out[CONN_OUT_CAP];
@@ -118,6 +122,8 @@ static int answer_error(struct conn *c, int status)
     struct http_reply r = {.status = status, .body = body, .body_len = (size_t)len,
                            .keep_alive = false};
     c->srv->stats.requests++;
+    if (log_access_enabled())
+        log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
     int rc = append_reply(c, &r, STATS_ROUTE_NONE);
     return rc < 0 ? rc : flush(c);
 }
@@ -205,6 +211,9 @@ static int handle(struct conn *c)
     int rc = append_reply(c, &r, rr.route);
     if (rc < 0)
         return rc;
+    if (log_access_enabled())
+        log_access(c->peer, llhttp_method_name(req->method), req->path, req->minor, rr.status,
+                   rr.body_len, rr.wait_us);
     if (rr.stream && flush(c) == 0) {
         /* The kernel would grow the send buffer to megabytes and hide a
          * subscriber that does not read; keep it small so the stream's
@@ -287,6 +296,21 @@ static void conn_close(struct conn *c, enum conn_end why)
     release_fd(srv, c->fd, why);
 }
 
+/* The numeric address of the client, looked up once per connection and
+ * only when there is an access log to write it to. */
+static void describe_peer(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    snprintf(out, cap, "-");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)cap);
+}
+
 static void conn_main(void *arg)
 {
     const struct accept_args *a = arg;
@@ -307,6 +331,8 @@ static void conn_main(void *arg)
         c.next->prev = &c;
     c.srv->conns = &c;
     http_parser_init(&c.parser, &c.srv->http_limits);
+    if (log_access_enabled())
+        describe_peer(c.fd, c.peer, sizeof(c.peer));
     conn_close(&c, serve(&c));
 }
 

@@ -29,6 +29,7 @@ struct route_reply {
     bool close;                /* end the connection after this reply */
     enum stats_route route;    /* which route answered, for the counters */
     route_stream_fn stream;    /* non-NULL: the body is a stream (see above) */
+    int64_t wait_us;           /* time queued for the lock, for the access log; 0 if none */
 };
 
 /* True for requests that may park (queue for the lock, simulated work):

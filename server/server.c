@@ -25,8 +25,24 @@
 
 #include "conn.h"
 #include "limits.h"
+#include "log.h"
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #define ACCEPT_RETRY_MS 100 /* pause after EMFILE/ENFILE before accepting again */
+
+/* Tells systemd (Type=notify) where we are; nothing without NOTIFY_SOCKET
+ * or without libsystemd at build time. */
+static void notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
 
 static struct timeval ms_tv(uint64_t ms)
 {
@@ -69,6 +85,9 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     struct server *srv = arg;
     struct timeval tv = ms_tv(ACCEPT_RETRY_MS);
     (void)l;
+    if (!srv->accept_paused) /* once per episode, not every retry */
+        log_msg(LOG_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
+                strerror(errno), ACCEPT_RETRY_MS, (unsigned long long)srv->stats.active);
     pause_accepting(srv);
     event_add(srv->accept_retry, &tv);
 }
@@ -95,8 +114,10 @@ void server_conn_closed(struct server *srv)
 static void start_drain(struct server *srv)
 {
     struct timeval tv = ms_tv(srv->cfg.drain_timeout_ms);
+    notify("STOPPING=1");
     srv->draining = true;
-    evconnlistener_free(srv->listener); /* closes the listening socket */
+    if (srv->listener) /* none when connections are fed in directly (fuzzing) */
+        evconnlistener_free(srv->listener); /* closes the listening socket */
     srv->listener = NULL;
     conn_drain_all(srv);
     if (srv->stats.active == 0)
@@ -108,18 +129,33 @@ static void start_drain(struct server *srv)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
-    (void)sig, (void)what;
-    if (srv->draining)
+    (void)what;
+    if (srv->draining) {
+        log_msg(LOG_WARN, "SIG%s again: stopping now, %llu connections still open",
+                sigabbrev_np((int)sig), (unsigned long long)srv->stats.active);
         loop_break(&srv->loop); /* a second signal: stop now */
-    else
-        start_drain(srv);
+        return;
+    }
+    log_msg(LOG_INFO, "SIG%s: stopping; %llu connections open, %llu queued for the lock",
+            sigabbrev_np((int)sig), (unsigned long long)srv->stats.active,
+            (unsigned long long)srv->resource.lock.stats.waiters);
+    start_drain(srv);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
     (void)fd, (void)what;
+    log_msg(LOG_WARN, "drain deadline (%llu ms) passed with %llu connections open",
+            (unsigned long long)srv->cfg.drain_timeout_ms, (unsigned long long)srv->stats.active);
     loop_break(&srv->loop);
+}
+
+/* The access log is buffered: written out once a second. */
+static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    log_access_flush();
 }
 
 /* ---- listening ---- */
@@ -206,10 +242,31 @@ static int make_events(struct server *srv)
     srv->signals[1] = evsignal_new(base, SIGTERM, on_signal, srv);
     srv->drain_timer = evtimer_new(base, on_drain_timeout, srv);
     srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
-    if (!srv->signals[0] || !srv->signals[1] || !srv->drain_timer || !srv->accept_retry)
+    srv->log_flush = event_new(base, -1, EV_PERSIST, on_log_flush, srv);
+    if (!srv->signals[0] || !srv->signals[1] || !srv->drain_timer || !srv->accept_retry ||
+        !srv->log_flush)
         return -ENOMEM;
     evsignal_add(srv->signals[0], NULL);
     evsignal_add(srv->signals[1], NULL);
+    if (log_access_enabled()) {
+        struct timeval second = {.tv_sec = 1};
+        event_add(srv->log_flush, &second);
+    }
+    return 0;
+}
+
+/* --state-file: recover the counter, then save every update (state.h). */
+static int open_state(struct server *srv)
+{
+    int rc = state_open(&srv->state, srv->cfg.state_file, &srv->resource.counter);
+    if (rc < 0)
+        return rc;
+    rc = state_start(&srv->state, srv->loop.base);
+    if (rc < 0) {
+        state_close(&srv->state);
+        return rc;
+    }
+    srv->resource.state = &srv->state;
     return 0;
 }
 
@@ -226,6 +283,11 @@ int server_init(struct server *srv, const struct cfg *cfg)
         return rc;
     }
     resource_init(&srv->resource, cfg->delay_ms, cfg->jitter_ms, cfg->max_waiters, !cfg->no_lock);
+    if (cfg->state_file[0]) {
+        rc = open_state(srv);
+        if (rc < 0)
+            return rc;
+    }
     srv->stats.started_us = loop_now_us();
     return make_events(srv);
 }
@@ -253,6 +315,7 @@ int server_start(struct server *srv, const struct cfg *cfg)
         return rc;
     printf("turnstile listening on %s\n", srv->url);
     fflush(stdout);
+    notify("READY=1");
     return 0;
 }
 
@@ -261,8 +324,11 @@ int server_run(struct server *srv)
     return loop_run(&srv->loop);
 }
 
-void server_fini(struct server *srv)
+int server_fini(struct server *srv)
 {
+    /* First, while the loop's base still exists: the writer saves the
+     * last update, and its event goes. */
+    int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
     if (srv->listener)
         evconnlistener_free(srv->listener);
     for (int i = 0; i < 2; i++)
@@ -272,8 +338,11 @@ void server_fini(struct server *srv)
         event_free(srv->drain_timer);
     if (srv->accept_retry)
         event_free(srv->accept_retry);
+    if (srv->log_flush)
+        event_free(srv->log_flush);
     /* Connections still open (a forced stop) keep their coroutines: the
      * process is about to exit, and their stacks go with it. */
     if (srv->stats.active == 0)
         loop_fini(&srv->loop);
+    return rc;
 }

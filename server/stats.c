@@ -2,15 +2,14 @@
  * add fields freely, never rename these. */
 #include "stats.h"
 
-
 #include "server.h"
 #include "textbuf.h"
 
 /* 0 stands for any other status (none is sent today). */
 const int stats_statuses[STATS_NSTATUS] = {200, 400, 404, 405, 408, 413,
                                            414, 431, 500, 503, 505, 0};
-const char *const stats_route_names[STATS_ROUTE_COUNT] = {"/access", "/stats", "/metrics",
-                                                         "unknown", "none"};
+const char *const stats_route_names[STATS_ROUTE_COUNT] = {
+    "/access", "/stats", "/metrics", "/", "/events", "unknown", "none"};
 
 static unsigned status_slot(int status)
 {
@@ -84,6 +83,8 @@ size_t stats_json(const struct server *srv, char *buf, size_t cap)
         (unsigned long long)srv->resource.counter, uptime, srv->draining ? "true" : "false");
     put_server(&o, srv);
     put_lock(&o, &srv->resource);
+    textbuf_printf(&o, ", ");
+    grants_json(&srv->stats.grants, &o, srv->stats.started_us);
     textbuf_printf(&o, "}\n");
     return textbuf_len(&o);
 }

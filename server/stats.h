@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "grants.h"
 
 struct server;
 
@@ -15,6 +16,8 @@ enum stats_route {
     STATS_ROUTE_ACCESS,
     STATS_ROUTE_STATS,
     STATS_ROUTE_METRICS,
+    STATS_ROUTE_DASHBOARD, /* GET / */
+    STATS_ROUTE_EVENTS,    /* GET /events */
     STATS_ROUTE_UNKNOWN, /* 404, or 405 on a path with no such method */
     STATS_ROUTE_NONE,    /* malformed requests and refused connections */
     STATS_ROUTE_COUNT
@@ -36,6 +39,7 @@ struct server_stats {
     uint64_t spawn_failures; /* connections refused: no coroutine to be had */
     uint64_t ended[CONN_END_COUNT]; /* closed connections, by why */
     uint64_t by_route[STATS_ROUTE_COUNT][STATS_NSTATUS]; /* responses */
+    struct grants grants; /* the latest successful GET /access, for the dashboard */
 };
 
 /* Counts one response. */

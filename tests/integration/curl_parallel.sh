@@ -4,28 +4,11 @@
 # once, and the server must stop cleanly on SIGTERM.
 set -eu
 
-: "${TURNSTILE_BIN:?set TURNSTILE_BIN to the server binary}"
 CLIENTS=20
 PER=5
-dir=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-"$TURNSTILE_BIN" --port 0 --delay-ms 1 >"$dir/out" 2>"$dir/err" &
-pid=$!
-
-# The listening line, polled with a 20 s deadline.
-tries=0
-until grep -q '^turnstile listening on ' "$dir/out"; do
-    tries=$((tries + 1))
-    [ $tries -lt 400 ] || { echo "no listening line" >&2; exit 1; }
-    sleep 0.05
-done
-url="$(sed -n 's/^turnstile listening on //p' "$dir/out")/access"
+. "$(dirname "$0")/lib.sh"
+start_server --delay-ms 1
+url="$base/access"
 
 c=0
 curls=
@@ -43,19 +26,8 @@ total=$((CLIENTS * PER))
 sed -n 's/^Resource accessed \([0-9]*\) times\.$/\1/p' "$dir"/client.* | sort -n >"$dir/all"
 seq 1 $total >"$dir/want"
 if ! cmp -s "$dir/all" "$dir/want"; then
-    echo "FAIL: N values are not exactly 1..$total" >&2
     diff "$dir/want" "$dir/all" | head >&2
-    echo "0 passed, 1 failed"
-    exit 1
+    fail "N values are not exactly 1..$total"
 fi
-
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-pid=
-if [ $status -ne 0 ]; then
-    echo "FAIL: server exited $status after SIGTERM" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+stop_server || fail "server exited $status after SIGTERM"
 echo "1 passed, 0 failed"

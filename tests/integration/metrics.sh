@@ -4,24 +4,8 @@
 # values match the requests made, histograms are cumulative and complete.
 set -eu
 
-: "${TURNSTILE_BIN:?set TURNSTILE_BIN to the server binary}"
-dir=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-"$TURNSTILE_BIN" --port 0 --delay-ms 2 >"$dir/out" 2>"$dir/err" &
-pid=$!
-tries=0
-until grep -q '^turnstile listening on ' "$dir/out"; do
-    tries=$((tries + 1))
-    [ $tries -lt 400 ] || { echo "no listening line" >&2; exit 1; }
-    sleep 0.05
-done
-base=$(sed -n 's/^turnstile listening on //p' "$dir/out")
+. "$(dirname "$0")/lib.sh"
+start_server --delay-ms 2
 
 for i in 1 2 3 4 5; do curl -sS "$base/access" >/dev/null & done
 wait_all() { for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j"; done; }
@@ -65,9 +49,5 @@ assert hold_sum >= 5 * 0.002, hold_sum  # five 2 ms sections
 print("metrics ok:", len(fams), "families")
 PY
 
-kill -TERM "$pid"
-status=0
-wait "$pid" || status=$?
-pid=
-[ $status -eq 0 ] || { echo "server exited $status" >&2; exit 1; }
+stop_server || fail "server exited $status after SIGTERM"
 echo "1 passed, 0 failed"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "log.h"
 #include "limits.h"
 
 #ifndef TURNSTILE_VERSION
@@ -128,6 +129,9 @@ static const char *const all_flags[] = {
     "max-headers",
     "max-body-bytes",
     "no-lock",
+    "state-file",
+    "log-level",
+    "access-log",
     "config",
     "help",
     "version",
@@ -161,6 +165,9 @@ static const struct flag_case flag_cases[] = {
     {"max-header-bytes", "4096", F_U64, AT(max_header_bytes), 4096},
     {"max-headers", "50", F_U64, AT(max_headers), 50},
     {"max-body-bytes", "0", F_U64, AT(max_body), 0},
+    {"state-file", "/tmp/x", F_STR, AT(state_file), 0},
+    {"access-log", "-", F_STR, AT(access_log), 0},
+    {"log-level", "debug", F_UINT, AT(log_level), LOG_DEBUG},
 };
 #define NCASES (sizeof(flag_cases) / sizeof(flag_cases[0]))
 

@@ -1,0 +1,120 @@
+/* log: see log.h. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define ACCESS_BUFFER (64 * 1024)
+
+static enum log_level threshold = LOG_INFO;
+static FILE *access_file;
+static char *access_buffer;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i <= LOG_DEBUG; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *log_level_name(unsigned level)
+{
+    return level <= LOG_DEBUG ? level_names[level] : "?";
+}
+
+void log_set_level(enum log_level level)
+{
+    threshold = level;
+}
+
+bool log_enabled(enum log_level level)
+{
+    return level <= threshold;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    struct timeval tv;
+    struct tm tm;
+    char stamp[32];
+    va_list ap;
+    if (!log_enabled(level))
+        return;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One fprintf per part, but stderr is unbuffered: build the line first
+     * so concurrent writers (the state thread) never interleave mid-line. */
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%s.%03ldZ %s: ", stamp, (long)tv.tv_usec / 1000,
+                     level_names[level]);
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+}
+
+int log_access_open(const char *path)
+{
+    if (strcmp(path, "-") == 0) {
+        access_file = stdout;
+    } else {
+        access_file = fopen(path, "a");
+        if (!access_file)
+            return -errno;
+    }
+    access_buffer = malloc(ACCESS_BUFFER);
+    if (access_buffer)
+        setvbuf(access_file, access_buffer, _IOFBF, ACCESS_BUFFER);
+    return 0;
+}
+
+bool log_access_enabled(void)
+{
+    return access_file != NULL;
+}
+
+void log_access(const char *client, const char *method, const char *path, int minor, int status,
+                uint64_t bytes, int64_t wait_us)
+{
+    static time_t cached_second;
+    static char stamp[40];
+    time_t now = time(NULL);
+    if (now != cached_second) { /* strftime once a second, not per request */
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        cached_second = now;
+    }
+    fprintf(access_file, "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu", client, stamp, method, path,
+            minor, status, (unsigned long long)bytes);
+    if (wait_us >= 0)
+        fprintf(access_file, " wait_ms=%.3f", (double)wait_us / 1000.0);
+    fputc('\n', access_file);
+}
+
+void log_access_flush(void)
+{
+    if (access_file)
+        fflush(access_file);
+}
+
+void log_access_close(void)
+{
+    if (!access_file)
+        return;
+    if (access_file == stdout)
+        fflush(stdout);
+    else
+        fclose(access_file);
+    access_file = NULL;
+    free(access_buffer);
+    access_buffer = NULL;
+}
