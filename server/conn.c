@@ -31,6 +31,7 @@ struct conn {
     int fd;
     bool idle; /* parked between requests: a stop may close it */
     bool gone; /* the client hung up while its request ran */
+    bool streaming; /* a stream route has the connection */
     int64_t deadline_us; /* for the request being read */
     struct loop_io io;
     char peer[48]; /* the client's address, for the access log */
@@ -172,7 +173,10 @@ static void on_hangup(void *arg)
     /* EPOLLRDHUP also comes for a half-close after pipelined data: a client
      * with bytes still unread is still talking to us. */
     ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+    /* A stream has no next request to read: the FIN ends it, whatever
+     * bytes came before. */
+    bool left = c->streaming && c->io.peer_closed;
+    if (!left && (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))))
         return;
     c->gone = true;
     loop_cancel(c->co);
@@ -220,6 +224,7 @@ static int handle(struct conn *c)
          * write timeout drops that subscriber promptly. */
         int sndbuf = 64 * 1024;
         setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        c->streaming = true;
         rr.stream(srv, c);
     }
     return keep;
@@ -319,7 +324,7 @@ static void conn_main(void *arg)
     c.srv = a->srv;
     c.fd = a->fd;
     c.co = coro_current();
-    c.idle = c.gone = false;
+    c.idle = c.gone = c.streaming = false;
     c.in_off = c.in_len = c.out_len = 0;
     if (loop_io_open(&c.io, c.fd, on_hangup, &c) < 0) {
         release_fd(c.srv, c.fd, CONN_END_DONE);
@@ -367,7 +372,7 @@ int conn_stream_write(struct conn *c, const char *buf, size_t len, uint64_t time
 bool conn_stream_pause(struct conn *c, int64_t us)
 {
     /* A hang-up cancels the sleep (see on_hangup); a stop ends it too. */
-    return loop_sleep_us(us) == 0 && !c->gone && !c->srv->draining;
+    return !c->io.peer_closed && loop_sleep_us(us) == 0 && !c->gone && !c->srv->draining;
 }
 
 void conn_drain_all(struct server *srv)
