@@ -107,26 +107,25 @@ static void route_access(struct server *srv, struct route_reply *out, char *buf,
     }
 }
 
-static void route_metrics(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+/* A generated document (/metrics, /stats), or 500 if it did not fit. */
+static void document(struct route_reply *out, const char *ctype, const char *buf, size_t len)
 {
-    size_t len = metrics_text(srv, buf, cap);
     if (len == 0) {
-        text(out, 500, "Metrics do not fit the reply buffer.\n", NULL);
+        text(out, 500, "The document does not fit the reply buffer.\n", NULL);
         return;
     }
-    *out = (struct route_reply){.status = 200, .content_type = METRICS_CONTENT_TYPE, .body = buf,
+    *out = (struct route_reply){.status = 200, .content_type = ctype, .body = buf,
                                 .body_len = len, .extra_headers = "Cache-Control: no-store\r\n"};
+}
+
+static void route_metrics(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+{
+    document(out, METRICS_CONTENT_TYPE, buf, metrics_text(srv, buf, cap));
 }
 
 static void route_stats(struct server *srv, struct route_reply *out, char *buf, size_t cap)
 {
-    size_t len = stats_json(srv, buf, cap);
-    if (len == 0) {
-        text(out, 500, "Statistics do not fit the reply buffer.\n", NULL);
-        return;
-    }
-    *out = (struct route_reply){.status = 200, .content_type = "application/json", .body = buf,
-                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n"};
+    document(out, "application/json", buf, stats_json(srv, buf, cap));
 }
 
 static const struct route routes[] = {

@@ -130,34 +130,6 @@ int srv_stop(struct srv *s, int sig)
     return rc;
 }
 
-int run_binary(char *out, size_t out_cap, char *err, size_t err_cap, const char *arg, ...)
-{
-    const char *argv[MAX_ARGS] = {binary()};
-    va_list ap;
-    va_start(ap, arg);
-    collect_args(argv, 1, arg, ap);
-    va_end(ap);
-    char tmpl_out[] = "/tmp/turnstile-out-XXXXXX", tmpl_err[] = "/tmp/turnstile-err-XXXXXX";
-    int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    ssize_t n = pread(fo, out, out_cap - 1, 0);
-    out[n > 0 ? n : 0] = 0;
-    n = pread(fe, err, err_cap - 1, 0);
-    err[n > 0 ? n : 0] = 0;
-    close(fo);
-    close(fe);
-    unlink(tmpl_out);
-    unlink(tmpl_err);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 int tcp_connect(int port)
 {
@@ -477,8 +449,8 @@ long long proc_status_kib(pid_t pid, const char *name)
 
 /* ---- a binary expected to exit by itself ---- */
 
-int run_binary_within(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
-                      const char *arg, ...)
+int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
+               const char *arg, ...)
 {
     const char *argv[MAX_ARGS] = {binary()};
     va_list ap;

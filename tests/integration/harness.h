@@ -30,10 +30,6 @@ int srv_stop(struct srv *s, int sig);
 /* Waits for the process to exit by itself; -1 if it did not in time. */
 int srv_wait(struct srv *s, int timeout_ms);
 
-/* Runs $TURNSTILE_BIN with ARGS (no --port added), returns its exit status
- * and what it printed (stdout and stderr, each NUL-terminated). */
-int run_binary(char *out, size_t out_cap, char *err, size_t err_cap, const char *arg, ...);
-
 int tcp_connect(int port);
 void send_all(int fd, const char *buf, size_t len);
 
@@ -102,10 +98,12 @@ long long proc_status_kib(pid_t pid, const char *name);
 
 /* ---- a binary expected to exit by itself ---- */
 
-/* run_binary() with a deadline: a process still running after timeout_ms
- * (serving when it should have refused to start) is killed, and the
- * status is then 128 + SIGKILL. */
-int run_binary_within(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
+/* Runs $TURNSTILE_BIN with ARGS (NULL-terminated, no --port added) and
+ * returns its exit status and what it printed (stdout and stderr, each
+ * NUL-terminated). A process still running after timeout_ms (serving when
+ * it should have refused to start) is killed: the status is then
+ * 128 + SIGKILL. */
+int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
                       const char *arg, ...);
 
 #endif

@@ -13,6 +13,7 @@ trap cleanup EXIT
 
 # start_server ARGS...: --port 0 is added; stdout/stderr go to $dir/out, err.
 start_server() {
+    : >"$dir/out" # exists before the server opens it, for the grep below
     "$TURNSTILE_BIN" --port 0 "$@" >"$dir/out" 2>"$dir/err" &
     pid=$!
     tries=0

@@ -7,9 +7,12 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 start_server --delay-ms 2
 
-for i in 1 2 3 4 5; do curl -sS "$base/access" >/dev/null & done
-wait_all() { for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j"; done; }
-wait_all
+curls=
+for i in 1 2 3 4 5; do
+    curl -sS "$base/access" >/dev/null &
+    curls="$curls $!"
+done
+for job in $curls; do wait "$job"; done
 curl -s "$base/nope" >/dev/null
 curl -s -X POST "$base/access" >/dev/null
 curl -sS -D "$dir/headers" "$base/metrics" >"$dir/metrics"

@@ -3,7 +3,6 @@
  * acknowledged update lost, none invented), and refuses a file that is not
  * its own, or a path it cannot use, without touching anything. */
 #include <check.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
+#include "scratch.h"
 #include "harness.h"
 
 static struct srv srv;
@@ -29,16 +30,7 @@ static void teardown(void)
 {
     if (srv.pid > 0)
         srv_stop(&srv, SIGKILL);
-    DIR *d = opendir(dir);
-    char name[512];
-    for (struct dirent *e; d && (e = readdir(d));) {
-        snprintf(name, sizeof(name), "%s/%s", dir, e->d_name);
-        if (e->d_name[0] != '.')
-            unlink(name);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    scratch_remove(dir);
 }
 
 static void start_durable(void)
@@ -167,7 +159,7 @@ START_TEST(foreign_file_is_refused_untouched)
     close(fd);
     size_t n = slurp(state_path, before, sizeof(before));
 
-    int rc = run_binary_within(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
                                "--state-file", state_path, NULL);
     ck_assert_msg(rc == 2, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     snprintf(want, sizeof(want), "turnstile: %s: not a turnstile state file\n", state_path);
@@ -181,7 +173,7 @@ START_TEST(unusable_path_exits_2)
 {
     static char out[4096], err[4096], missing[192];
     snprintf(missing, sizeof(missing), "%s/no-such-dir/counter", dir);
-    int rc = run_binary_within(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
                                "--state-file", missing, NULL);
     ck_assert_msg(rc == 2, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     ck_assert_msg(strncmp(err, "turnstile: ", 11) == 0 && strstr(err, missing), "stderr: %s", err);
@@ -194,7 +186,7 @@ START_TEST(second_server_on_the_file_exits_1)
 {
     static char out[4096], err[4096], want[256];
     start_durable();
-    int rc = run_binary_within(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
                                "--state-file", state_path, NULL);
     ck_assert_msg(rc == 1, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     snprintf(want, sizeof(want), "turnstile: %s: in use by another turnstile\n", state_path);
@@ -216,9 +208,5 @@ int main(void)
     tcase_add_test(tc, unusable_path_exits_2);
     tcase_add_test(tc, second_server_on_the_file_exits_1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

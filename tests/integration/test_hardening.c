@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "harness.h"
 
 static struct srv srv;
@@ -581,9 +582,5 @@ int main(void)
     tcase_add_test(tc, holder_resets_section_completes);
     tcase_add_test(tc, garbage_after_a_valid_request);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

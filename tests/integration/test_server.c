@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "harness.h"
 
 static struct srv srv;
@@ -390,13 +391,13 @@ END_TEST
 START_TEST(help_lists_every_flag)
 {
     static char out[16384], err[4096];
-    ck_assert_int_eq(run_binary(out, sizeof(out), err, sizeof(err), "--help", NULL), 0);
+    ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--help", NULL), 0);
     const char *flags[] = {"--bind", "--port", "--delay-ms", "--jitter-ms", "--lock-timeout-ms",
                            "--max-waiters", "--header-timeout-ms", "--keepalive-timeout-ms",
                            "--max-connections", "--config", "--help", "--version", "--no-lock"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         ck_assert_msg(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
-    ck_assert_int_eq(run_binary(out, sizeof(out), err, sizeof(err), "--version", NULL), 0);
+    ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--version", NULL), 0);
     ck_assert(strncmp(out, "turnstile ", 10) == 0);
 }
 END_TEST
@@ -407,7 +408,7 @@ START_TEST(bad_flags_exit_2)
     const char *bad[][2] = {{"--bogus", NULL}, {"--port", "x"}, {"--delay-ms", "-1"},
                             {"--port", "70000"}, {"extra", NULL}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(run_binary(out, sizeof(out), err, sizeof(err), bad[i][0], bad[i][1], NULL),
+        ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), bad[i][0], bad[i][1], NULL),
                          2);
         ck_assert_msg(strncmp(err, "turnstile: ", 11) == 0, "stderr: %s", err);
         ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
@@ -421,7 +422,7 @@ START_TEST(port_in_use_exits_1)
     char port[16];
     srv_start(&srv, NULL);
     snprintf(port, sizeof(port), "%d", srv.port);
-    ck_assert_int_eq(run_binary(out, sizeof(out), err, sizeof(err), "--port", port, NULL), 1);
+    ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", port, NULL), 1);
     char want[128];
     snprintf(want, sizeof(want), "turnstile: cannot listen on 127.0.0.1:%s: Address already in use\n",
              port);
@@ -459,10 +460,7 @@ int main(void)
     tcase_add_test(tc, bad_flags_exit_2);
     tcase_add_test(tc, port_in_use_exits_1);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = check_run(s);
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "cfg.h"
 #include "log.h"
 #include "limits.h"
@@ -736,9 +737,5 @@ static Suite *cfg_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cfg_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(cfg_suite());
 }

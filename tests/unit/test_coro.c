@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_run.h"
 #include "coro.h"
 
 static int trace[16];
@@ -329,9 +330,5 @@ int main(void)
     tcase_add_test(tc, nested_resume);
     tcase_add_test(tc, stack_overflow_hits_guard_page);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

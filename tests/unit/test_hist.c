@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "check_run.h"
 #include "hist.h"
 
 /* Deterministic xorshift so failures reproduce. */
@@ -127,9 +128,5 @@ int main(void)
     tcase_add_test(tc, empty_and_single);
     tcase_add_test(tc, count_le_brackets_the_truth);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "check_run.h"
 #include "lock.h"
 #include "loop.h"
 
@@ -479,9 +480,5 @@ int main(void)
     tcase_add_test(tc, random_storm_keeps_fifo_among_survivors);
     tcase_add_test(tc, stats_and_histograms_match);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

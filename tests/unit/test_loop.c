@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "check_run.h"
 #include "loop.h"
 
 static struct loop loop;
@@ -354,9 +355,5 @@ int main(void)
     tcase_add_test(tc, wake_beats_pending_cancel);
     tcase_add_test(tc, spawn_failure_is_an_error);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

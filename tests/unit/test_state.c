@@ -18,6 +18,8 @@
 
 #include <event2/event.h>
 
+#include "check_run.h"
+#include "scratch.h"
 #include "loop.h"
 #include "state.h"
 
@@ -248,16 +250,7 @@ static void teardown(void)
         gate_allow(1 << 20, 0);
         stop();
     }
-    DIR *d = opendir(dir);
-    char name[512];
-    for (struct dirent *e; d && (e = readdir(d));) {
-        snprintf(name, sizeof(name), "%s/%s", dir, e->d_name);
-        if (e->d_name[0] != '.')
-            unlink(name);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    scratch_remove(dir);
     loop_fini(&loop);
 }
 
@@ -545,9 +538,5 @@ int main(void)
     tcase_add_test(tc, close_saves_the_newest_commit);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }
