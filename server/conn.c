@@ -21,7 +21,7 @@
 #include "route.h"
 #include "server.h"
 
-#define CONN_IN_CAP  4096 /* unparsed input; the parser keeps what it needs */
+#define CONN_IN_CAP  2048 /* unparsed input; the parser keeps what it needs */
 #define CONN_OUT_CAP 4096 /* replies waiting to be sent */
 
 struct conn {
@@ -37,8 +37,10 @@ struct conn {
     char peer[48]; /* the client's address, for the access log */
     size_t in_off, in_len, out_len;
     struct http_parser parser;
-    char out[CONN_OUT_CAP];
+    /* Only the first bytes of each buffer are touched by a small request:
+     * the smaller one first keeps both beginnings near the parser. */
     char in[CONN_IN_CAP];
+    char out[CONN_OUT_CAP];
 };
 
 struct accept_args {
@@ -202,6 +204,7 @@ static int handle(struct conn *c)
     }
     route_dispatch(srv, req, &rr, body, sizeof(body));
     if (c->gone || rr.status == 0) {
+        route_release(rr.owned);
         c->gone = true;
         srv->stats.gone++;
         return -EPIPE;
@@ -213,6 +216,7 @@ static int handle(struct conn *c)
         .http10 = req->minor == 0, .stream = rr.stream != NULL,
     };
     int rc = append_reply(c, &r, rr.route);
+    route_release(rr.owned); /* copied or sent by now */
     if (rc < 0)
         return rc;
     if (log_access_enabled())

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dashboard.h"
@@ -107,25 +108,52 @@ static void route_access(struct server *srv, struct route_reply *out, char *buf,
     }
 }
 
-/* A generated document (/metrics, /stats), or 500 if it did not fit. */
-static void document(struct route_reply *out, const char *ctype, const char *buf, size_t len)
+typedef size_t (*document_fn)(const struct server *srv, char *buf, size_t cap);
+
+/* One document buffer kept back: a dashboard polling /stats, or pipelined
+ * requests for it, reuse it instead of allocating each time. */
+static char *spare_doc;
+
+void route_release(void *owned)
 {
+    if (owned && !spare_doc)
+        spare_doc = owned;
+    else
+        free(owned);
+}
+
+/* A generated document (/metrics, /stats) in a buffer of its own; 500 if
+ * it does not fit, 503 if no memory can be had. */
+static void document(struct server *srv, struct route_reply *out, const char *ctype,
+                     document_fn write)
+{
+    char *doc = spare_doc ? spare_doc : malloc(ROUTE_DOC_CAP);
+    spare_doc = NULL;
+    if (!doc) {
+        text(out, 503, "Out of memory.\n", "Retry-After: 1\r\n");
+        return;
+    }
+    size_t len = write(srv, doc, ROUTE_DOC_CAP);
     if (len == 0) {
+        free(doc);
         text(out, 500, "The document does not fit the reply buffer.\n", NULL);
         return;
     }
-    *out = (struct route_reply){.status = 200, .content_type = ctype, .body = buf,
-                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n"};
+    *out = (struct route_reply){.status = 200, .content_type = ctype, .body = doc,
+                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n",
+                                .owned = doc};
 }
 
 static void route_metrics(struct server *srv, struct route_reply *out, char *buf, size_t cap)
 {
-    document(out, METRICS_CONTENT_TYPE, buf, metrics_text(srv, buf, cap));
+    (void)buf, (void)cap;
+    document(srv, out, METRICS_CONTENT_TYPE, metrics_text);
 }
 
 static void route_stats(struct server *srv, struct route_reply *out, char *buf, size_t cap)
 {
-    document(out, "application/json", buf, stats_json(srv, buf, cap));
+    (void)buf, (void)cap;
+    document(srv, out, "application/json", stats_json);
 }
 
 static const struct route routes[] = {

@@ -9,9 +9,13 @@
 #include "http.h"
 #include "stats.h"
 
-/* The largest body a route writes (/metrics). It lives on the connection's
- * stack, where untouched pages cost nothing. */
-#define ROUTE_BODY_CAP 16384
+/* The buffer a route may build a small body in (/access: the body and its
+ * Server-Timing header). It lives on the connection's stack: kept small,
+ * so the frames below it share pages with the connection's own. */
+#define ROUTE_BODY_CAP 512
+/* Generated documents (/stats, /metrics) are allocated at this size, only
+ * for the requests that ask for them, and freed once sent. */
+#define ROUTE_DOC_CAP 16384
 
 struct server;
 struct conn;
@@ -30,11 +34,15 @@ struct route_reply {
     enum stats_route route;    /* which route answered, for the counters */
     route_stream_fn stream;    /* non-NULL: the body is a stream (see above) */
     int64_t wait_us;           /* time queued for the lock, for the access log; 0 if none */
+    void *owned;               /* heap memory behind body: the connection frees it */
 };
 
 /* True for requests that may park (queue for the lock, simulated work):
  * replies waiting before them are sent first. */
 bool route_may_block(const struct http_request *req);
+
+/* Gives back a reply's `owned` memory once the reply is sent. */
+void route_release(void *owned);
 
 /* Answers req; a body the route builds goes into buf (cap bytes). */
 void route_dispatch(struct server *srv, const struct http_request *req, struct route_reply *out,
