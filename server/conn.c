@@ -21,8 +21,8 @@
 #include "route.h"
 #include "server.h"
 
-#define CONN_IN_CAP  2048 /* unparsed input; the parser keeps what it needs */
-#define CONN_OUT_CAP 4096 /* replies waiting to be sent */
+#define CONN_IN_CAP  1024 /* unparsed input; the parser keeps what it needs */
+#define CONN_OUT_CAP 2048 /* replies waiting to be sent */
 
 struct conn {
     struct server *srv;

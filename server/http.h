@@ -18,7 +18,7 @@
 
 /* Longest path kept in struct http_request. Longer paths (still within
  * max_url) are truncated and flagged, and no route matches them. */
-#define HTTP_MAX_PATH 1024
+#define HTTP_MAX_PATH 256
 
 struct http_limits {
     size_t max_header_bytes; /* request line + headers; more is 431 */
