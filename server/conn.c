@@ -43,6 +43,9 @@ struct conn {
     char out[CONN_OUT_CAP];
 };
 
+const char *const conn_end_names[CONN_END_COUNT] = {"client", "done", "bad_request",
+                                                   "timeout", "idle", "gone"};
+
 struct accept_args {
     struct server *srv;
     int fd;

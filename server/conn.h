@@ -21,6 +21,9 @@ enum conn_end {
     CONN_END_COUNT
 };
 
+/* How /stats and /metrics name each enum conn_end. */
+extern const char *const conn_end_names[CONN_END_COUNT];
+
 /* Takes over an accepted, non-blocking socket: starts its coroutine, or
  * answers 503 and closes when no coroutine can be had. */
 void conn_accept(struct server *srv, int fd);

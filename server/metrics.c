@@ -51,15 +51,13 @@ static void requests(struct textbuf *t, const struct server_stats *s)
 
 static void connections(struct textbuf *t, const struct server_stats *s)
 {
-    static const char *const why[CONN_END_COUNT] = {"client", "done", "bad_request",
-                                                    "timeout", "idle", "gone"};
     single(t, "connections_active", "gauge", "Connections open now.", s->active);
     single(t, "connections_accepted_total", "counter", "Connections accepted.", s->accepted);
     single(t, "connections_refused_total", "counter",
            "Connections answered 503 at once: no coroutine stack to be had.", s->spawn_failures);
     family(t, "connections_closed_total", "counter", "Connections closed, by reason.");
     for (int i = 0; i < CONN_END_COUNT; i++)
-        textbuf_printf(t, "turnstile_connections_closed_total{reason=\"%s\"} %llu\n", why[i],
+        textbuf_printf(t, "turnstile_connections_closed_total{reason=\"%s\"} %llu\n", conn_end_names[i],
                        (unsigned long long)s->ended[i]);
 }
 

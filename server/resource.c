@@ -33,6 +33,8 @@ static void work(struct resource *r)
     int64_t us = r->delay_us;
     if (r->jitter_us > 0)
         us += (int64_t)(next_random(r) % (uint64_t)(r->jitter_us + 1));
+    if (us <= 0)
+        return; /* --delay-ms 0: no clock to read */
     int64_t end = loop_now_us() + us;
     for (int64_t left = us; left > 0; left = end - loop_now_us())
         loop_sleep_us(left);

@@ -64,14 +64,13 @@ static void put_server(struct textbuf *o, const struct server *srv)
         (unsigned long long)s->responses[5], (unsigned long long)s->gone);
     textbuf_printf(o,
         "\"connections\": {\"active\": %llu, \"accepted\": %llu, \"refused\": %llu, "
-        "\"closed\": {\"client\": %llu, \"done\": %llu, \"bad_request\": %llu, "
-        "\"timeout\": %llu, \"idle\": %llu, \"gone\": %llu}}, ",
+        "\"closed\": {",
         (unsigned long long)s->active, (unsigned long long)s->accepted,
-        (unsigned long long)s->spawn_failures, (unsigned long long)s->ended[CONN_END_CLIENT],
-        (unsigned long long)s->ended[CONN_END_DONE],
-        (unsigned long long)s->ended[CONN_END_BAD_REQUEST],
-        (unsigned long long)s->ended[CONN_END_TIMEOUT], (unsigned long long)s->ended[CONN_END_IDLE],
-        (unsigned long long)s->ended[CONN_END_GONE]);
+        (unsigned long long)s->spawn_failures);
+    for (int i = 0; i < CONN_END_COUNT; i++)
+        textbuf_printf(o, "%s\"%s\": %llu", i ? ", " : "", conn_end_names[i],
+                       (unsigned long long)s->ended[i]);
+    textbuf_printf(o, "}}, ");
 }
 
 size_t stats_json(const struct server *srv, char *buf, size_t cap)

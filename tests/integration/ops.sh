@@ -23,6 +23,13 @@ status=0
 [ "$(wc -l <"$dir/bad.err")" -eq 1 ] || fail "bad key: not one line: $(cat "$dir/bad.err")"
 grep -q "bad.conf:3:" "$dir/bad.err" || fail "bad key: no FILE:LINE in $(cat "$dir/bad.err")"
 
+# An access log that cannot be opened: one line, exit 2.
+status=0
+"$TURNSTILE_BIN" --port 0 --access-log "$dir/no/such/dir/access.log" 2>"$dir/log.err" || status=$?
+[ $status -eq 2 ] || fail "unopenable access log exited $status, not 2"
+[ "$(wc -l <"$dir/log.err")" -eq 1 ] && grep -q "cannot open access log" "$dir/log.err" ||
+    fail "unopenable access log: $(cat "$dir/log.err")"
+
 # The shipped file, with flags on top; logs and access log on.
 start_server --config "$conf" --delay-ms 3 --access-log "$dir/access.log" --log-level info
 curl -sS -D "$dir/headers" -o /dev/null "$base/access"

@@ -46,16 +46,6 @@ static long long access_once(void)
     return access_n(&r);
 }
 
-static size_t slurp(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ssize_t n = read(fd, buf, cap);
-    ck_assert_int_ge(n, 0);
-    close(fd);
-    return (size_t)n;
-}
-
 /* ---- restarts ---- */
 
 START_TEST(clean_restart_keeps_the_counter)
@@ -157,14 +147,14 @@ START_TEST(foreign_file_is_refused_untouched)
     int fd = open(state_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_eq(write(fd, text, sizeof(text) - 1), (ssize_t)sizeof(text) - 1);
     close(fd);
-    size_t n = slurp(state_path, before, sizeof(before));
+    size_t n = scratch_read(state_path, before, sizeof(before));
 
     int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
                                "--state-file", state_path, NULL);
     ck_assert_msg(rc == 2, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     snprintf(want, sizeof(want), "turnstile: %s: not a turnstile state file\n", state_path);
     ck_assert_str_eq(err, want);
-    ck_assert_uint_eq(slurp(state_path, after, sizeof(after)), n);
+    ck_assert_uint_eq(scratch_read(state_path, after, sizeof(after)), n);
     ck_assert(memcmp(before, after, n) == 0);
 }
 END_TEST

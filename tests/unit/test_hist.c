@@ -4,18 +4,15 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "rng.h"
 #include "check_run.h"
 #include "hist.h"
 
-/* Deterministic xorshift so failures reproduce. */
 static uint64_t rng_state = 88172645463325252ull;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "rng.h"
 #include "check_run.h"
 #include "http.h"
 
@@ -178,15 +179,11 @@ START_TEST(split_at_each_point)
 }
 END_TEST
 
-/* Deterministic xorshift so failures reproduce. */
 static uint64_t rng_state = 88172645463325252ull;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 START_TEST(random_splits)

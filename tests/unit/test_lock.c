@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "rng.h"
 #include "check_run.h"
 #include "lock.h"
 #include "loop.h"
@@ -393,10 +394,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 /* 3000 arrivals at random moments, with random deadlines, holds and

@@ -87,6 +87,38 @@ START_TEST(sleep_counts_from_the_call)
 }
 END_TEST
 
+/* loop_yield() lets a coroutine that is ready run first, then continues:
+ * the lock's old holder uses it so the new owner starts at once. */
+static int yield_log[4], nyield;
+
+static void woken(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
+    yield_log[nyield++] = 2;
+}
+
+static void yielder(void *arg)
+{
+    coro_t *other;
+    (void)arg;
+    ck_assert_int_eq(loop_spawn(loop_current(), woken, NULL, &other), 0);
+    ck_assert_int_eq(loop_wake(other, 0), 0); /* ready, not yet run */
+    yield_log[nyield++] = 1;
+    loop_yield();
+    yield_log[nyield++] = 3;
+}
+
+START_TEST(yield_lets_the_ready_run_first)
+{
+    nyield = 0;
+    run(yielder, NULL);
+    int want[] = {1, 2, 3};
+    ck_assert_int_eq(nyield, 3);
+    ck_assert_mem_eq(yield_log, want, sizeof(want));
+}
+END_TEST
+
 static int sv[2]; /* a socketpair: sv[0] is ours, sv[1] the peer */
 
 static void peer_writes(void *arg)
@@ -347,6 +379,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sleep_is_precise);
     tcase_add_test(tc, sleep_counts_from_the_call);
+    tcase_add_test(tc, yield_lets_the_ready_run_first);
     tcase_add_test(tc, io_wait_with_deadline);
     tcase_add_test(tc, edge_while_busy_is_kept);
     tcase_add_test(tc, hangup_while_parked_elsewhere);

@@ -32,12 +32,7 @@ static bool live; /* st has a writer thread: a failed test leaves it to teardown
 
 static size_t read_file(unsigned char *buf, size_t cap)
 {
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    ssize_t n = read(fd, buf, cap);
-    ck_assert_int_ge(n, 0);
-    close(fd);
-    return (size_t)n;
+    return scratch_read(path, buf, cap);
 }
 
 static void write_file(const void *buf, size_t len)
