@@ -85,6 +85,12 @@ struct loop_io {
     void *arg;
 };
 
+/* What loop_io_wait() and loop_io_clear() take: libevent's EV_READ and
+ * EV_WRITE under our own names, so a module can wait on a descriptor
+ * without including libevent (loop.c checks that they agree). */
+#define LOOP_READ  0x02
+#define LOOP_WRITE 0x04
+
 /* From the owner coroutine. on_hangup (may be NULL) runs on the loop's
  * stack when input arrives or the peer closes or resets while the owner is
  * parked on something else (a lock, a sleep): it should look (a MSG_PEEK
@@ -93,7 +99,7 @@ struct loop_io {
 int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg);
 /* Stops watching (does not close fd). */
 void loop_io_close(struct loop_io *io);
-/* Parks until fd is ready for `what` (EV_READ or EV_WRITE), returning at
+/* Parks until fd is ready for `what` (LOOP_READ or LOOP_WRITE), returning at
  * once if an edge came since loop_io_clear(). Returns 0, -ETIMEDOUT or
  * -ECANCELED. Deadlines here are for idle and slow peers: the timer is
  * moved only when a deadline comes earlier than the one it is set for, and

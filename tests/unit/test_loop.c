@@ -158,6 +158,32 @@ START_TEST(io_wait_with_deadline)
 }
 END_TEST
 
+/* LOOP_READ and LOOP_WRITE work where EV_READ and EV_WRITE do: modules that
+ * must not include libevent wait with them. */
+static void waits_by_loop_names(void *arg)
+{
+    struct loop_io io;
+    char c;
+    (void)arg;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    loop_io_clear(&io, LOOP_READ | LOOP_WRITE);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_WRITE, loop_now_us() + 5000000), 0);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 20000), -ETIMEDOUT);
+    ck_assert_int_eq(write(sv[1], "x", 1), 1);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 5000000), 0);
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    loop_io_close(&io);
+}
+
+START_TEST(io_wait_by_loop_names)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    run(waits_by_loop_names, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 /* An edge that comes while the owner is busy elsewhere is kept: the next
  * wait returns at once instead of sleeping through it. */
 static void busy_owner(void *arg)
@@ -381,6 +407,7 @@ int main(void)
     tcase_add_test(tc, sleep_counts_from_the_call);
     tcase_add_test(tc, yield_lets_the_ready_run_first);
     tcase_add_test(tc, io_wait_with_deadline);
+    tcase_add_test(tc, io_wait_by_loop_names);
     tcase_add_test(tc, edge_while_busy_is_kept);
     tcase_add_test(tc, hangup_while_parked_elsewhere);
     tcase_add_test(tc, eof_with_the_last_data_is_not_lost);
