@@ -152,6 +152,49 @@ START_TEST(pool_reuses_stacks)
 }
 END_TEST
 
+/* Under ASan: a coroutine destroyed deep in its frames leaves no poisoned
+ * redzones behind on its stack for the next one (library code built
+ * without ASan that puts a buffer there would be reported). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+
+static void deep_then_yield(void *arg)
+{
+    volatile char frame[512]; /* address taken: ASan puts redzones around it */
+    intptr_t depth = (intptr_t)arg;
+    frame[0] = (char)depth;
+    if (depth > 0)
+        deep_then_yield((void *)(depth - 1));
+    else
+        coro_yield();
+    (void)frame[0];
+}
+
+static void check_stack_clean(void *arg)
+{
+    const char *lo = (const char *)coro_guard_page(coro_current()) + sysconf(_SC_PAGESIZE);
+    const char *hi = (const char *)__builtin_frame_address(0) - 4096;
+    *(const void **)arg = __asan_region_is_poisoned((void *)lo, (size_t)(hi - lo));
+}
+
+START_TEST(destroyed_stack_is_unpoisoned)
+{
+    struct coro_pool pool;
+    coro_pool_init(&pool, 0, 2);
+    coro_t *deep, *next;
+    const void *poisoned = &pool;
+    ck_assert_int_eq(coro_create(&pool, deep_then_yield, (void *)(intptr_t)40, &deep), 0);
+    ck_assert(coro_resume(deep));
+    coro_destroy(deep);
+    ck_assert_int_eq(coro_create(&pool, check_stack_clean, &poisoned, &next), 0);
+    ck_assert_ptr_eq(next, deep); /* the same stack */
+    ck_assert(!coro_resume(next));
+    ck_assert_ptr_null(poisoned);
+    coro_pool_fini(&pool);
+}
+END_TEST
+#endif
+
 static char cleanup_log[8];
 static int ncleanup;
 
@@ -326,6 +369,9 @@ int main(void)
     tcase_add_test(tc, many_live_coroutines);
     tcase_add_test(tc, pool_reuses_stacks);
     tcase_add_test(tc, cleanups_run_last_first);
+#if defined(__SANITIZE_ADDRESS__)
+    tcase_add_test(tc, destroyed_stack_is_unpoisoned);
+#endif
     tcase_add_test(tc, too_many_cleanups_is_an_error);
     tcase_add_test(tc, nested_resume);
     tcase_add_test(tc, stack_overflow_hits_guard_page);
