@@ -1,0 +1,57 @@
+/* etcd_proc: real etcd processes for tests and benchmarks. One node or an
+ * N-member cluster on 127.0.0.1, on free ports, with its data in a
+ * temporary directory, healthy before use (polled with a deadline, never a
+ * fixed sleep) and gone afterwards. Members die with the process that
+ * started them, even if it crashes.
+ *
+ * Runs `etcd` from PATH (Debian's etcd-server), or $ETCD_BIN. Functions
+ * return 0 or a negative errno and never call Check, so benchmarks can use
+ * them too; a start that fails prints the members' log tails to stderr. */
+#ifndef TURNSTILE_ETCD_PROC_H
+#define TURNSTILE_ETCD_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define ETCD_PROC_MAX 5
+
+struct etcd_proc_member {
+    pid_t pid; /* 0 while not running */
+    int client_port, peer_port;
+    char name[12]; /* "m0" */
+    char url[32]; /* client URL: "http://127.0.0.1:PORT" */
+};
+
+struct etcd_proc {
+    unsigned n;
+    char dir[64];                       /* each member's data (m0.data) and log (m0.log) */
+    char endpoints[ETCD_PROC_MAX * 32]; /* every member's client URL, comma-separated */
+    struct etcd_proc_member m[ETCD_PROC_MAX];
+};
+
+/* Starts n members (1..ETCD_PROC_MAX) as one new cluster and waits, at
+ * most timeout_ms, until each is healthy (a leader is elected). On failure
+ * nothing is left running or on disk. */
+int etcd_proc_start(struct etcd_proc *p, unsigned n, int timeout_ms);
+
+/* Kills every member and removes the directory. Safe on a zeroed p, on
+ * stopped (SIGSTOP) members, and twice. */
+void etcd_proc_stop(struct etcd_proc *p);
+
+/* Sends sig to member i. SIGSTOP stalls it: the kernel still accepts
+ * connections, nothing answers (returns once every thread is stopped).
+ * SIGCONT resumes it (returns once they run again). */
+int etcd_proc_signal(struct etcd_proc *p, unsigned i, int sig);
+
+/* Kills member i (SIGKILL) and reaps it: its ports refuse connections. */
+int etcd_proc_kill(struct etcd_proc *p, unsigned i);
+
+/* Starts killed member i again on its ports and data, and waits at most
+ * timeout_ms until it is healthy. */
+int etcd_proc_restart(struct etcd_proc *p, unsigned i, int timeout_ms);
+
+/* True once member i answers GET /health with "true", polled until
+ * timeout_ms passes. */
+bool etcd_proc_healthy(const struct etcd_proc *p, unsigned i, int timeout_ms);
+
+#endif
