@@ -1,0 +1,1177 @@
+/* Integration tests for server/etcd.c: the client on a real loop against
+ * real etcd processes (tests/common/etcd_proc): kv reads and writes, txn
+ * compares, leases that expire, watches, a stalled member, dead endpoints
+ * and a cluster failover; and against a fake server on a socket of ours,
+ * replies that are not what etcd sends. Waits are for events or polls with
+ * deadlines, never sleeps. */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "check_run.h"
+#include "etcd.h"
+#include "etcd_proc.h"
+
+#define START_MS 30000 /* an etcd, or a cluster, to become healthy */
+
+static struct etcd_proc single; /* one node shared by most tests */
+static struct loop loop;
+static struct etcd_client client;
+
+static int64_t in_ms(int ms)
+{
+    return loop_now_us() + (int64_t)ms * 1000;
+}
+
+static int64_t ms_since(int64_t t0_us)
+{
+    return (loop_now_us() - t0_us) / 1000;
+}
+
+/* ---- running a scenario on a loop ---- */
+
+struct scenario {
+    void (*fn)(void);
+    bool done;
+};
+
+static void scenario_main(void *arg)
+{
+    struct scenario *s = arg;
+    s->fn();
+    s->done = true;
+    loop_break(loop_current()); /* the worker would keep the loop busy */
+}
+
+/* Runs fn in a coroutine on a fresh loop with a client of endpoints. */
+static void run(void (*fn)(void), const char *endpoints)
+{
+    struct scenario s = {.fn = fn};
+    ck_assert_int_eq(loop_init(&loop, 0, 16), 0);
+    ck_assert_int_eq(etcd_client_init(&client, endpoints), 0);
+    ck_assert_int_eq(loop_spawn(&loop, scenario_main, &s, NULL), 0);
+    if (!s.done)
+        ck_assert_int_eq(loop_run(&loop), 0);
+    ck_assert(s.done);
+    etcd_client_fini(&client);
+    ck_assert_uint_eq(loop.pool.nlive, 0);
+    loop_fini(&loop);
+}
+
+/* Polls *flag from a coroutine until it is set; false at the deadline. */
+static bool wait_flag(const int *flag, int want, int timeout_ms)
+{
+    int64_t end = in_ms(timeout_ms);
+    while (*flag != want && loop_now_us() < end)
+        loop_sleep_us(1000);
+    return *flag == want;
+}
+
+static void single_start(void)
+{
+    ck_assert_int_eq(etcd_proc_start(&single, 1, START_MS), 0);
+}
+
+static void single_stop(void)
+{
+    etcd_proc_stop(&single);
+}
+
+/* ---- helpers ---- */
+
+static struct etcd_op put_op(const char *key, const char *value, int64_t lease)
+{
+    return (struct etcd_op){.type = ETCD_OP_PUT,
+                            .put = {.key = key,
+                                    .key_len = strlen(key),
+                                    .value = value,
+                                    .value_len = strlen(value),
+                                    .lease = lease}};
+}
+
+/* An unconditional put; returns its revision. */
+static int64_t put(const char *key, const char *value, int64_t lease)
+{
+    struct etcd_op op = put_op(key, value, lease);
+    struct etcd_txn t = {.success = &op, .nsuccess = 1};
+    struct etcd_reply r;
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(5000)), 0);
+    ck_assert(r.succeeded);
+    ck_assert_uint_eq(r.nops, 1);
+    ck_assert_int_eq(r.ops[0].type, ETCD_OP_PUT);
+    int64_t rev = r.revision;
+    etcd_reply_free(&r);
+    return rev;
+}
+
+static int range(const struct etcd_range_req *req, struct etcd_reply *r)
+{
+    return etcd_range(&client, req, r, in_ms(5000));
+}
+
+/* How many keys key has (0 or 1). */
+static int64_t key_count(const char *key)
+{
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = key, .key_len = strlen(key)}, &r), 0);
+    int64_t n = r.ops[0].count;
+    etcd_reply_free(&r);
+    return n;
+}
+
+static void assert_kv(const struct etcd_kv *kv, const char *key, const char *value)
+{
+    ck_assert_uint_eq(kv->key_len, strlen(key));
+    ck_assert_mem_eq(kv->key, key, kv->key_len);
+    ck_assert_uint_eq(kv->value_len, strlen(value));
+    ck_assert_mem_eq(kv->value, value, kv->value_len);
+}
+
+/* ---- kv ---- */
+
+static void kv_scenario(void)
+{
+    int64_t rev = put("kv/a", "one", 0);
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "kv/a", .key_len = 4}, &r), 0);
+    ck_assert_int_ge(r.revision, rev);
+    ck_assert_uint_eq(r.nops, 1);
+    ck_assert_int_eq(r.ops[0].count, 1);
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], "kv/a", "one");
+    ck_assert_int_eq(r.ops[0].kvs[0].create_revision, rev);
+    ck_assert_int_eq(r.ops[0].kvs[0].mod_revision, rev);
+    ck_assert_int_eq(r.ops[0].kvs[0].version, 1);
+    etcd_reply_free(&r);
+
+    /* A put that returns what it replaced. */
+    struct etcd_op op = put_op("kv/a", "two", 0);
+    op.put.prev_kv = true;
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(5000)), 0);
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], "kv/a", "one");
+    etcd_reply_free(&r);
+
+    /* Bytes of every value survive base64 both ways, NULs included. */
+    char key[] = {'k', 'v', '/', 0, (char)0xff, 'z'}, value[256];
+    for (int i = 0; i < 256; i++)
+        value[i] = (char)i;
+    op = (struct etcd_op){
+        .type = ETCD_OP_PUT,
+        .put = {.key = key, .key_len = sizeof(key), .value = value, .value_len = sizeof(value)}};
+    etcd_reply_free(&r);
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(5000)), 0);
+    etcd_reply_free(&r);
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = key, .key_len = sizeof(key)}, &r), 0);
+    ck_assert_uint_eq(r.ops[0].kvs[0].key_len, sizeof(key));
+    ck_assert_mem_eq(r.ops[0].kvs[0].key, key, sizeof(key));
+    ck_assert_uint_eq(r.ops[0].kvs[0].value_len, sizeof(value));
+    ck_assert_mem_eq(r.ops[0].kvs[0].value, value, sizeof(value));
+    etcd_reply_free(&r);
+
+    /* Deleting the prefix takes both keys and says which. */
+    ck_assert_int_eq(etcd_delete(&client,
+                                 &(struct etcd_delete_req){
+                                     .key = "kv/", .key_len = 3, .prefix = true, .prev_kv = true},
+                                 &r, in_ms(5000)),
+                     0);
+    ck_assert_int_eq(r.ops[0].type, ETCD_OP_DELETE);
+    ck_assert_int_eq(r.ops[0].count, 2);
+    ck_assert_uint_eq(r.ops[0].nkvs, 2);
+    etcd_reply_free(&r);
+    ck_assert_int_eq(key_count("kv/a"), 0);
+    ck_assert_int_eq(etcd_delete(&client, &(struct etcd_delete_req){.key = "kv/a", .key_len = 4},
+                                 &r, in_ms(5000)),
+                     0);
+    ck_assert_int_eq(r.ops[0].count, 0); /* "deleted" absent: zero */
+    etcd_reply_free(&r);
+    ck_assert(etcd_last_ok(&client));
+    ck_assert_uint_eq(client.stats.ok, client.stats.calls);
+}
+
+START_TEST(put_range_delete)
+{
+    run(kv_scenario, single.endpoints);
+}
+END_TEST
+
+/* A queue's keys: created in an order unlike their names' order. */
+static void range_options_scenario(void)
+{
+    const char *names[] = {"q/c", "q/a", "q/b"};
+    int64_t revs[3];
+    for (int i = 0; i < 3; i++)
+        revs[i] = put(names[i], names[i], 0);
+    put("q0", "neighbour", 0); /* right after the prefix: not in it */
+
+    struct etcd_range_req req = {.key = "q/",
+                                 .key_len = 2,
+                                 .prefix = true,
+                                 .limit = 1,
+                                 .sort_order = ETCD_SORT_ASCEND,
+                                 .sort_target = ETCD_SORT_CREATE};
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&req, &r), 0);
+    ck_assert_int_eq(r.ops[0].count, 3); /* all of them, though one is returned */
+    ck_assert(r.ops[0].more);
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], "q/c", "q/c"); /* the first created */
+    etcd_reply_free(&r);
+
+    /* Who is just ahead of q/b: the last created before it. */
+    req.sort_order = ETCD_SORT_DESCEND;
+    req.max_create_revision = revs[2] - 1;
+    ck_assert_int_eq(range(&req, &r), 0);
+    ck_assert_int_eq(r.ops[0].count, 3); /* etcd counts the range before filtering */
+    ck_assert(r.ops[0].more);            /* but `more` is about what passed */
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], "q/a", "q/a");
+    etcd_reply_free(&r);
+
+    /* By name (no sort asked: etcd's own key order), and count only. */
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "q/", .key_len = 2, .prefix = true}, &r),
+                     0);
+    ck_assert_uint_eq(r.ops[0].nkvs, 3);
+    assert_kv(&r.ops[0].kvs[0], "q/a", "q/a");
+    assert_kv(&r.ops[0].kvs[2], "q/c", "q/c");
+    ck_assert(!r.ops[0].more);
+    etcd_reply_free(&r);
+    ck_assert_int_eq(
+        range(
+            &(struct etcd_range_req){.key = "q/", .key_len = 2, .prefix = true, .count_only = true},
+            &r),
+        0);
+    ck_assert_int_eq(r.ops[0].count, 3);
+    ck_assert_uint_eq(r.ops[0].nkvs, 0);
+    etcd_reply_free(&r);
+
+    /* A prefix ending in 0xff bytes, and the empty prefix (every key). */
+    char ff[] = {'q', (char)0xff, (char)0xff};
+    put("q\xff\xff/x", "x", 0);
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = ff, .key_len = 3, .prefix = true}, &r),
+                     0);
+    ck_assert_int_eq(r.ops[0].count, 1);
+    etcd_reply_free(&r);
+    ck_assert_int_eq(range(&(struct etcd_range_req){.prefix = true, .count_only = true}, &r), 0);
+    ck_assert_int_ge(r.ops[0].count, 5);
+    etcd_reply_free(&r);
+}
+
+START_TEST(range_options)
+{
+    run(range_options_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- txn ---- */
+
+/* A txn of one compare, a put on success and a range on failure. */
+static int cmp_txn(struct etcd_cmp cmp, const char *value, struct etcd_reply *r)
+{
+    struct etcd_op put = put_op(cmp.key, value, 0);
+    struct etcd_op get = {.type = ETCD_OP_RANGE,
+                          .range = {.key = cmp.key, .key_len = strlen(cmp.key)}};
+    struct etcd_txn t = {
+        .cmps = &cmp, .ncmps = 1, .success = &put, .nsuccess = 1, .failure = &get, .nfailure = 1};
+    return etcd_txn(&client, &t, r, in_ms(5000));
+}
+
+static bool cmp_holds(struct etcd_cmp cmp)
+{
+    struct etcd_reply r;
+    ck_assert_int_eq(cmp_txn(cmp, "set", &r), 0);
+    bool held = r.succeeded;
+    ck_assert_int_eq(r.ops[0].type, held ? ETCD_OP_PUT : ETCD_OP_RANGE);
+    etcd_reply_free(&r);
+    return held;
+}
+
+static void txn_scenario(void)
+{
+    const char *k = "txn/k";
+    struct etcd_cmp absent = {.key = k, .key_len = 5, .target = ETCD_CMP_CREATE, .number = 0};
+    struct etcd_reply r;
+    ck_assert_int_eq(cmp_txn(absent, "first", &r), 0);
+    ck_assert(r.succeeded);
+    int64_t created = r.revision;
+    etcd_reply_free(&r);
+
+    /* Now it exists: the failure branch runs and shows the key. */
+    ck_assert_int_eq(cmp_txn(absent, "second", &r), 0);
+    ck_assert(!r.succeeded);
+    ck_assert_int_eq(r.revision, created);
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], k, "first");
+    etcd_reply_free(&r);
+
+    struct etcd_cmp c = {.key = k, .key_len = 5};
+    c.target = ETCD_CMP_MOD, c.number = created; /* fenced: nobody wrote since */
+    ck_assert(cmp_holds(c));
+    ck_assert(!cmp_holds(c)); /* that write moved mod_revision */
+    c.target = ETCD_CMP_VERSION, c.result = ETCD_CMP_GREATER, c.number = 1;
+    ck_assert(cmp_holds(c));
+    c.target = ETCD_CMP_CREATE, c.result = ETCD_CMP_LESS, c.number = created;
+    ck_assert(!cmp_holds(c));
+    c.target = ETCD_CMP_VALUE, c.result = ETCD_CMP_EQUAL, c.value = "set", c.value_len = 3;
+    ck_assert(cmp_holds(c));
+    c.result = ETCD_CMP_NOT_EQUAL;
+    ck_assert(!cmp_holds(c));
+    c.target = ETCD_CMP_LEASE, c.result = ETCD_CMP_EQUAL, c.number = 0;
+    ck_assert(cmp_holds(c));
+
+    /* Several ops, each with its own result, in order. */
+    struct etcd_op ops[] = {
+        put_op("txn/other", "o", 0),
+        {.type = ETCD_OP_RANGE, .range = {.key = "txn/", .key_len = 4, .prefix = true}},
+        {.type = ETCD_OP_DELETE, .del = {.key = k, .key_len = 5, .prev_kv = true}},
+    };
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 3}, &r, in_ms(5000)), 0);
+    ck_assert(r.succeeded); /* no compares: they all hold */
+    ck_assert_uint_eq(r.nops, 3);
+    ck_assert_int_eq(r.ops[0].type, ETCD_OP_PUT);
+    ck_assert_int_eq(r.ops[1].type, ETCD_OP_RANGE);
+    ck_assert_int_eq(r.ops[1].count, 2); /* the put is seen by the range after it */
+    ck_assert_int_eq(r.ops[2].type, ETCD_OP_DELETE);
+    ck_assert_int_eq(r.ops[2].count, 1);
+    assert_kv(&r.ops[2].kvs[0], k, "set");
+    etcd_reply_free(&r);
+
+    /* etcd refuses two writes to one key, and says why. */
+    struct etcd_op twice[] = {put_op("txn/d", "1", 0), put_op("txn/d", "2", 0)};
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = twice, .nsuccess = 2}, &r, in_ms(5000)),
+        -EINVAL);
+    ck_assert_ptr_nonnull(strstr(etcd_last_error(&client), "duplicate key"));
+    ck_assert(!etcd_last_ok(&client));
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_ETCD], 1);
+    ck_assert_int_eq(key_count("txn/d"), 0);
+    ck_assert(etcd_last_ok(&client));
+}
+
+START_TEST(txn_compares)
+{
+    run(txn_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- calls made together run in order ---- */
+
+enum { FIFO_N = 8 };
+static int64_t fifo_revs[FIFO_N];
+static int fifo_done;
+
+static void fifo_caller(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    char key[16];
+    snprintf(key, sizeof(key), "fifo/%d", (int)i);
+    fifo_revs[i] = put(key, "x", 0);
+    fifo_done++;
+}
+
+static void fifo_scenario(void)
+{
+    fifo_done = 0;
+    for (intptr_t i = 0; i < FIFO_N; i++)
+        ck_assert_int_eq(loop_spawn(loop_current(), fifo_caller, (void *)i, NULL), 0);
+    ck_assert(wait_flag(&fifo_done, FIFO_N, 10000));
+    for (int i = 1; i < FIFO_N; i++)
+        ck_assert_int_eq(fifo_revs[i], fifo_revs[i - 1] + 1);
+}
+
+START_TEST(calls_apply_in_call_order)
+{
+    run(fifo_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- leases ---- */
+
+static int64_t grant(int64_t ttl_s)
+{
+    int64_t id, granted;
+    ck_assert_int_eq(etcd_lease_grant(&client, ttl_s, &id, &granted, in_ms(5000)), 0);
+    ck_assert_int_ne(id, 0);
+    ck_assert_int_ge(granted, ttl_s);
+    return id;
+}
+
+/* Waits on w for a DELETE of key; returns its revision. */
+static int64_t wait_delete(struct etcd_watch *w, const char *key, int timeout_ms)
+{
+    struct etcd_event ev;
+    int64_t end = in_ms(timeout_ms);
+    for (;;) {
+        ck_assert_int_eq(etcd_watch_next(w, &ev, end), 0);
+        if (ev.type == ETCD_EVENT_DELETE) {
+            ck_assert_uint_eq(ev.kv.key_len, strlen(key));
+            ck_assert_mem_eq(ev.kv.key, key, ev.kv.key_len);
+            return ev.kv.mod_revision;
+        }
+    }
+}
+
+static void lease_scenario(void)
+{
+    enum { TTL = 2 };
+    int64_t id = grant(TTL);
+    put("lease/k", "held", id);
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "lease/k", .key_len = 7}, &r), 0);
+    ck_assert_int_eq(r.ops[0].kvs[0].lease, id);
+    etcd_reply_free(&r);
+
+    /* Kept alive for twice its TTL, the key stays. */
+    int64_t t0 = loop_now_us();
+    while (ms_since(t0) < 2 * TTL * 1000) {
+        int64_t ttl;
+        ck_assert_int_eq(etcd_lease_keepalive(&client, id, &ttl, in_ms(5000)), 0);
+        ck_assert_int_eq(ttl, TTL);
+        ck_assert_int_eq(loop_sleep_us(TTL * 1000000 / 4), 0);
+    }
+    ck_assert_int_eq(key_count("lease/k"), 1);
+
+    /* Left alone, it expires and takes the key with it. */
+    struct etcd_watch w;
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "lease/k", 7, false, in_ms(5000)), 0);
+    t0 = loop_now_us();
+    wait_delete(&w, "lease/k", (TTL + 5) * 1000);
+    ck_assert_int_ge(ms_since(t0), 500); /* not before a good part of the TTL */
+    etcd_watch_close(&w);
+    ck_assert_int_eq(key_count("lease/k"), 0);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, id, NULL, in_ms(5000)), -ENOENT);
+    ck_assert_int_eq(etcd_lease_revoke(&client, id, in_ms(5000)), -ENOENT);
+
+    /* A revoked lease's keys go at once. */
+    id = grant(60);
+    put("lease/r", "held", id);
+    ck_assert_int_eq(etcd_lease_revoke(&client, id, in_ms(5000)), 0);
+    ck_assert_int_eq(key_count("lease/r"), 0);
+}
+
+START_TEST(lease_keepalive_and_expiry)
+{
+    run(lease_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- watches ---- */
+
+static void next_event(struct etcd_watch *w, struct etcd_event *ev)
+{
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(etcd_watch_next(w, ev, in_ms(5000)), 0);
+    ck_assert_int_lt(ms_since(t0), 1000); /* prompt: no 100 ms unsynced batches */
+}
+
+static void watch_scenario(void)
+{
+    struct etcd_watch w;
+    struct etcd_event ev;
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/k", 7, false, in_ms(5000)), 0);
+    ck_assert_int_gt(w.revision, 0);
+    /* Nothing yet: a deadline ends the wait and the watch goes on. */
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(50)), -ETIMEDOUT);
+
+    int64_t rev = put("watch/k", "v1", 0);
+    put("watch/other", "not watched", 0);
+    next_event(&w, &ev);
+    ck_assert_int_eq(ev.type, ETCD_EVENT_PUT);
+    assert_kv(&ev.kv, "watch/k", "v1");
+    ck_assert_int_eq(ev.kv.mod_revision, rev);
+    ck_assert_int_eq(ev.kv.version, 1);
+
+    struct etcd_reply r;
+    ck_assert_int_eq(etcd_delete(&client, &(struct etcd_delete_req){.key = "watch/k", .key_len = 7},
+                                 &r, in_ms(5000)),
+                     0);
+    next_event(&w, &ev);
+    ck_assert_int_eq(ev.type, ETCD_EVENT_DELETE);
+    ck_assert_int_eq(ev.kv.mod_revision, r.revision);
+    etcd_reply_free(&r);
+    etcd_watch_close(&w);
+
+    /* A prefix watch gets one txn's two changes as two events. */
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/p/", 8, true, in_ms(5000)), 0);
+    struct etcd_op ops[] = {put_op("watch/p/1", "a", 0), put_op("watch/p/2", "b", 0)};
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 2}, &r, in_ms(5000)), 0);
+    next_event(&w, &ev);
+    assert_kv(&ev.kv, "watch/p/1", "a");
+    ck_assert_int_eq(ev.kv.mod_revision, r.revision);
+    next_event(&w, &ev);
+    assert_kv(&ev.kv, "watch/p/2", "b");
+    etcd_reply_free(&r);
+    etcd_watch_close(&w);
+}
+
+START_TEST(watch_created_then_events)
+{
+    run(watch_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- a stalled etcd ---- */
+
+/* Polls until the worker has taken the queued call and sent it. */
+static bool wait_in_flight(int timeout_ms)
+{
+    int64_t end = in_ms(timeout_ms);
+    while ((client.head || !client.inflight) && loop_now_us() < end)
+        loop_sleep_us(1000);
+    return client.inflight && !client.head;
+}
+
+static coro_t *queued_caller;
+static int queued_rc, queued_done;
+
+static void second_caller(void *arg)
+{
+    struct etcd_reply r;
+    (void)arg;
+    queued_rc = range(&(struct etcd_range_req){.key = "x", .key_len = 1}, &r);
+    etcd_reply_free(&r);
+    queued_done = 1;
+}
+
+static void stalled_scenario(void)
+{
+    ck_assert_int_eq(key_count("stall"), 0); /* connected */
+    ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGSTOP), 0);
+
+    /* In flight: the deadline ends it, on time. */
+    struct etcd_reply r;
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(
+        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(300)),
+        -ETIMEDOUT);
+    ck_assert_int_ge(ms_since(t0), 300);
+    ck_assert_int_lt(ms_since(t0), 600);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_TIMEOUT], 1);
+    ck_assert(!etcd_last_ok(&client));
+
+    /* Cancelled while in flight (sent on a new connection): ends at once;
+     * its reply, when it comes, is dropped and the connection kept. */
+    queued_done = 0;
+    ck_assert_int_eq(loop_spawn(loop_current(), second_caller, NULL, &queued_caller), 0);
+    ck_assert(wait_in_flight(2000));
+    t0 = loop_now_us();
+    ck_assert_int_eq(loop_cancel(queued_caller), 0);
+    ck_assert(wait_flag(&queued_done, 1, 1000));
+    ck_assert_int_eq(queued_rc, -ECANCELED);
+    ck_assert_int_lt(ms_since(t0), 100);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CANCELED], 1);
+
+    /* Queued behind that call (the worker still awaits its reply): its
+     * own, earlier deadline ends it, and it leaves the queue. */
+    t0 = loop_now_us();
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r,
+                                in_ms(200)),
+                     -ETIMEDOUT);
+    ck_assert_int_ge(ms_since(t0), 200);
+    ck_assert_int_lt(ms_since(t0), 500);
+    ck_assert_ptr_null(client.head);
+    ck_assert_ptr_null(client.inflight);
+
+    /* A watch cannot be created either. */
+    struct etcd_watch w;
+    t0 = loop_now_us();
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(200)), -ETIMEDOUT);
+    ck_assert_int_lt(ms_since(t0), 500);
+
+    ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGCONT), 0);
+    ck_assert_int_eq(key_count("stall"), 0);
+    ck_assert(etcd_last_ok(&client));
+    /* The first, the cancelled call's (reused after), the watch's. */
+    ck_assert_uint_eq(client.stats.connects, 3);
+}
+
+START_TEST(stalled_etcd_times_out)
+{
+    run(stalled_scenario, single.endpoints);
+}
+END_TEST
+
+/* ---- endpoints ---- */
+
+/* A loopback port where nothing listens. */
+static int dead_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, len), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void rotate_scenario(void)
+{
+    ck_assert_int_eq(key_count("rot"), 0);
+    ck_assert_str_eq(etcd_endpoint(&client), single.m[0].url);
+    ck_assert_uint_eq(client.stats.connect_failures, 1);
+    ck_assert_uint_eq(client.stats.rotations, 1);
+    ck_assert_uint_eq(client.stats.connects, 1);
+    ck_assert_uint_eq(client.stats.ok, 1); /* moving on is not the call's failure */
+}
+
+static void all_dead_scenario(void)
+{
+    struct etcd_reply r;
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(
+        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(5000)),
+        -ECONNREFUSED);
+    ck_assert_int_lt(ms_since(t0), 1000); /* each tried once, no waiting */
+    ck_assert_uint_eq(client.stats.connect_failures, 2);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CONNECT], 1);
+    struct etcd_watch w;
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(5000)), -ECONNREFUSED);
+}
+
+START_TEST(first_endpoint_dead_rotates)
+{
+    char endpoints[128];
+    snprintf(endpoints, sizeof(endpoints), "http://127.0.0.1:%d,%s", dead_port(), single.m[0].url);
+    run(rotate_scenario, endpoints);
+    snprintf(endpoints, sizeof(endpoints), "http://127.0.0.1:%d, http://127.0.0.1:%d/", dead_port(),
+             dead_port());
+    run(all_dead_scenario, endpoints);
+}
+END_TEST
+
+START_TEST(endpoint_lists)
+{
+    struct etcd_client c;
+    ck_assert_int_eq(etcd_client_init(&c, "http://127.0.0.1:2379"), 0);
+    ck_assert_str_eq(c.endpoints[0].host, "127.0.0.1:2379");
+    ck_assert_int_eq(etcd_client_init(&c, "http://[::1]:2379/,http://127.0.0.1:1"), 0);
+    ck_assert_uint_eq(c.nendpoints, 2);
+    ck_assert_str_eq(etcd_endpoint(&c), "http://[::1]:2379");
+    ck_assert(!etcd_last_ok(&c)); /* no call yet */
+    const char *bad[] = {"",
+                         ",",
+                         "127.0.0.1:2379",
+                         "https://127.0.0.1:2379",
+                         "http://localhost:2379",
+                         "http://127.0.0.1",
+                         "http://127.0.0.1:0",
+                         "http://127.0.0.1:65536",
+                         "http://127.0.0.1:2379/v3",
+                         "http://1.1.1.1:1,http://1.1.1.1:2,http://1.1.1.1:3,http://1.1.1.1:4,"
+                         "http://1.1.1.1:5,http://1.1.1.1:6,http://1.1.1.1:7,http://1.1.1.1:8,"
+                         "http://1.1.1.1:9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(etcd_client_init(&c, bad[i]) == -EINVAL, "accepted \"%s\"", bad[i]);
+}
+END_TEST
+
+/* ---- a cluster: the member in use stalls, then dies ---- */
+
+static struct etcd_proc cluster;
+
+/* Puts key until a member takes it, as a caller riding out a failover
+ * would: a follower holds a write while there is no leader, up to etcd's
+ * own request timeout (seconds), and each failure moves to the next member. */
+static void put_until_taken(const char *key, int timeout_ms)
+{
+    struct etcd_op op = put_op(key, "v", 0);
+    struct etcd_txn t = {.success = &op, .nsuccess = 1};
+    struct etcd_reply r;
+    int64_t end = in_ms(timeout_ms);
+    int rc;
+    while ((rc = etcd_txn(&client, &t, &r, in_ms(2000))) != 0 && loop_now_us() < end)
+        ck_assert_msg(rc == -ETIMEDOUT || rc == -EAGAIN || rc == -ECONNRESET, "%d", rc);
+    ck_assert_int_eq(rc, 0);
+    etcd_reply_free(&r);
+}
+
+static void failover_scenario(void)
+{
+    ck_assert_int_eq(key_count("fo"), 0);
+    ck_assert_str_eq(etcd_endpoint(&client), cluster.m[0].url);
+
+    /* The member in use stalls (the leader, perhaps): the call times out
+     * and the client moves on; writes go through once m1 and m2 (a
+     * quorum) have a leader. */
+    ck_assert_int_eq(etcd_proc_signal(&cluster, 0, SIGSTOP), 0);
+    struct etcd_reply r;
+    ck_assert_int_eq(
+        etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r, in_ms(500)),
+        -ETIMEDOUT);
+    put_until_taken("fo", 30000);
+    ck_assert_uint_ge(client.stats.rotations, 1);
+    ck_assert_str_ne(etcd_endpoint(&client), cluster.m[0].url);
+    ck_assert_int_eq(etcd_proc_signal(&cluster, 0, SIGCONT), 0);
+
+    /* The member in use dies while the connection is idle: the next call
+     * sees the connection closed before sending (never -ECONNRESET), finds
+     * that member refusing and moves on. If it was the leader, the others
+     * answer "unavailable" or hold the read until they elect one. */
+    put_until_taken("fo", 30000);
+    unsigned used = strcmp(etcd_endpoint(&client), cluster.m[1].url) ? 2 : 1;
+    uint64_t failures = client.stats.connect_failures;
+    ck_assert_int_eq(etcd_proc_kill(&cluster, used), 0);
+    int64_t end = in_ms(30000);
+    int rc;
+    while ((rc = etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r,
+                            in_ms(2000))) != 0 &&
+           loop_now_us() < end)
+        ck_assert_msg(rc == -EAGAIN || rc == -ETIMEDOUT, "%d", rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(r.ops[0].count, 1);
+    etcd_reply_free(&r);
+    ck_assert_uint_gt(client.stats.connect_failures, failures);
+    ck_assert_str_ne(etcd_endpoint(&client), cluster.m[used].url);
+}
+
+START_TEST(cluster_failover)
+{
+    ck_assert_int_eq(etcd_proc_start(&cluster, 3, START_MS), 0);
+    run(failover_scenario, cluster.endpoints);
+    /* A killed member comes back on its data. */
+    unsigned dead = cluster.m[1].pid ? 2 : 1;
+    ck_assert_int_eq(etcd_proc_restart(&cluster, dead, START_MS), 0);
+    etcd_proc_stop(&cluster);
+}
+END_TEST
+
+/* ---- replies that are not what etcd sends: a fake server ---- */
+
+static struct {
+    int listen_fd, port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    char *reply; /* the whole response, sent to each request */
+    size_t reply_len;
+    bool close_after; /* close the connection once replied */
+    bool silent;      /* read requests, answer nothing */
+    int requests;
+    bool stop;
+} fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool fake_stopping(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    bool stop = fake.stop;
+    pthread_mutex_unlock(&fake.mu);
+    return stop;
+}
+
+/* Waits up to 100 ms for fd to be readable; false while it is not. */
+static bool readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, 100) > 0;
+}
+
+/* Reads one request (head, then Content-Length bytes); false at EOF. */
+static bool fake_read_request(int fd)
+{
+    char buf[8192];
+    size_t len = 0;
+    char *end = NULL;
+    long body = 0;
+    while (!end || len < (size_t)(end + 4 - buf) + (size_t)body) {
+        if (fake_stopping())
+            return false;
+        if (!readable(fd))
+            continue;
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0)
+            return false;
+        len += (size_t)n;
+        buf[len] = '\0';
+        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+            const char *cl = strstr(buf, "Content-Length: ");
+            body = cl ? strtol(cl + 16, NULL, 10) : 0;
+        }
+    }
+    return true;
+}
+
+static void fake_serve(int fd)
+{
+    while (fake_read_request(fd)) {
+        pthread_mutex_lock(&fake.mu);
+        fake.requests++;
+        bool silent = fake.silent, close_after = fake.close_after;
+        if (!silent && send(fd, fake.reply, fake.reply_len, MSG_NOSIGNAL) < 0)
+            close_after = true;
+        pthread_mutex_unlock(&fake.mu);
+        if (close_after)
+            break;
+    }
+    close(fd);
+}
+
+static void *fake_main(void *arg)
+{
+    (void)arg;
+    while (!fake_stopping()) {
+        if (!readable(fake.listen_fd))
+            continue;
+        int fd = accept(fake.listen_fd, NULL, NULL);
+        if (fd >= 0)
+            fake_serve(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    fake.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(fake.listen_fd, (struct sockaddr *)&a, len), 0);
+    ck_assert_int_eq(listen(fake.listen_fd, 16), 0);
+    ck_assert_int_eq(getsockname(fake.listen_fd, (struct sockaddr *)&a, &len), 0);
+    fake.port = ntohs(a.sin_port);
+    fake.stop = false;
+    ck_assert_int_eq(pthread_create(&fake.thread, NULL, fake_main, NULL), 0);
+}
+
+static void fake_stop(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.stop = true;
+    pthread_mutex_unlock(&fake.mu);
+    pthread_join(fake.thread, NULL);
+    close(fake.listen_fd);
+    free(fake.reply);
+    fake.reply = NULL;
+}
+
+/* What the fake sends from now on: raw bytes. */
+static void fake_raw(const char *data, size_t len, bool close_after, bool silent)
+{
+    pthread_mutex_lock(&fake.mu);
+    free(fake.reply);
+    fake.reply = malloc(len);
+    memcpy(fake.reply, data, len);
+    fake.reply_len = len;
+    fake.close_after = close_after;
+    fake.silent = silent;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* An HTTP reply with body, closing the connection after it. */
+static void fake_reply(int status, const char *body, size_t len)
+{
+    char *buf = malloc(len + 128);
+    int n = snprintf(buf, 128, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     status, len);
+    memcpy(buf + n, body, len);
+    fake_raw(buf, (size_t)n + len, true, false);
+    free(buf);
+}
+
+static void fake_json(int status, const char *body)
+{
+    fake_reply(status, body, strlen(body));
+}
+
+static int fake_range(void)
+{
+    struct etcd_reply r;
+    int rc =
+        etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r, in_ms(1000));
+    if (rc < 0)
+        ck_assert_ptr_null(r.mem); /* nothing left to free */
+    etcd_reply_free(&r);
+    return rc;
+}
+
+#define HEADER "\"header\":{\"revision\":\"7\"}"
+
+static void bad_reply_scenario(void)
+{
+    /* A well-formed reply first, in chunks that cut through the JSON. */
+    static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                  "5\r\n{\"hea\r\n"
+                                  "16\r\nder\":{\"revision\":\"7\"},\r\n"
+                                  "c\r\n\"count\":\"3\"}\r\n0\r\n\r\n";
+    fake_raw(chunked, sizeof(chunked) - 1, false, false);
+    struct etcd_reply r;
+    ck_assert_int_eq(
+        etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r, in_ms(1000)),
+        0);
+    ck_assert_int_eq(r.revision, 7);
+    ck_assert_int_eq(r.ops[0].count, 3);
+    etcd_reply_free(&r);
+
+    fake_raw("garbage\r\n\r\n", 11, true, false);
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "not json");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "[1]");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{}"); /* no header */
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{\"header\":{\"revision\":true}}");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{\"header\":{\"revision\":\"7x\"}}");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{" HEADER ",\"kvs\":{}}");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{" HEADER ",\"kvs\":[{\"key\":\"Zm9v=\"}]}"); /* bad base64 */
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{" HEADER ",\"kvs\":[{\"key\":\"Zm=v\"}]}");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{" HEADER ",\"kvs\":[{\"key\":\"Zm9v\",\"version\":[]}]}");
+    ck_assert_int_eq(fake_range(), -EIO);
+    fake_json(200, "{" HEADER ",\"more\":\"yes\"}");
+    ck_assert_int_eq(fake_range(), -EIO);
+
+    /* Nested deeper than a coroutine's stack would take: refused, no crash. */
+    enum { DEEP = 100000 };
+    char *deep = malloc(2 * DEEP);
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    fake_reply(200, deep, 2 * DEEP);
+    free(deep);
+    ck_assert_int_eq(fake_range(), -EIO);
+
+    /* Errors: etcd's own shape maps to an errno; anything else is -EIO. */
+    fake_json(400, "{\"error\":\"bad\",\"message\":\"etcdserver: bad thing\",\"code\":3}");
+    ck_assert_int_eq(fake_range(), -EINVAL);
+    ck_assert_str_eq(etcd_last_error(&client), "etcd: etcdserver: bad thing");
+    fake_json(503, "{\"error\":\"x\",\"message\":\"etcdserver: no leader\",\"code\":14}");
+    ck_assert_int_eq(fake_range(), -EAGAIN);
+    fake_json(500, "{\"error\":\"x\",\"message\":\"?\",\"code\":99}");
+    ck_assert_int_eq(fake_range(), -EREMOTEIO);
+    fake_json(404, "Not Found\n");
+    ck_assert_int_eq(fake_range(), -EIO);
+    ck_assert_ptr_nonnull(strstr(etcd_last_error(&client), "404"));
+    fake_json(200, "{\"error\":{\"grpc_code\":5,\"message\":\"gone\"}}");
+    ck_assert_int_eq(fake_range(), -ENOENT);
+
+    /* Cut short, too long, or never answered. */
+    static const char cut[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"header\":";
+    fake_raw(cut, sizeof(cut) - 1, true, false);
+    ck_assert_int_eq(fake_range(), -ECONNRESET);
+    static const char huge[] = "HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\n{";
+    fake_raw(huge, sizeof(huge) - 1, true, false);
+    ck_assert_int_eq(fake_range(), -EMSGSIZE);
+    fake_raw("", 0, false, true);
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(fake_range(), -ETIMEDOUT);
+    ck_assert_int_lt(ms_since(t0), 1500);
+
+    ck_assert_uint_eq(client.stats.ok, 1);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_BAD_REPLY], 14);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_ETCD], 4);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_BROKEN], 1);
+    ck_assert_uint_eq(client.stats.errors[ETCD_ERR_TIMEOUT], 1);
+}
+
+/* A txn's results must match its ops, in number and kind. */
+static void bad_txn_scenario(void)
+{
+    struct etcd_op op = put_op("k", "v", 0);
+    struct etcd_txn t = {.success = &op, .nsuccess = 1};
+    struct etcd_reply r;
+    fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[]}");
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), -EIO);
+    fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[{\"response_range\":{}}]}");
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), -EIO);
+    fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}");
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), 0);
+    ck_assert(r.succeeded);
+    etcd_reply_free(&r);
+    /* No "succeeded": the compares failed, and the failure branch is empty. */
+    fake_json(200, "{" HEADER "}");
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), 0);
+    ck_assert(!r.succeeded);
+    ck_assert_uint_eq(r.nops, 0);
+    etcd_reply_free(&r);
+
+    /* Leases: a grant needs an ID and a TTL; a keepalive with none is a
+     * lease that is gone. */
+    int64_t id;
+    fake_json(200, "{" HEADER ",\"TTL\":\"5\"}");
+    ck_assert_int_eq(etcd_lease_grant(&client, 5, &id, NULL, in_ms(1000)), -EIO);
+    fake_json(200, "{\"result\":{" HEADER ",\"ID\":\"9\"}}\n");
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, in_ms(1000)), -ENOENT);
+    fake_json(200, "{" HEADER ",\"ID\":\"9\",\"TTL\":\"5\"}"); /* not wrapped in "result" */
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, in_ms(1000)), -EIO);
+}
+
+/* Bytes after a reply were never asked for: the connection is not reused. */
+static void stray_bytes_scenario(void)
+{
+    static const char two[] = "HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{" HEADER "}"
+                              "HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{" HEADER "}";
+    fake_raw(two, sizeof(two) - 1, false, false);
+    ck_assert_int_eq(fake_range(), 0);
+    ck_assert_int_eq(fake_range(), 0);
+    ck_assert_uint_eq(client.stats.connects, 2);
+    /* One reply each: the kept-alive connection serves every call. */
+    fake_raw(two, sizeof(two) / 2, false, false);
+    ck_assert_int_eq(fake_range(), 0);
+    ck_assert_int_eq(fake_range(), 0);
+    ck_assert_int_eq(fake_range(), 0);
+    ck_assert_uint_eq(client.stats.connects, 3);
+}
+
+static void bad_watch_scenario(void)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    char buf[512];
+    struct etcd_watch w;
+    struct etcd_event ev;
+    /* Created, then a line that is not JSON, in a stream left open. */
+    const char *lines = "{\"result\":{" HEADER ",\"created\":true}}\nnonsense\n";
+    int n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
+    fake_raw(buf, (size_t)n, false, false);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
+    ck_assert_int_eq(w.revision, 7);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO); /* it stays ended */
+    etcd_watch_close(&w);
+
+    /* An unknown event type; then the stream ends. */
+    lines = "{\"result\":{" HEADER ",\"created\":true}}\n"
+            "{\"result\":{" HEADER ",\"events\":[{\"type\":\"MOVE\",\"kv\":{}}]}}\n";
+    n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n0\r\n\r\n", head, strlen(lines), lines);
+    fake_raw(buf, (size_t)n, true, false);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO);
+    etcd_watch_close(&w);
+    lines = "{\"result\":{" HEADER ",\"created\":true}}\n";
+    n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n0\r\n\r\n", head, strlen(lines), lines);
+    fake_raw(buf, (size_t)n, true, false);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EPIPE);
+    etcd_watch_close(&w);
+
+    /* Not created, cancelled for compaction, or refused: no watch. */
+    lines = "{\"result\":{" HEADER "}}\n";
+    n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
+    fake_raw(buf, (size_t)n, false, false);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -EIO);
+    lines = "{\"result\":{" HEADER ",\"canceled\":true,\"compact_revision\":\"3\"}}\n";
+    n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
+    fake_raw(buf, (size_t)n, false, false);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -ERANGE);
+    fake_json(400, "{\"error\":\"x\",\"message\":\"bad\",\"code\":3}");
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -EINVAL);
+    ck_assert_uint_eq(client.stats.watch_errors, 3);
+}
+
+START_TEST(malformed_replies_are_errors)
+{
+    char endpoint[64];
+    fake_start();
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", fake.port);
+    run(bad_reply_scenario, endpoint);
+    run(bad_txn_scenario, endpoint);
+    run(stray_bytes_scenario, endpoint);
+    run(bad_watch_scenario, endpoint);
+    fake_stop();
+}
+END_TEST
+
+/* ---- finishing a client with calls pending ---- */
+
+static int pending_rc, pending_done;
+
+static void pending_caller(void *arg)
+{
+    struct etcd_reply r;
+    (void)arg;
+    pending_rc = range(&(struct etcd_range_req){.key = "x", .key_len = 1}, &r);
+    etcd_reply_free(&r);
+    pending_done++;
+}
+
+static void fini_scenario(void)
+{
+    ck_assert_int_eq(key_count("fini"), 0);
+    ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGSTOP), 0);
+    pending_done = 0;
+    ck_assert_int_eq(loop_spawn(loop_current(), pending_caller, NULL, NULL), 0);
+    ck_assert(wait_in_flight(2000));
+    ck_assert_int_eq(loop_spawn(loop_current(), pending_caller, NULL, NULL), 0);
+    etcd_client_fini(&client); /* one in flight, one queued */
+    ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGCONT), 0);
+    ck_assert(wait_flag(&pending_done, 2, 1000));
+    ck_assert_int_eq(pending_rc, -ECANCELED);
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "x", .key_len = 1}, &r), -ECANCELED);
+    /* The struct is free for a new client. */
+    ck_assert_int_eq(etcd_client_init(&client, single.endpoints), 0);
+    ck_assert_int_eq(key_count("fini"), 0);
+}
+
+START_TEST(fini_cancels_pending_calls)
+{
+    run(fini_scenario, single.endpoints);
+}
+END_TEST
+
+static void bad_args_scenario(void)
+{
+    struct etcd_reply r;
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "", .key_len = 0}, &r), -EINVAL);
+    ck_assert_int_eq(range(&(struct etcd_range_req){.key = "k", .key_len = 1, .sort_order = 7}, &r),
+                     -EINVAL);
+    struct etcd_op op = {.type = 9};
+    ck_assert_int_eq(
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(1000)),
+        -EINVAL);
+    ck_assert_int_eq(etcd_lease_grant(&client, 0, &(int64_t){0}, NULL, in_ms(1000)), -EINVAL);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 0, NULL, in_ms(1000)), -EINVAL);
+    ck_assert_uint_eq(client.stats.calls, 0); /* none of them was a call */
+    /* A deadline already past fails at once. */
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r,
+                                loop_now_us() - 1),
+                     -ETIMEDOUT);
+}
+
+START_TEST(bad_arguments)
+{
+    run(bad_args_scenario, "http://127.0.0.1:1");
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("etcd");
+    TCase *tc = tcase_create("single");
+    tcase_add_unchecked_fixture(tc, single_start, single_stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, put_range_delete);
+    tcase_add_test(tc, range_options);
+    tcase_add_test(tc, txn_compares);
+    tcase_add_test(tc, calls_apply_in_call_order);
+    tcase_add_test(tc, lease_keepalive_and_expiry);
+    tcase_add_test(tc, watch_created_then_events);
+    tcase_add_test(tc, stalled_etcd_times_out);
+    tcase_add_test(tc, first_endpoint_dead_rotates);
+    tcase_add_test(tc, fini_cancels_pending_calls);
+    suite_add_tcase(s, tc);
+    TCase *alone = tcase_create("alone");
+    tcase_set_timeout(alone, 120);
+    tcase_add_test(alone, endpoint_lists);
+    tcase_add_test(alone, bad_arguments);
+    tcase_add_test(alone, malformed_replies_are_errors);
+    tcase_add_test(alone, cluster_failover);
+    suite_add_tcase(s, alone);
+    return check_run(s);
+}
