@@ -1,9 +1,8 @@
 /* lock: fair async lock. See lock.h for the contract.
  *
- * Waiters live on their own coroutine's stack, in an intrusive doubly
- * linked queue, so queueing never allocates and leaving is O(1). The
- * invariant that makes hand-off simple: owner == NULL implies the queue is
- * empty. */
+ * Waiters wait in a waitq (waitq.h): on their own coroutine's stack, so
+ * queueing never allocates and leaving is O(1). The invariant that makes
+ * hand-off simple: owner == NULL implies the queue is empty. */
 #include "lock.h"
 
 #include <errno.h>
@@ -11,16 +10,15 @@
 #include "loop.h"
 
 struct lock_waiter {
-    struct lock_waiter *prev, *next;
+    struct waitq_entry e; /* first: the entry is the waiter */
     struct lock *lock;
-    coro_t *co;
     int64_t queued_at_us;
-    bool granted; /* set by the hand-off; the waiter owns the lock */
 };
 
 void lock_init(struct lock *lock, uint64_t max_queue)
 {
     *lock = (struct lock){.max_queue = max_queue};
+    waitq_init(&lock->waiters);
     hist_init(&lock->stats.wait_us);
     hist_init(&lock->stats.hold_us);
 }
@@ -30,45 +28,17 @@ bool lock_locked(const struct lock *lock)
     return lock->owner != NULL;
 }
 
-static void enqueue(struct lock *lock, struct lock_waiter *w)
-{
-    w->prev = lock->tail;
-    w->next = NULL;
-    if (lock->tail)
-        lock->tail->next = w;
-    else
-        lock->head = w;
-    lock->tail = w;
-    if (++lock->stats.waiters > lock->stats.max_waiters)
-        lock->stats.max_waiters = lock->stats.waiters;
-}
-
-static void dequeue(struct lock *lock, struct lock_waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        lock->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        lock->tail = w->prev;
-    w->prev = w->next = NULL;
-    lock->stats.waiters--;
-}
-
 /* Gives the lock to the head waiter, or frees it if nobody waits. */
 static void hand_off(struct lock *lock)
 {
-    struct lock_waiter *w = lock->head;
-    if (!w) {
+    struct waitq_entry *e = waitq_head(&lock->waiters);
+    if (!e) {
         lock->owner = NULL;
         return;
     }
-    dequeue(lock, w);
-    w->granted = true;
-    lock->owner = w->co;
-    loop_wake(w->co, 0);
+    lock->owner = e->co;
+    waitq_wake(e, 0);
+    lock->stats.waiters = lock->waiters.len;
 }
 
 /* Cleanup of an owner destroyed before it released: pass the lock on. */
@@ -77,16 +47,16 @@ static void owner_abandon(void *arg)
     hand_off(arg);
 }
 
-/* Cleanup of a waiter destroyed while parked. */
-static void waiter_abandon(void *arg)
+/* A waiter destroyed while parked: it left the queue already; if it had
+ * been handed the lock, pass it on. */
+static void waiter_abandoned(struct waitq_entry *e)
 {
-    struct lock_waiter *w = arg;
-    if (w->granted) {
+    struct lock_waiter *w = (struct lock_waiter *)e;
+    w->lock->stats.waiters = w->lock->waiters.len;
+    if (e->woken)
         hand_off(w->lock);
-        return;
-    }
-    dequeue(w->lock, w);
-    w->lock->stats.cancellations++;
+    else
+        w->lock->stats.cancellations++;
 }
 
 /* Times come from loop_clock_us(): reading the clock would cost more than
@@ -111,24 +81,24 @@ static int own(struct lock *lock, coro_t *self, int64_t queued_at_us)
  * stack frame to speak of. */
 static __attribute__((noinline)) int wait_turn(struct lock *lock, coro_t *self, int64_t deadline_us)
 {
-    struct lock_waiter w = {.lock = lock, .co = self, .queued_at_us = loop_clock_us()};
-    int rc = coro_defer(self, waiter_abandon, &w);
-    if (rc < 0)
-        return rc;
-    enqueue(lock, &w);
-    rc = loop_park(deadline_us);
-    coro_undefer(self, waiter_abandon, &w);
-    if (w.granted) { /* a grant beats a timeout or cancel of the same turn */
+    struct lock_waiter w = {.e = {.co = self, .abandoned = waiter_abandoned},
+                            .lock = lock,
+                            .queued_at_us = loop_clock_us()};
+    waitq_join(&lock->waiters, &w.e, NULL);
+    lock->stats.waiters = lock->waiters.len;
+    if (lock->stats.waiters > lock->stats.max_waiters)
+        lock->stats.max_waiters = lock->stats.waiters;
+    int rc = waitq_park(&w.e, deadline_us);
+    lock->stats.waiters = lock->waiters.len;
+    if (w.e.woken) { /* a grant beats a timeout or cancel of the same turn */
         lock->stats.contended++;
         return own(lock, self, w.queued_at_us);
     }
-    dequeue(lock, &w);
-    if (rc == -ETIMEDOUT) {
+    if (rc == -ETIMEDOUT)
         lock->stats.timeouts++;
-        return -ETIMEDOUT;
-    }
-    lock->stats.cancellations++; /* cancelled, or woken by a stray loop_wake */
-    return -ECANCELED;
+    else if (rc == -ECANCELED) /* cancelled, or a stray wake */
+        lock->stats.cancellations++;
+    return rc; /* or -ENOSPC: no room for the cleanup (coro.h) */
 }
 
 int lock_acquire(struct lock *lock, int64_t deadline_us)
@@ -138,7 +108,7 @@ int lock_acquire(struct lock *lock, int64_t deadline_us)
         return -EDEADLK;
     if (!lock->owner)
         return own(lock, self, loop_clock_us());
-    if (lock->max_queue && lock->stats.waiters >= lock->max_queue) {
+    if (lock->max_queue && lock->waiters.len >= lock->max_queue) {
         lock->stats.shed++;
         return -EBUSY;
     }

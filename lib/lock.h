@@ -18,8 +18,7 @@
 
 #include "coro.h"
 #include "hist.h"
-
-struct lock_waiter;
+#include "waitq.h"
 
 struct lock_stats {
     uint64_t waiters;       /* queued now */
@@ -35,7 +34,7 @@ struct lock_stats {
 
 struct lock {
     coro_t *owner;
-    struct lock_waiter *head, *tail;
+    struct waitq waiters; /* FIFO: the order of lock_acquire() calls */
     uint64_t max_queue; /* 0: unbounded */
     int64_t acquired_at_us;
     struct lock_stats stats;

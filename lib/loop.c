@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -34,11 +35,11 @@ struct loop_task {
     struct loop *loop;
     coro_t *co;
     enum task_state state;
-    int result;        /* what the park returns */
-    int timer_result;  /* 0 for a sleep, -ETIMEDOUT for a deadline */
+    int result;       /* what the park returns */
+    int timer_result; /* 0 for a sleep, -ETIMEDOUT for a deadline */
     bool timer_armed;
     struct event timer;
-    struct loop_task *prev, *next; /* in ready or late queue */
+    struct list_node link; /* in the ready or late queue */
 };
 
 /* loop_now_us() as of the last resume by the loop; see loop_clock_us(). */
@@ -59,28 +60,11 @@ int64_t loop_clock_us(void)
 
 /* ---- run queues ---- */
 
-static void queue_push(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
-{
-    t->next = NULL;
-    t->prev = *tail;
-    if (*tail)
-        (*tail)->next = t;
-    else
-        *head = t;
-    *tail = t;
-}
+_Static_assert(LOOP_READ == EV_READ && LOOP_WRITE == EV_WRITE, "loop.h's event bits");
 
-static void queue_remove(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
+static struct loop_task *task_of(struct list_node *n)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        *head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        *tail = t->prev;
-    t->prev = t->next = NULL;
+    return list_entry(n, struct loop_task, link);
 }
 
 static void disarm(struct loop_task *t)
@@ -93,11 +77,8 @@ static void disarm(struct loop_task *t)
 /* Leaves whatever queue t is in, so it can be resumed or freed. */
 static void unqueue(struct loop_task *t)
 {
-    struct loop *loop = t->loop;
-    if (t->state == TASK_READY)
-        queue_remove(&loop->ready_head, &loop->ready_tail, t);
-    else if (t->state == TASK_LATE)
-        queue_remove(&loop->late_head, &loop->late_tail, t);
+    if (list_linked(&t->link))
+        list_remove(&t->link);
 }
 
 static void resume(struct loop_task *t, int result)
@@ -116,7 +97,7 @@ static void make_ready(struct loop_task *t, int result)
     unqueue(t);
     t->result = result;
     t->state = TASK_READY;
-    queue_push(&t->loop->ready_head, &t->loop->ready_tail, t);
+    list_push_back(&t->loop->ready, &t->link);
     event_active(t->loop->ready_ev, 0, 0);
 }
 
@@ -125,25 +106,24 @@ static void make_late(struct loop_task *t, int result)
     disarm(t);
     t->result = result;
     t->state = TASK_LATE;
-    queue_push(&t->loop->late_head, &t->loop->late_tail, t);
+    list_push_back(&t->loop->late, &t->link);
     event_active(t->loop->late_ev, 0, 0);
 }
 
 /* Runs the tasks queued when the callback started; tasks they wake wait for
  * the next round, so two coroutines waking each other cannot starve I/O. */
-static void run_queue(struct loop_task **head, struct loop_task **tail,
-                      struct event *ev)
+static void run_queue(struct list_node *queue, struct event *ev)
 {
-    struct loop_task *last = *tail;
-    while (*head) {
-        struct loop_task *t = *head;
-        bool was_last = t == last;
-        queue_remove(head, tail, t);
+    struct list_node *last = list_last(queue);
+    struct list_node *n;
+    while ((n = list_first(queue))) {
+        struct loop_task *t = task_of(n);
+        list_remove(n);
         resume(t, t->result);
-        if (was_last)
+        if (n == last)
             break;
     }
-    if (*head)
+    if (!list_empty(queue))
         event_active(ev, 0, 0);
 }
 
@@ -151,14 +131,14 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct loop *loop = arg;
     (void)fd, (void)what;
-    run_queue(&loop->ready_head, &loop->ready_tail, loop->ready_ev);
+    run_queue(&loop->ready, loop->ready_ev);
 }
 
 static void on_late(evutil_socket_t fd, short what, void *arg)
 {
     struct loop *loop = arg;
     (void)fd, (void)what;
-    run_queue(&loop->late_head, &loop->late_tail, loop->late_ev);
+    run_queue(&loop->late, loop->late_ev);
 }
 
 /* ---- event callbacks that end a park ---- */
@@ -195,6 +175,8 @@ static int deliver(struct loop_task *t, int result)
 int loop_init(struct loop *loop, size_t stack_size, unsigned max_free_stacks)
 {
     *loop = (struct loop){0};
+    list_init(&loop->ready);
+    list_init(&loop->late);
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return -ENOMEM;
@@ -257,6 +239,11 @@ int loop_run(struct loop *loop)
     }
 }
 
+void loop_run_once(struct loop *loop)
+{
+    event_base_loop(loop->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+}
+
 void loop_break(struct loop *loop)
 {
     event_base_loopbreak(loop->base);
@@ -285,6 +272,7 @@ static void task_main(void *p)
     coro_fn fn = sa->fn;
     void *arg = sa->arg;
     struct loop_task t = {.loop = sa->loop, .co = coro_current(), .state = TASK_RUNNING};
+    /* .link is zeroed: in no queue. */
 
     event_assign(&t.timer, t.loop->base, -1, 0, on_timer, &t);
     event_priority_set(&t.timer, PRIO_NORMAL);
@@ -423,8 +411,7 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     /* A reset arrives as EPOLLERR|EPOLLHUP, which libevent reports as
      * EV_READ|EV_WRITE without EV_CLOSED: let on_hangup look at any input
      * edge while the owner waits elsewhere. */
-    if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED &&
-        io->on_hangup)
+    if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED && io->on_hangup)
         io->on_hangup(io->arg);
     if (what & EV_CLOSED) { /* reading tells the owner how the peer left */
         what |= EV_READ;
@@ -437,12 +424,20 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Sets the timer for at_us. The time left is taken from the true clock,
+ * not loop_clock_us(): that one is as old as the last resume, which for a
+ * loop whose connections all sleep can be seconds, and the timer would
+ * fire that much late. Setting the timer is rare (see loop_io_wait), so
+ * the clock read costs nothing that matters. */
 static void io_arm(struct loop_io *io, int64_t at_us)
 {
-    int64_t left = at_us - loop_clock_us();
+    int64_t left = at_us - loop_now_us();
     if (left < 0)
         left = 0;
     struct timeval tv = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    /* libevent adds relative timeouts to the time it cached at the start
+     * of the loop turn; bring that up to date too. */
+    event_base_update_cache_time(io->task->loop->base);
     event_add(&io->timer, &tv);
     io->timer_at_us = at_us;
     io->timer_set = true;
@@ -472,8 +467,8 @@ static void io_abandon(void *arg)
 int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg)
 {
     struct loop_task *t = current_task();
-    *io = (struct loop_io){.task = t, .fd = fd, .ready = EV_READ | EV_WRITE,
-                           .on_hangup = on_hangup, .arg = arg};
+    *io = (struct loop_io){
+        .task = t, .fd = fd, .ready = EV_READ | EV_WRITE, .on_hangup = on_hangup, .arg = arg};
     event_assign(&io->rev, t->loop->base, fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, on_io_event,
                  io);
     event_assign(&io->wev, t->loop->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_io_event, io);
@@ -526,4 +521,81 @@ int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us)
     int rc = park(t);
     io->waiting = 0;
     return rc;
+}
+
+/* ---- callbacks ---- */
+
+struct loop_watch {
+    struct event ev;
+    struct loop *loop;
+    loop_watch_fn fn;
+    void *arg;
+    bool timer;
+};
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_watch *w = arg;
+    (void)fd, (void)what;
+    w->fn(w->arg);
+}
+
+static struct loop_watch *watch_new(struct loop *loop, int fd, short events, enum loop_prio prio,
+                                    loop_watch_fn fn, void *arg)
+{
+    struct loop_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    *w = (struct loop_watch){
+        .loop = loop, .fn = fn, .arg = arg, .timer = fd < 0 && !(events & EV_SIGNAL)};
+    if (event_assign(&w->ev, loop->base, fd, events, on_watch, w) != 0 ||
+        event_priority_set(&w->ev, prio == LOOP_PRIO_LATE ? PRIO_LATE : PRIO_NORMAL) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
+                                 void *arg)
+{
+    return watch_new(loop, fd, EV_READ | EV_PERSIST, prio, fn, arg);
+}
+
+struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,
+                                     loop_watch_fn fn, void *arg)
+{
+    return watch_new(loop, sig, EV_SIGNAL | EV_PERSIST, prio, fn, arg);
+}
+
+struct loop_watch *loop_watch_timer(struct loop *loop, bool periodic, enum loop_prio prio,
+                                    loop_watch_fn fn, void *arg)
+{
+    return watch_new(loop, -1, periodic ? EV_PERSIST : 0, prio, fn, arg);
+}
+
+int loop_watch_start(struct loop_watch *w, int64_t after_us)
+{
+    struct timeval tv = {.tv_sec = after_us / 1000000, .tv_usec = after_us % 1000000};
+    if (w->timer)
+        event_base_update_cache_time(w->loop->base); /* as in arm_timer() */
+    return event_add(&w->ev, w->timer ? &tv : NULL) == 0 ? 0 : -EINVAL;
+}
+
+void loop_watch_stop(struct loop_watch *w)
+{
+    event_del(&w->ev);
+}
+
+bool loop_watch_active(const struct loop_watch *w)
+{
+    return event_pending(&w->ev, EV_READ | EV_SIGNAL | EV_TIMEOUT, NULL) != 0;
+}
+
+void loop_watch_free(struct loop_watch *w)
+{
+    if (!w)
+        return;
+    event_del(&w->ev);
+    free(w);
 }

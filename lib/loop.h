@@ -14,21 +14,26 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* struct event is embedded in struct loop_io (opening one allocates
+ * nothing); no other part of libevent is visible outside loop.c. */
 #include <event2/event_struct.h>
 
 #include "coro.h"
+#include "list.h"
 
 #define LOOP_FOREVER INT64_MAX /* a deadline that never passes */
 
-struct loop_task;
+/* What a loop_io waits for (libevent's EV_READ and EV_WRITE; loop.c
+ * checks that they agree). */
+#define LOOP_READ  0x02
+#define LOOP_WRITE 0x04
 
 struct loop {
-    struct event_base *base;
+    struct event_base *base; /* loop.c's alone */
     struct coro_pool pool;
-    struct event *ready_ev; /* runs tasks woken by loop_wake() */
-    struct event *late_ev;  /* delivers timeouts and cancellations */
-    struct loop_task *ready_head, *ready_tail;
-    struct loop_task *late_head, *late_tail;
+    struct event *ready_ev;       /* runs tasks woken by loop_wake() */
+    struct event *late_ev;        /* delivers timeouts and cancellations */
+    struct list_node ready, late; /* their queues of tasks */
     uint64_t spawned;
     int64_t timer_slack_us; /* how early sleeps set their timer; see loop_sleep_us */
 };
@@ -39,6 +44,9 @@ void loop_fini(struct loop *loop);
 
 /* Runs until loop_break() or nothing is left to wait for. */
 int loop_run(struct loop *loop);
+/* One turn that does not block: runs what is ready now (a test or a fuzz
+ * driver that feeds the loop itself). */
+void loop_run_once(struct loop *loop);
 void loop_break(struct loop *loop);
 
 /* Monotonic clock in microseconds: the unit of every deadline here. */
@@ -73,13 +81,13 @@ void loop_yield(void);
 struct loop_io {
     struct loop_task *task; /* the owner: the coroutine that waits on it */
     int fd;
-    short ready;   /* EV_READ / EV_WRITE edges not yet cleared */
+    short ready;   /* LOOP_READ / LOOP_WRITE edges not yet cleared */
     short waiting; /* what the owner is parked on, 0 if none */
     bool write_watched;
     bool peer_closed; /* EV_CLOSED seen: reads are never "drained" again */
     bool timer_set;
-    int64_t deadline_us; /* of the current wait */
-    int64_t timer_at_us; /* when the timer is set to fire */
+    int64_t deadline_us;          /* of the current wait */
+    int64_t timer_at_us;          /* when the timer is set to fire */
     struct event rev, wev, timer; /* in place: opening one allocates nothing */
     void (*on_hangup)(void *arg); /* peer hung up while the owner waited elsewhere */
     void *arg;
@@ -93,12 +101,15 @@ struct loop_io {
 int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg);
 /* Stops watching (does not close fd). */
 void loop_io_close(struct loop_io *io);
-/* Parks until fd is ready for `what` (EV_READ or EV_WRITE), returning at
+/* Parks until fd is ready for `what` (LOOP_READ or LOOP_WRITE), returning at
  * once if an edge came since loop_io_clear(). Returns 0, -ETIMEDOUT or
  * -ECANCELED. Deadlines here are for idle and slow peers: the timer is
  * moved only when a deadline comes earlier than the one it is set for, and
  * a later one is honoured by re-arming when the timer fires, so a busy
- * connection touches no timer per request. Taken from loop_clock_us(). */
+ * connection touches no timer per request. When the timer is set or
+ * moved, the time left is measured on the true clock, so a deadline is
+ * met within the timer's own precision however long ago the loop last
+ * resumed a coroutine. */
 int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us);
 /* The owner drained the descriptor (EAGAIN, or a short read): forget the
  * edge so the next wait parks until a new one. */
@@ -118,5 +129,37 @@ int loop_cancel(coro_t *co);
 
 /* True while co is parked and nothing has woken it yet. */
 bool loop_parked(const coro_t *co);
+
+/* ---- callbacks, for the daemon's own events ----
+ *
+ * Coroutines serve requests; a few things around them are plain callbacks
+ * run on the loop's stack: the listening socket, signals, housekeeping
+ * timers, a descriptor another thread pokes. Each picks its priority:
+ *   LOOP_PRIO_IO    with socket I/O and wake-ups: what must not wait;
+ *   LOOP_PRIO_LATE  after everything else of a loop turn, with the
+ *                   delivery of timeouts: what can (housekeeping), or
+ *                   should (accepting more work while there is work). */
+enum loop_prio { LOOP_PRIO_IO, LOOP_PRIO_LATE };
+
+struct loop_watch;
+typedef void (*loop_watch_fn)(void *arg);
+
+/* A callback for fd readable (level-triggered), for signal sig (the loop
+ * installs the handler), or for a timer. NULL when out of memory. Nothing
+ * is watched before loop_watch_start(). */
+struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
+                                 void *arg);
+struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,
+                                     loop_watch_fn fn, void *arg);
+/* periodic: fires every `after_us` of loop_watch_start() until stopped. */
+struct loop_watch *loop_watch_timer(struct loop *loop, bool periodic, enum loop_prio prio,
+                                    loop_watch_fn fn, void *arg);
+/* Starts (or restarts) watching. after_us: a timer's delay; ignored for
+ * descriptors and signals. Returns 0 or -EINVAL. */
+int loop_watch_start(struct loop_watch *w, int64_t after_us);
+void loop_watch_stop(struct loop_watch *w);
+bool loop_watch_active(const struct loop_watch *w);
+/* Stops and frees w; NULL is fine. */
+void loop_watch_free(struct loop_watch *w);
 
 #endif

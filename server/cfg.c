@@ -147,7 +147,7 @@ void cfg_defaults(struct cfg *c)
     c->max_body = LIMIT_MAX_BODY;
     c->no_lock = false;
     c->state_file[0] = '\0';
-    c->log_level = LOG_INFO;
+    c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';
 }

@@ -9,8 +9,6 @@
 
 #include <string.h>
 
-#include "conn.h"
-#include "route.h"
 #include "stats.h"
 
 /* A few updates a second: smooth enough to watch the queue fill and drain,
@@ -51,7 +49,8 @@ static const char page[] =
     "body { margin: 0; background: var(--bg); color: var(--ink);\n"
     "  font: 14px/1.4 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }\n"
     "header, main { max-width: 1100px; margin: 0 auto; padding: 0 16px; }\n"
-    "header { display: flex; align-items: baseline; gap: 12px; flex-wrap: wrap; padding-top: 14px; }\n"
+    "header { display: flex; align-items: baseline; gap: 12px; flex-wrap: wrap; padding-top: 14px; "
+    "}\n"
     "h1 { font-size: 18px; margin: 0; }\n"
     "h2 { font-size: 12px; font-weight: 600; text-transform: uppercase; letter-spacing: .05em;\n"
     "  color: var(--muted); margin: 0 0 8px; }\n"
@@ -112,9 +111,12 @@ static const char page[] =
     "    <div class='big num' id='counter'>0</div>\n"
     "    <dl>\n"
     "      <dt>lock</dt><dd><span id='lock' class='badge'>?</span></dd>\n"
-    "      <dt>waiting for it</dt><dd class='num'><span id='waiters'>0</span><span class='unit'>req</span></dd>\n"
-    "      <dt>most ever waiting</dt><dd class='num'><span id='max-waiters'>0</span><span class='unit'>req</span></dd>\n"
-    "      <dt>in the critical section</dt><dd class='num'><span id='in-section'>0</span><span class='unit'>req</span></dd>\n"
+    "      <dt>waiting for it</dt><dd class='num'><span id='waiters'>0</span><span "
+    "class='unit'>req</span></dd>\n"
+    "      <dt>most ever waiting</dt><dd class='num'><span id='max-waiters'>0</span><span "
+    "class='unit'>req</span></dd>\n"
+    "      <dt>in the critical section</dt><dd class='num'><span id='in-section'>0</span><span "
+    "class='unit'>req</span></dd>\n"
     "      <dt>connections open</dt><dd class='num' id='active'>0</dd>\n"
     "    </dl>\n"
     "  </section>\n"
@@ -155,8 +157,10 @@ static const char page[] =
     "      <input id='send-n' type='number' min='1' max='200' value='20'>\n"
     "      <button id='send-btn'>requests</button>\n"
     "    </form>\n"
-    "    <p class='sub' id='send-note'>Fires concurrent GET /access; each reply's N shows below as it\n"
-    "      arrives. Browsers open at most 6 connections per site, so the rest wait in the browser.</p>\n"
+    "    <p class='sub' id='send-note'>Fires concurrent GET /access; each reply's N shows below as "
+    "it\n"
+    "      arrives. Browsers open at most 6 connections per site, so the rest wait in the "
+    "browser.</p>\n"
     "    <ol class='chips' id='replies'></ol>\n"
     "  </section>\n"
     "  <section class='card wide'>\n"
@@ -202,7 +206,8 @@ static const char page[] =
     "function rate() {\n"
     "  const last = samples[samples.length - 1];\n"
     "  let first = last;\n"
-    "  for (let i = samples.length - 1; i >= 0 && last.t - samples[i].t <= 1.05; i--) first = samples[i];\n"
+    "  for (let i = samples.length - 1; i >= 0 && last.t - samples[i].t <= 1.05; i--) first = "
+    "samples[i];\n"
     "  return last.t > first.t ? (last.total - first.total) / (last.t - first.t) : 0;\n"
     "}\n"
     "\n"
@@ -218,7 +223,8 @@ static const char page[] =
     "  lastGrants = g.total;\n"
     "  const waited = g.time === 'wait_us';\n"
     "  text('grants-note', (waited ? 'Each N with its wait for the lock.'\n"
-    "    : 'Each N with its time from asking for the lock to the end of its section (queue wait + work).')\n"
+    "    : 'Each N with its time from asking for the lock to the end of its section (queue wait + "
+    "work).')\n"
     "    + ' ' + g.total + ' granted so far.');\n"
     "  const list = $('grants');\n"
     "  list.textContent = '';\n"
@@ -384,21 +390,23 @@ static const char page[] =
     "</body>\n"
     "</html>\n";
 
-void dashboard_page(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+void dashboard_page(const struct handler_ctx *ctx, struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)srv, (void)buf, (void)cap;
-    *out = (struct route_reply){.status = 200, .content_type = "text/html; charset=utf-8",
-                                .body = page, .body_len = sizeof(page) - 1,
-                                .extra_headers = DASHBOARD_HEADERS};
+    (void)ctx, (void)buf, (void)cap;
+    *out = (struct handler_reply){.status = 200,
+                                  .content_type = "text/html; charset=utf-8",
+                                  .body = page,
+                                  .body_len = sizeof(page) - 1,
+                                  .extra_headers = DASHBOARD_HEADERS};
 }
 
 /* prefix, the /stats document (one line, ending in "\n"), and the blank
  * line that ends the event. Returns its length, 0 if it does not fit. */
-static size_t event(const struct server *srv, char *buf, size_t cap, const char *prefix)
+static size_t event(const struct handler_ctx *ctx, char *buf, size_t cap, const char *prefix)
 {
     size_t head = strlen(prefix);
     memcpy(buf, prefix, head);
-    size_t len = stats_json(srv, buf + head, cap - head - 1);
+    size_t len = stats_json(ctx->stats, buf + head, cap - head - 1);
     if (len == 0)
         return 0;
     buf[head + len] = '\n';
@@ -407,21 +415,24 @@ static size_t event(const struct server *srv, char *buf, size_t cap, const char 
 
 /* One subscriber, on its connection's coroutine: an event at once, then one
  * per period until the client leaves, reads too slowly or the server stops. */
-static void stream(struct server *srv, struct conn *c)
+static void stream(const struct handler_ctx *ctx, const struct handler_stream *s)
 {
     char buf[DASHBOARD_EVENT_CAP];
     const char *prefix = DASHBOARD_RETRY "data: ";
     do {
-        size_t len = event(srv, buf, sizeof(buf), prefix);
-        if (len == 0 || conn_stream_write(c, buf, len, DASHBOARD_WRITE_TIMEOUT_MS) < 0)
+        size_t len = event(ctx, buf, sizeof(buf), prefix);
+        if (len == 0 || s->write(s->conn, buf, len, DASHBOARD_WRITE_TIMEOUT_MS) < 0)
             return;
         prefix = "data: ";
-    } while (conn_stream_pause(c, DASHBOARD_PERIOD_US));
+    } while (s->pause(s->conn, DASHBOARD_PERIOD_US));
 }
 
-void dashboard_events(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+void dashboard_events(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                      size_t cap)
 {
-    (void)srv, (void)buf, (void)cap;
-    *out = (struct route_reply){.status = 200, .content_type = "text/event-stream",
-                                .extra_headers = "Cache-Control: no-store\r\n", .stream = stream};
+    (void)ctx, (void)buf, (void)cap;
+    *out = (struct handler_reply){.status = 200,
+                                  .content_type = "text/event-stream",
+                                  .extra_headers = "Cache-Control: no-store\r\n",
+                                  .stream = stream};
 }

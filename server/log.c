@@ -10,7 +10,7 @@
 
 #define ACCESS_BUFFER (64 * 1024)
 
-static enum log_level threshold = LOG_INFO;
+static enum log_level threshold = LOG_LEVEL_INFO;
 static FILE *access_file;
 static char *access_buffer;
 
@@ -18,7 +18,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int log_level_parse(const char *name)
 {
-    for (int i = 0; i <= LOG_DEBUG; i++)
+    for (int i = 0; i <= LOG_LEVEL_DEBUG; i++)
         if (strcmp(name, level_names[i]) == 0)
             return i;
     return -1;
@@ -26,7 +26,7 @@ int log_level_parse(const char *name)
 
 const char *log_level_name(unsigned level)
 {
-    return level <= LOG_DEBUG ? level_names[level] : "?";
+    return level <= LOG_LEVEL_DEBUG ? level_names[level] : "?";
 }
 
 void log_set_level(enum log_level level)

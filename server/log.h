@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Parses "error", "warn", "info" or "debug"; -1 if none. */
 int log_level_parse(const char *name);

@@ -14,7 +14,7 @@
 /* One line with what this run is: handy when reading logs later. */
 static void log_started(const struct cfg *cfg, const struct server *srv)
 {
-    log_msg(LOG_INFO,
+    log_msg(LOG_LEVEL_INFO,
             "started: %s, pid %d, delay %g ms + 0..%g jitter, lock %s, lock timeout %g ms, "
             "max waiters %llu, state %s",
             srv->url, (int)getpid(), cfg->delay_ms, cfg->jitter_ms, cfg->no_lock ? "OFF" : "on",
@@ -40,7 +40,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (cfg.no_lock)
-        log_msg(LOG_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
+        log_msg(LOG_LEVEL_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
                           "will be lost (a demonstration)");
     /* A client that vanishes mid-reply is an EPIPE to handle, not a signal. */
     signal(SIGPIPE, SIG_IGN);
@@ -59,6 +59,6 @@ int main(int argc, char **argv)
     if (rc == -EINVAL)
         return 2;
     if (rc == 0)
-        log_msg(LOG_INFO, "stopped: counter %llu", (unsigned long long)srv.resource.counter);
+        log_msg(LOG_LEVEL_INFO, "stopped: counter %llu", (unsigned long long)srv.resource.counter);
     return rc < 0 ? 1 : 0;
 }
