@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "limits.h"
 #include "log.h"
 #include "loop.h"
 #include "route.h"
@@ -30,6 +31,8 @@ struct conn {
     bool idle;           /* parked between requests: a stop may close it */
     bool gone;           /* the client hung up while its request ran */
     bool streaming;      /* a stream route has the connection */
+    bool linger;         /* close in stages: the client may still be sending */
+    bool lingering;      /* in the staged close: a stop may cut it short */
     int64_t deadline_us; /* for the request being read */
     struct loop_io io;
     char peer[48]; /* the client's address, for the access log */
@@ -112,21 +115,26 @@ static int append_reply(struct conn *c, const struct http_reply *r, enum tally_r
     head.head = true;
     c->out_len = http_format_reply(c->out, sizeof(c->out), &head);
     int rc = c->out_len ? flush(c) : -EMSGSIZE;
-    return rc < 0 ? rc : send_all(c, r->body, r->body_len);
+    return rc < 0 || r->head ? rc : send_all(c, r->body, r->body_len);
 }
 
-static int answer_error(struct conn *c, int status)
+/* The reply to a request that ends the connection unserved. The client
+ * may still be sending it: the close is staged (see linger()). */
+static void answer_error(struct conn *c, int status)
 {
     const char *reason = http_reason(status);
     char body[64];
     int len = snprintf(body, sizeof(body), "%s\n", reason);
-    struct http_reply r = {
-        .status = status, .body = body, .body_len = (size_t)len, .keep_alive = false};
+    struct http_reply r = {.status = status,
+                           .body = body,
+                           .body_len = (size_t)len,
+                           .keep_alive = false,
+                           .head = c->parser.req.method == HTTP_HEAD};
     c->ctx->tally->total++;
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
     int rc = append_reply(c, &r, TALLY_NONE);
-    return rc < 0 ? rc : flush(c);
+    c->linger = rc == 0 && flush(c) == 0;
 }
 
 /* ---- input ---- */
@@ -231,6 +239,7 @@ static int handle(struct conn *c)
         .extra_headers = rr.extra_headers,
         .keep_alive = keep,
         .http10 = req->minor == 0,
+        .head = req->method == HTTP_HEAD,
         .stream = rr.stream != NULL,
     };
     int rc = append_reply(c, &r, rr.route);
@@ -240,7 +249,7 @@ static int handle(struct conn *c)
     if (log_access_enabled())
         log_access(c->peer, llhttp_method_name(req->method), req->path, req->minor, rr.status,
                    rr.body_len, rr.wait_us);
-    if (rr.stream && flush(c) == 0) {
+    if (rr.stream && !r.head && flush(c) == 0) {
         /* The kernel would grow the send buffer to megabytes and hide a
          * subscriber that does not read; keep it small so the stream's
          * write timeout drops that subscriber promptly. */
@@ -251,6 +260,14 @@ static int handle(struct conn *c)
         rr.stream(c->ctx->handlers, &s);
     }
     return keep;
+}
+
+/* True if the client sent more than we read: pipelined requests after
+ * one that closes the connection, or a body we did not wait for. */
+static bool unread_input(const struct conn *c)
+{
+    char byte;
+    return c->in_off < c->in_len || recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /* Why a connection ends when sending failed with err. */
@@ -279,8 +296,12 @@ static enum tally_end serve(struct conn *c)
             int rc = handle(c);
             if (rc == 0)
                 rc = flush(c);
-            if (rc <= 0)
-                return rc < 0 ? send_failure(c, rc) : TALLY_END_DONE;
+            if (rc < 0)
+                return send_failure(c, rc);
+            if (rc == 0) {
+                c->linger = unread_input(c);
+                return TALLY_END_DONE;
+            }
             http_parser_next(&c->parser);
             continue;
         }
@@ -303,6 +324,39 @@ static enum tally_end serve(struct conn *c)
             return TALLY_END_IDLE;
         return n == -ECANCELED ? TALLY_END_DONE : TALLY_END_CLIENT;
     }
+}
+
+/* Staged close (RFC 9112 9.6). Closing a socket with unread input makes
+ * the kernel answer with a reset, which can destroy the reply before the
+ * client has read it: a client that sends a 16 MiB body and then reads
+ * would see ECONNRESET instead of its 413. So close only our sending
+ * side, read and drop what still comes until the client closes too, and
+ * only then close; bounded in time and bytes (limits.h), and cut short by
+ * a stop. */
+static void linger(struct conn *c)
+{
+    static _Thread_local char sink[64 * 1024]; /* never read: shared */
+    if (shutdown(c->fd, SHUT_WR) != 0)
+        return;
+    c->lingering = true;
+    c->ctx->lingering(c->ctx->owner, c, true);
+    int64_t end = loop_clock_us() + ms_to_us(LIMIT_LINGER_MS);
+    uint64_t left = LIMIT_LINGER_BYTES;
+    while (left > 0) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            left -= (uint64_t)n < left ? (uint64_t)n : left;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            break; /* the client closed too, or reset */
+        loop_io_clear(&c->io, LOOP_READ);
+        int64_t quiet = loop_clock_us() + ms_to_us(LIMIT_LINGER_QUIET_MS);
+        if (loop_io_wait(&c->io, LOOP_READ, quiet < end ? quiet : end) < 0)
+            break; /* silent too long, out of time, or the server stops */
+    }
+    c->lingering = false;
+    c->ctx->lingering(c->ctx->owner, c, false);
 }
 
 /* The one way out of a connection, whatever ended it. */
@@ -336,7 +390,7 @@ static void conn_main(void *arg)
     c.ctx = a->ctx;
     c.fd = a->fd;
     c.co = coro_current();
-    c.idle = c.gone = c.streaming = false;
+    c.idle = c.gone = c.streaming = c.linger = c.lingering = false;
     c.in_off = c.in_len = c.out_len = 0;
     c.node = (struct list_node){0};
     c.ctx->opened(c.ctx->owner, &c);
@@ -348,7 +402,10 @@ static void conn_main(void *arg)
     http_parser_init(&c.parser, &c.ctx->limits->http);
     if (log_access_enabled())
         describe_peer(c.fd, c.peer, sizeof(c.peer));
-    conn_close(&c, serve(&c));
+    enum tally_end why = serve(&c);
+    if (c.linger)
+        linger(&c);
+    conn_close(&c, why);
 }
 
 /* No stack to be had (memory or vm.max_map_count): say so and go on. The
@@ -373,7 +430,7 @@ int conn_accept(const struct conn_ctx *ctx, int fd)
 
 void conn_drain(struct conn *c)
 {
-    if (c->idle)
+    if (c->idle || c->lingering)
         loop_cancel(c->co);
 }
 

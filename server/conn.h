@@ -37,6 +37,9 @@ struct conn_ctx {
      * descriptor is closed by then). */
     void (*opened)(void *owner, struct conn *c);
     void (*closed)(void *owner, struct conn *c, enum tally_end why);
+    /* It begins (on) and ends a staged close: reading and dropping what the
+     * client still sends after a reply that ends the connection. */
+    void (*lingering)(void *owner, struct conn *c, bool on);
     void *owner;
 };
 
@@ -50,8 +53,9 @@ int conn_accept(const struct conn_ctx *ctx, int fd);
  * (503, Retry-After), without waiting; the caller closes fd. */
 void conn_refuse(int fd);
 
-/* On stop: ends a connection at once if it is idle between requests; a
- * busy one finishes its request and closes after the reply. */
+/* On stop: ends a connection at once if it is idle between requests or
+ * in a staged close; a busy one finishes its request and closes after the
+ * reply. */
 void conn_drain(struct conn *c);
 
 /* The node through which the owner lists c, and back. */

@@ -13,12 +13,17 @@
 #include "resource.h"
 #include "stats.h"
 
+/* Every route answers GET and HEAD (RFC 9110 9.1: a general-purpose
+ * server MUST). A HEAD runs `head` when the GET has effects (it must not
+ * take the lock), else the GET's own handler: the connection then sends
+ * the head of its reply, Content-Length included, and no body. */
 struct route {
     enum tally_route id; /* its path is tally_route_names[id] */
-    int method;
-    handler_fn fn;
-    const char *allow; /* the Allow header of a 405 */
+    handler_fn get;
+    handler_fn head; /* NULL: as get */
 };
+
+#define ALLOW "Allow: GET, HEAD\r\n"
 
 static void text(struct handler_reply *out, int status, const char *body, const char *extra)
 {
@@ -82,6 +87,18 @@ static void access_ok(const struct handler_ctx *ctx, struct handler_reply *out, 
                                   .body_len = len,
                                   .extra_headers = hdr,
                                   .wait_us = t->wait_us};
+}
+
+/* HEAD /access: what a GET would answer now, without its effects: no
+ * lock, no simulated work, no new N. The length is that of the body the
+ * next GET would get; Server-Timing is left out, as nothing ran. */
+static void route_access_head(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                              size_t cap)
+{
+    (void)cap;
+    size_t len = access_body(buf, ctx->resource->counter + 1);
+    *out = (struct handler_reply){
+        .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
 
 /* buf has ROUTE_BODY_CAP bytes: far more than the longest body here. */
@@ -164,11 +181,11 @@ static void route_stats(const struct handler_ctx *ctx, struct handler_reply *out
 }
 
 static const struct route routes[] = {
-    {TALLY_ACCESS, HTTP_GET, route_access, "Allow: GET\r\n"},
-    {TALLY_STATS, HTTP_GET, route_stats, "Allow: GET\r\n"},
-    {TALLY_METRICS, HTTP_GET, route_metrics, "Allow: GET\r\n"},
-    {TALLY_DASHBOARD, HTTP_GET, dashboard_page, "Allow: GET\r\n"},
-    {TALLY_EVENTS, HTTP_GET, dashboard_events, "Allow: GET\r\n"},
+    {TALLY_ACCESS, route_access, route_access_head},
+    {TALLY_STATS, route_stats, NULL},
+    {TALLY_METRICS, route_metrics, NULL},
+    {TALLY_DASHBOARD, dashboard_page, NULL},
+    {TALLY_EVENTS, dashboard_events, NULL},
 };
 
 static const struct route *find(const struct http_request *req)
@@ -184,18 +201,21 @@ static const struct route *find(const struct http_request *req)
 bool route_may_block(const struct http_request *req)
 {
     const struct route *r = find(req);
-    return r && r->fn == route_access && req->method == HTTP_GET;
+    return r && r->get == route_access && req->method == HTTP_GET;
 }
 
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
                     struct handler_reply *out, char *buf, size_t cap)
 {
     const struct route *r = find(req);
+    bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
     if (!r)
         text(out, 404, "Not found.\n", NULL);
-    else if (req->method != r->method)
-        text(out, 405, "Method not allowed.\n", r->allow);
+    else if (!get && !head)
+        text(out, 405, "Method not allowed.\n", ALLOW);
+    else if (head && r->head)
+        r->head(ctx, out, buf, cap);
     else
-        r->fn(ctx, out, buf, cap);
-    out->route = r && req->method == r->method ? r->id : TALLY_UNKNOWN;
+        r->get(ctx, out, buf, cap);
+    out->route = r && (get || head) ? r->id : TALLY_UNKNOWN;
 }

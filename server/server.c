@@ -68,6 +68,16 @@ static void conn_opened(void *owner, struct conn *c)
     list_push_back(&srv->conns, conn_node(c));
 }
 
+static void conn_lingering(void *owner, struct conn *c, bool on)
+{
+    struct server *srv = owner;
+    (void)c;
+    if (on)
+        srv->conns_tally.lingering++;
+    else
+        srv->conns_tally.lingering--;
+}
+
 /* Every connection ends here, served or not: the one place that counts
  * it out. */
 static void conn_closed(void *owner, struct conn *c, enum tally_end why)
@@ -342,6 +352,7 @@ static void lend_contexts(struct server *srv)
                                       .draining = &srv->draining,
                                       .opened = conn_opened,
                                       .closed = conn_closed,
+                                      .lingering = conn_lingering,
                                       .owner = srv};
 }
 

@@ -55,6 +55,8 @@ const struct stats_row stats_rows[] = {
         "Connections accepted."),
     ROW(COUNTER, "connections.refused", "connections_refused_total", conns.refused,
         "Connections answered 503 at once: no coroutine stack to be had."),
+    ROW(GAUGE, "connections.lingering", "connections_lingering", conns.lingering,
+        "Connections in a staged close: the reply is sent, their input is drained."),
     LABELLED(VECTOR, "connections.closed", "connections_closed_total", conns.ended,
              "Connections closed, by reason.", &by_end),
 

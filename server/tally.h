@@ -66,8 +66,9 @@ struct tally_requests {
 
 struct tally_conns {
     uint64_t accepted;
-    uint64_t active;  /* open now */
-    uint64_t refused; /* answered 503 at once: no coroutine to be had */
+    uint64_t active;    /* open now */
+    uint64_t refused;   /* answered 503 at once: no coroutine to be had */
+    uint64_t lingering; /* in a staged close now (counted in active too) */
     uint64_t ended[TALLY_ENDS];
 };
 

@@ -304,7 +304,7 @@ START_TEST(unknown_path_and_wrong_method)
     send_all(rd.fd, post, sizeof(post) - 1);
     ck_assert_int_eq(read_response(&rd, &r, 10000), 0);
     ck_assert_int_eq(r.status, 405);
-    ck_assert(has_header(&r, "\r\nAllow: GET\r\n"));
+    ck_assert(has_header(&r, "\r\nAllow: GET, HEAD\r\n"));
     close(rd.fd);
     ck_assert_int_eq(http_get(srv.port, "/stats", &r), 0);
     ck_assert(has_header(&r, "\r\nContent-Type: application/json"));
