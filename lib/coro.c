@@ -44,7 +44,7 @@ typedef ucontext_t coro_ctx;
 
 struct coro {
     coro_ctx ctx;
-    coro_ctx *caller;       /* where coro_yield() returns to */
+    coro_ctx *caller; /* where coro_yield() returns to */
     coro_fn fn;
     void *arg;
     void *data;
@@ -251,7 +251,7 @@ static void prepare_stack(coro_t *co)
     void **sp = (void **)(top - 176);
     for (int i = 0; i < 22; i++)
         sp[i] = NULL;
-    sp[0] = co;                            /* x19 */
+    sp[0] = co;                           /* x19 */
     sp[11] = (void *)coro_trampoline_asm; /* x30 */
 #endif
     co->ctx.sp = sp;

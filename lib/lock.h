@@ -35,7 +35,7 @@ struct lock_stats {
 struct lock {
     coro_t *owner;
     struct waitq waiters; /* FIFO: the order of lock_acquire() calls */
-    uint64_t max_queue; /* 0: unbounded */
+    uint64_t max_queue;   /* 0: unbounded */
     int64_t acquired_at_us;
     struct lock_stats stats;
 };

@@ -3,7 +3,7 @@
  *
  * Every error is reported as exactly one line on stderr starting with
  * "turnstile: " that names the flag or FILE:LINE and, for numbers, the
- * allowed range; the caller then exits with status 2 (DESIGN.md). */
+ * allowed range; the caller then exits with status 2 (docs/design.md). */
 #ifndef TURNSTILE_CFG_H
 #define TURNSTILE_CFG_H
 

@@ -1,6 +1,6 @@
 /* limits: every default the server starts with, and why. Each is also a
  * flag and a config-file key (see cfg.h). Sources: nginx and h2o defaults,
- * and DESIGN.md "Limits". */
+ * and docs/design.md "Limits and their reasons". */
 #ifndef TURNSTILE_LIMITS_H
 #define TURNSTILE_LIMITS_H
 

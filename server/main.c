@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     }
     if (cfg.no_lock)
         log_msg(LOG_LEVEL_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
-                          "will be lost (a demonstration)");
+                                "will be lost (a demonstration)");
     /* A client that vanishes mid-reply is an EPIPE to handle, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     /* The kernel may fire a timer up to the slack late (50 us by default);

@@ -130,7 +130,6 @@ int srv_stop(struct srv *s, int sig)
     return rc;
 }
 
-
 int tcp_connect(int port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -227,8 +226,8 @@ int http_get(int port, const char *path, struct resp *r)
 {
     static struct reader rd;
     char req[512];
-    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                       path);
+    int len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
     rd.fd = tcp_connect(port);
     rd.len = 0;
     send_all(rd.fd, req, (size_t)len);

@@ -302,7 +302,7 @@ static void misuse(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(lock_release(&lk), -EPERM); /* not locked */
-    start(1, LOOP_FOREVER, 5000);                 /* waiter 1 holds it */
+    start(1, LOOP_FOREVER, 5000);                /* waiter 1 holds it */
     ck_assert_int_eq(lock_release(&lk), -EPERM); /* not ours */
     ck_assert(lock_locked(&lk));
     ck_assert_int_eq(lock_acquire(&lk, LOOP_FOREVER), 0);

@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 #include "check_run.h"
 #include "loop.h"
 
@@ -323,7 +322,7 @@ static void canceller(void *arg)
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(loop_cancel(vs[i].co), 0);
         ck_assert_int_eq(loop_cancel(vs[i].co), -EALREADY); /* once */
-        ck_assert_int_eq(vs[i].rc, 1); /* delivered on a later turn */
+        ck_assert_int_eq(vs[i].rc, 1);                      /* delivered on a later turn */
     }
 }
 

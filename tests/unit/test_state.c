@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #include "check_run.h"
 #include "scratch.h"
 #include "loop.h"
