@@ -22,6 +22,18 @@ static void log_started(const struct cfg *cfg, const struct server *srv)
             cfg->state_file[0] ? cfg->state_file : "in memory");
 }
 
+struct args {
+    int argc;
+    char **argv;
+};
+
+/* A reload (SIGHUP) reads the same flags and config file again. */
+static int reread(struct cfg *next, void *arg)
+{
+    const struct args *a = arg;
+    return cfg_reparse(next, a->argc, a->argv);
+}
+
 int main(int argc, char **argv)
 {
     static struct cfg cfg;
@@ -48,6 +60,8 @@ int main(int argc, char **argv)
      * the simulated delay is the whole critical section, so ask for 1 ns. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     rc = server_start(&srv, &cfg);
+    struct args args = {argc, argv};
+    server_on_reload(&srv, reread, &args);
     if (rc == 0) {
         log_started(&cfg, &srv);
         rc = server_run(&srv);

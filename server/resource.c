@@ -12,14 +12,17 @@ static int64_t ms_to_us(double ms)
 
 void resource_init(struct resource *r, const struct resource_settings *s)
 {
-    *r = (struct resource){
-        .delay_us = ms_to_us(s->delay_ms),
-        .jitter_us = ms_to_us(s->jitter_ms),
-        .lock_timeout_us = ms_to_us(s->lock_timeout_ms),
-        .use_lock = s->use_lock,
-        .rng = (uint64_t)loop_now_us() | 1,
-    };
+    *r = (struct resource){.use_lock = s->use_lock, .rng = (uint64_t)loop_now_us() | 1};
     lock_init(&r->lock, s->max_waiters);
+    resource_configure(r, s);
+}
+
+void resource_configure(struct resource *r, const struct resource_settings *s)
+{
+    r->delay_us = ms_to_us(s->delay_ms);
+    r->jitter_us = ms_to_us(s->jitter_ms);
+    r->lock_timeout_us = ms_to_us(s->lock_timeout_ms);
+    r->lock.max_queue = s->max_waiters;
 }
 
 /* xorshift64: jitter needs to be spread, not unpredictable. */

@@ -33,6 +33,11 @@ struct resource_settings {
 
 void resource_init(struct resource *r, const struct resource_settings *s);
 
+/* Applies new settings while running (a reload): the next section, and
+ * the next request to queue, see them; the counter, the lock's holder and
+ * its queue are untouched. use_lock cannot change here. */
+void resource_configure(struct resource *r, const struct resource_settings *s);
+
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {
     int64_t wait_us; /* queued for the lock */

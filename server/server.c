@@ -201,6 +201,106 @@ static void on_drain_timeout(void *arg)
     loop_break(&srv->loop);
 }
 
+/* ---- reload (SIGHUP) and log reopening (SIGUSR1) ---- */
+
+static struct resource_settings resource_settings(const struct cfg *cfg)
+{
+    return (struct resource_settings){.delay_ms = cfg->delay_ms, .jitter_ms = cfg->jitter_ms,
+                                      .lock_timeout_ms = cfg->lock_timeout_ms,
+                                      .max_waiters = cfg->max_waiters, .use_lock = !cfg->no_lock};
+}
+
+static struct conn_limits conn_limits(const struct cfg *cfg)
+{
+    return (struct conn_limits){
+        .http = {.max_header_bytes = cfg->max_header_bytes, .max_url = cfg->max_header_bytes,
+                 .max_headers = (unsigned)cfg->max_headers, .max_body = cfg->max_body},
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
+        .send_timeout_ms = cfg->send_timeout_ms,
+    };
+}
+
+static void keep_for_restart(const char *key, void *arg)
+{
+    (void)arg;
+    log_msg(LOG_LEVEL_WARN, "reload: %s changed, but only a restart applies it: keeping the "
+                            "running value",
+            key);
+}
+
+/* The access log moves to next's path, or stays where it is if that
+ * cannot be opened (then next keeps the old path). */
+static void move_access_log(struct server *srv, struct cfg *next)
+{
+    if (strcmp(next->access_log, srv->cfg.access_log) == 0)
+        return;
+    int rc = next->access_log[0] ? log_access_open(next->access_log) : 0;
+    if (rc < 0) {
+        log_msg(LOG_LEVEL_WARN, "reload: cannot open access log %s: %s; keeping %s",
+                next->access_log, strerror(-rc), srv->cfg.access_log[0] ? srv->cfg.access_log : "none");
+        memcpy(next->access_log, srv->cfg.access_log, sizeof(next->access_log));
+        return;
+    }
+    if (!next->access_log[0])
+        log_access_close();
+    if (next->access_log[0])
+        loop_watch_start(srv->log_flush, 1000000);
+    else
+        loop_watch_stop(srv->log_flush);
+}
+
+void server_reload(struct server *srv, struct cfg *next)
+{
+    unsigned kept = cfg_keep_restart_settings(&srv->cfg, next, keep_for_restart, NULL);
+    move_access_log(srv, next);
+    log_set_level((enum log_level)next->log_level);
+    struct resource_settings rs = resource_settings(next);
+    resource_configure(&srv->resource, &rs);
+    srv->limits = conn_limits(next); /* new reads and new connections see them */
+    srv->cfg = *next;
+    if (srv->accept_paused && srv->conns_tally.active < next->max_connections &&
+        !loop_watch_active(srv->accept_retry))
+        resume_accepting(srv);
+    log_msg(LOG_LEVEL_INFO, "reload: applied %s; delay %g ms, lock timeout %g ms, max waiters %llu%s",
+            next->config_path[0] ? next->config_path : "the flags", next->delay_ms,
+            next->lock_timeout_ms, (unsigned long long)next->max_waiters,
+            kept ? " (some settings need a restart, see above)" : "");
+}
+
+static void on_sighup(void *arg)
+{
+    struct server *srv = arg;
+    struct cfg next;
+    if (!srv->reread) {
+        log_msg(LOG_LEVEL_WARN, "SIGHUP: nothing to reload from; ignored");
+        return;
+    }
+    if (srv->reread(&next, srv->reread_arg) < 0) {
+        log_msg(LOG_LEVEL_ERROR, "reload: %s; nothing changed", cfg_error());
+        return;
+    }
+    server_reload(srv, &next);
+}
+
+static void on_sigusr1(void *arg)
+{
+    (void)arg;
+    int rc = log_access_reopen();
+    if (rc < 0)
+        log_msg(LOG_LEVEL_ERROR, "SIGUSR1: cannot reopen access log %s: %s; still writing to the "
+                                 "old file",
+                log_access_path(), strerror(-rc));
+    else
+        log_msg(LOG_LEVEL_INFO, "SIGUSR1: access log reopened");
+}
+
+void server_on_reload(struct server *srv, int (*reread)(struct cfg *next, void *arg), void *arg)
+{
+    srv->reread = reread;
+    srv->reread_arg = arg;
+}
+
 /* The access log is buffered: written out once a second. */
 static void on_log_flush(void *arg)
 {
@@ -287,21 +387,24 @@ static int listen_on(struct server *srv)
     return 0;
 }
 
-/* The daemon's own events. A stop (a signal) is urgent: LOOP_PRIO_IO.
- * The timers are housekeeping: they fire after the turn's work. */
+/* The daemon's own events. A stop (SIGINT, SIGTERM) is urgent:
+ * LOOP_PRIO_IO. A reload, a log reopening and the timers are housekeeping:
+ * they run after the turn's work. */
 static int make_events(struct server *srv)
 {
     struct loop *loop = &srv->loop;
     srv->signals[0] = loop_watch_signal(loop, SIGINT, LOOP_PRIO_IO, on_sigint, srv);
     srv->signals[1] = loop_watch_signal(loop, SIGTERM, LOOP_PRIO_IO, on_sigterm, srv);
+    srv->signals[2] = loop_watch_signal(loop, SIGHUP, LOOP_PRIO_LATE, on_sighup, srv);
+    srv->signals[3] = loop_watch_signal(loop, SIGUSR1, LOOP_PRIO_LATE, on_sigusr1, srv);
     srv->drain_timer = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_drain_timeout, srv);
     srv->accept_retry = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_accept_retry, srv);
     srv->log_flush = loop_watch_timer(loop, true, LOOP_PRIO_LATE, on_log_flush, srv);
-    if (!srv->signals[0] || !srv->signals[1] || !srv->drain_timer || !srv->accept_retry ||
-        !srv->log_flush)
+    for (int i = 0; i < 4; i++)
+        if (!srv->signals[i] || loop_watch_start(srv->signals[i], 0) != 0)
+            return -ENOMEM;
+    if (!srv->drain_timer || !srv->accept_retry || !srv->log_flush)
         return -ENOMEM;
-    loop_watch_start(srv->signals[0], 0);
-    loop_watch_start(srv->signals[1], 0);
     if (log_access_enabled())
         loop_watch_start(srv->log_flush, 1000000);
     return 0;
@@ -419,8 +522,8 @@ int server_fini(struct server *srv)
      * update, and its watch goes. */
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
     close_listener(srv);
-    loop_watch_free(srv->signals[0]);
-    loop_watch_free(srv->signals[1]);
+    for (int i = 0; i < 4; i++)
+        loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);
     loop_watch_free(srv->accept_retry);
     loop_watch_free(srv->log_flush);

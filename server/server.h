@@ -36,13 +36,16 @@ struct server {
     /* The daemon's own events. */
     int listen_fd;
     struct loop_watch *listener;
-    struct loop_watch *signals[2];
+    struct loop_watch *signals[4]; /* SIGINT, SIGTERM, SIGHUP, SIGUSR1 */
     struct loop_watch *drain_timer;
     struct loop_watch *accept_retry; /* re-enables accepting after EMFILE */
     struct loop_watch *log_flush;    /* writes the buffered access log each second */
     bool draining;                   /* stopping: no new requests */
     bool accept_paused;              /* at the connection limit, or after EMFILE */
     char url[300];                   /* http://HOST:PORT, as announced */
+    /* How a reload reads the configuration anew (server_on_reload). */
+    int (*reread)(struct cfg *next, void *arg);
+    void *reread_arg;
 };
 
 /* Sets up the loop, the resource (recovering the counter from
@@ -59,6 +62,16 @@ int server_run(struct server *srv);
 /* Returns 0, or a negative errno if the counter could not be saved to
  * --state-file at the end (one line on stderr). */
 int server_fini(struct server *srv);
+
+/* SIGHUP reloads: reread() fills next from the same flags and config file
+ * as at start (main passes cfg_reparse). What can change live is applied at
+ * once; what needs a restart (cfg.h) is logged and kept; a configuration
+ * that does not parse changes nothing. Connections and queued requests
+ * are untouched. Without a reread, SIGHUP is logged and ignored. */
+void server_on_reload(struct server *srv, int (*reread)(struct cfg *next, void *arg), void *arg);
+
+/* Applies next as a reload does (server_on_reload); for tests and SIGHUP. */
+void server_reload(struct server *srv, struct cfg *next);
 
 /* Takes over an accepted, non-blocking socket: what the listener does
  * with each connection (and the fuzz target with its socketpairs). */

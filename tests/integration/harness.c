@@ -480,3 +480,17 @@ int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_
     unlink(tmpl_err);
     return status;
 }
+
+bool srv_log_wait(struct srv *s, const char *needle, int timeout_ms)
+{
+    char line[1024];
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        size_t n = read_line(s->err_fd, line, sizeof(line), (int)(end - now_ms()));
+        if (n == 0)
+            return false; /* the deadline passed, or the server is gone */
+        if (strstr(line, needle))
+            return true;
+    }
+    return false;
+}
