@@ -205,16 +205,20 @@ static void on_drain_timeout(void *arg)
 
 static struct resource_settings resource_settings(const struct cfg *cfg)
 {
-    return (struct resource_settings){.delay_ms = cfg->delay_ms, .jitter_ms = cfg->jitter_ms,
+    return (struct resource_settings){.delay_ms = cfg->delay_ms,
+                                      .jitter_ms = cfg->jitter_ms,
                                       .lock_timeout_ms = cfg->lock_timeout_ms,
-                                      .max_waiters = cfg->max_waiters, .use_lock = !cfg->no_lock};
+                                      .max_waiters = cfg->max_waiters,
+                                      .use_lock = !cfg->no_lock};
 }
 
 static struct conn_limits conn_limits(const struct cfg *cfg)
 {
     return (struct conn_limits){
-        .http = {.max_header_bytes = cfg->max_header_bytes, .max_url = cfg->max_header_bytes,
-                 .max_headers = (unsigned)cfg->max_headers, .max_body = cfg->max_body},
+        .http = {.max_header_bytes = cfg->max_header_bytes,
+                 .max_url = cfg->max_header_bytes,
+                 .max_headers = (unsigned)cfg->max_headers,
+                 .max_body = cfg->max_body},
         .header_timeout_ms = cfg->header_timeout_ms,
         .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
         .send_timeout_ms = cfg->send_timeout_ms,
@@ -224,8 +228,9 @@ static struct conn_limits conn_limits(const struct cfg *cfg)
 static void keep_for_restart(const char *key, void *arg)
 {
     (void)arg;
-    log_msg(LOG_LEVEL_WARN, "reload: %s changed, but only a restart applies it: keeping the "
-                            "running value",
+    log_msg(LOG_LEVEL_WARN,
+            "reload: %s changed, but only a restart applies it: keeping the "
+            "running value",
             key);
 }
 
@@ -238,7 +243,8 @@ static void move_access_log(struct server *srv, struct cfg *next)
     int rc = next->access_log[0] ? log_access_open(next->access_log) : 0;
     if (rc < 0) {
         log_msg(LOG_LEVEL_WARN, "reload: cannot open access log %s: %s; keeping %s",
-                next->access_log, strerror(-rc), srv->cfg.access_log[0] ? srv->cfg.access_log : "none");
+                next->access_log, strerror(-rc),
+                srv->cfg.access_log[0] ? srv->cfg.access_log : "none");
         memcpy(next->access_log, srv->cfg.access_log, sizeof(next->access_log));
         return;
     }
@@ -262,7 +268,8 @@ void server_reload(struct server *srv, struct cfg *next)
     if (srv->accept_paused && srv->conns_tally.active < next->max_connections &&
         !loop_watch_active(srv->accept_retry))
         resume_accepting(srv);
-    log_msg(LOG_LEVEL_INFO, "reload: applied %s; delay %g ms, lock timeout %g ms, max waiters %llu%s",
+    log_msg(LOG_LEVEL_INFO,
+            "reload: applied %s; delay %g ms, lock timeout %g ms, max waiters %llu%s",
             next->config_path[0] ? next->config_path : "the flags", next->delay_ms,
             next->lock_timeout_ms, (unsigned long long)next->max_waiters,
             kept ? " (some settings need a restart, see above)" : "");
@@ -288,8 +295,9 @@ static void on_sigusr1(void *arg)
     (void)arg;
     int rc = log_access_reopen();
     if (rc < 0)
-        log_msg(LOG_LEVEL_ERROR, "SIGUSR1: cannot reopen access log %s: %s; still writing to the "
-                                 "old file",
+        log_msg(LOG_LEVEL_ERROR,
+                "SIGUSR1: cannot reopen access log %s: %s; still writing to the "
+                "old file",
                 log_access_path(), strerror(-rc));
     else
         log_msg(LOG_LEVEL_INFO, "SIGUSR1: access log reopened");
