@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -40,7 +42,15 @@ struct loop_task {
     bool timer_armed;
     struct event timer;
     struct list_node link; /* in the ready or late queue */
+    uint64_t parks;        /* parks so far: the current one's ticket */
+    /* A wake from another thread, in the loop's inbox (under inbox_mu). */
+    struct list_node inbox_link;
+    uint64_t wake_ticket;
+    int wake_result;
 };
+
+/* The loop this thread is running (loop_run), if any. */
+static _Thread_local struct loop *running;
 
 /* loop_now_us() as of the last resume by the loop; see loop_clock_us(). */
 static _Thread_local int64_t clock_cache;
@@ -177,6 +187,10 @@ int loop_init(struct loop *loop, size_t stack_size, unsigned max_free_stacks)
     *loop = (struct loop){0};
     list_init(&loop->ready);
     list_init(&loop->late);
+    list_init(&loop->inbox);
+    list_init(&loop->posts);
+    loop->inbox_fd = -1;
+    pthread_mutex_init(&loop->inbox_mu, NULL);
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return -ENOMEM;
@@ -201,14 +215,18 @@ fail:
 
 void loop_fini(struct loop *loop)
 {
+    if (!loop->base)
+        return; /* never initialised, or finished already */
+    loop_watch_free(loop->inbox_watch);
+    if (loop->inbox_fd >= 0)
+        close(loop->inbox_fd);
+    pthread_mutex_destroy(&loop->inbox_mu);
     if (loop->ready_ev)
         event_free(loop->ready_ev);
     if (loop->late_ev)
         event_free(loop->late_ev);
-    if (loop->base) {
-        event_base_free(loop->base);
-        coro_pool_fini(&loop->pool);
-    }
+    event_base_free(loop->base);
+    coro_pool_fini(&loop->pool);
     *loop = (struct loop){0};
 }
 
@@ -218,7 +236,7 @@ void loop_fini(struct loop *loop)
  * than the polling costs, and an idle server sleeps as before. */
 #define POLL_AFTER_WORK_US 50
 
-int loop_run(struct loop *loop)
+static int run(struct loop *loop)
 {
     int64_t last_work = 0;
     uint64_t seen = resumes;
@@ -239,9 +257,21 @@ int loop_run(struct loop *loop)
     }
 }
 
+int loop_run(struct loop *loop)
+{
+    struct loop *outer = running;
+    running = loop;
+    int rc = run(loop);
+    running = outer;
+    return rc;
+}
+
 void loop_run_once(struct loop *loop)
 {
+    struct loop *outer = running;
+    running = loop;
     event_base_loop(loop->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+    running = outer;
 }
 
 void loop_break(struct loop *loop)
@@ -264,6 +294,7 @@ static void task_abandon(void *arg)
     struct loop_task *t = arg;
     disarm(t);
     unqueue(t);
+    loop_unwake(t->co);
 }
 
 static void task_main(void *p)
@@ -330,6 +361,7 @@ static void arm_timer(struct loop_task *t, int64_t deadline_us, int timer_result
 /* Suspends the task until something ends its park; returns the result. */
 static int park(struct loop_task *t)
 {
+    t->parks++;
     t->state = TASK_PARKED;
     coro_yield();
     return t->result;
@@ -399,6 +431,134 @@ bool loop_parked(const coro_t *co)
 {
     const struct loop_task *t = coro_data(co);
     return t->state == TASK_PARKED;
+}
+
+/* ---- across threads ---- */
+
+/* The loop the caller runs on: the thread's running loop, or the current
+ * coroutine's (a coroutine started by loop_spawn before loop_run). */
+static struct loop *caller_loop(void)
+{
+    struct loop_task *t = current_task();
+    return running ? running : t ? t->loop : NULL;
+}
+
+uint64_t loop_park_ticket(void)
+{
+    return current_task()->parks + 1;
+}
+
+/* Links item into one of loop's inbox lists (if it is not there already)
+ * and pokes the loop if the inbox was empty. Called with inbox_mu held;
+ * releases it. */
+static void inbox_push(struct loop *loop, struct list_node *list, struct list_node *item)
+{
+    bool was_empty = list_empty(&loop->inbox) && list_empty(&loop->posts);
+    if (!list_linked(item))
+        list_push_back(list, item);
+    pthread_mutex_unlock(&loop->inbox_mu);
+    if (was_empty)
+        eventfd_write(loop->inbox_fd, 1);
+}
+
+static void need_inbox(const struct loop *loop)
+{
+    if (loop->inbox_fd < 0)
+        abort(); /* a wake or post from another thread, without loop_open_inbox() */
+}
+
+void loop_wake_park(coro_t *co, uint64_t ticket, int result)
+{
+    struct loop_task *t = coro_data(co);
+    struct loop *here = caller_loop();
+    if (!here || here == t->loop) {
+        /* Through the ready queue even on the loop's own stack: the caller
+         * may hold a mutex that the woken coroutine takes at once. */
+        if (t->parks == ticket && (t->state == TASK_PARKED || t->state == TASK_LATE))
+            make_ready(t, result);
+        return;
+    }
+    need_inbox(t->loop);
+    pthread_mutex_lock(&t->loop->inbox_mu);
+    t->wake_ticket = ticket;
+    t->wake_result = result;
+    inbox_push(t->loop, &t->loop->inbox, &t->inbox_link);
+}
+
+void loop_unwake(coro_t *co)
+{
+    struct loop_task *t = coro_data(co);
+    if (t->loop->inbox_fd < 0)
+        return; /* no other thread can have sent anything */
+    pthread_mutex_lock(&t->loop->inbox_mu);
+    if (list_linked(&t->inbox_link))
+        list_remove(&t->inbox_link);
+    pthread_mutex_unlock(&t->loop->inbox_mu);
+}
+
+void loop_post(struct loop *loop, struct loop_post *p)
+{
+    need_inbox(loop);
+    p->link = (struct list_node){0};
+    pthread_mutex_lock(&loop->inbox_mu);
+    inbox_push(loop, &loop->posts, &p->link);
+}
+
+/* The first task woken from another thread, with what it was handed. */
+static struct loop_task *pop_wake(struct loop *loop, uint64_t *ticket, int *result)
+{
+    pthread_mutex_lock(&loop->inbox_mu);
+    struct list_node *n = list_first(&loop->inbox);
+    struct loop_task *t = n ? list_entry(n, struct loop_task, inbox_link) : NULL;
+    if (t) {
+        list_remove(n);
+        *ticket = t->wake_ticket;
+        *result = t->wake_result;
+    }
+    pthread_mutex_unlock(&loop->inbox_mu);
+    return t;
+}
+
+static struct loop_post *pop_post(struct loop *loop)
+{
+    pthread_mutex_lock(&loop->inbox_mu);
+    struct list_node *n = list_first(&loop->posts);
+    if (n)
+        list_remove(n);
+    pthread_mutex_unlock(&loop->inbox_mu);
+    return n ? list_entry(n, struct loop_post, link) : NULL;
+}
+
+/* One item at a time, each taken under the lock: what a woken task does
+ * (leave, unwake another) may change the inbox meanwhile. */
+static void on_inbox(void *arg)
+{
+    struct loop *loop = arg;
+    eventfd_t n;
+    uint64_t ticket;
+    int result;
+    struct loop_task *t;
+    struct loop_post *p;
+    eventfd_read(loop->inbox_fd, &n);
+    while ((t = pop_wake(loop, &ticket, &result)))
+        if (t->parks == ticket)
+            deliver(t, result);
+    while ((p = pop_post(loop)))
+        p->fn(p->arg);
+}
+
+int loop_open_inbox(struct loop *loop)
+{
+    if (loop->inbox_fd >= 0)
+        return 0;
+    loop->inbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->inbox_fd < 0)
+        return -errno;
+    /* A wake from another thread is a lock hand-off: as urgent as I/O. */
+    loop->inbox_watch = loop_watch_fd(loop, loop->inbox_fd, LOOP_PRIO_IO, on_inbox, loop);
+    if (!loop->inbox_watch || loop_watch_start(loop->inbox_watch, 0) != 0)
+        return -ENOMEM;
+    return 0;
 }
 
 /* ---- watched descriptors ---- */

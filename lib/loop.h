@@ -11,6 +11,7 @@
 #ifndef TURNSTILE_LOOP_H
 #define TURNSTILE_LOOP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -28,6 +29,8 @@
 #define LOOP_READ  0x02
 #define LOOP_WRITE 0x04
 
+struct loop_watch;
+
 struct loop {
     struct event_base *base; /* loop.c's alone */
     struct coro_pool pool;
@@ -36,6 +39,13 @@ struct loop {
     struct list_node ready, late; /* their queues of tasks */
     uint64_t spawned;
     int64_t timer_slack_us; /* how early sleeps set their timer; see loop_sleep_us */
+    /* What other threads hand this loop (wakes of its tasks, posts): under
+     * inbox_mu, announced on inbox_fd, an eventfd the loop watches. */
+    pthread_mutex_t inbox_mu;
+    struct list_node inbox; /* tasks woken from other threads */
+    struct list_node posts; /* struct loop_post */
+    int inbox_fd;           /* -1 until loop_open_inbox() */
+    struct loop_watch *inbox_watch;
 };
 
 /* stack_size 0: CORO_DEFAULT_STACK. Returns 0 or a negative errno. */
@@ -120,8 +130,43 @@ void loop_io_clear(struct loop_io *io, short what);
 int loop_park(int64_t deadline_us);
 
 /* Makes co's park return `result` on a coming loop turn. Returns 0, or
- * -EALREADY if co is not parked or already woken by an event. */
+ * -EALREADY if co is not parked or already woken by an event. From co's
+ * own loop only; from another thread, see loop_wake_park(). */
 int loop_wake(coro_t *co, int result);
+
+/* ---- across threads ----
+ *
+ * Each loop runs on its own thread. A coroutine of one loop may hand
+ * something to a coroutine of another (the lock's hand-off): it wakes a
+ * particular park of it, named by a ticket the waiter took before it
+ * parked, so a wake that arrives late can never end a later park. */
+
+/* Lets other threads wake this loop's coroutines and post to it. The
+ * loop then always has something to wait for: stop it with loop_break().
+ * Returns 0 or a negative errno. */
+int loop_open_inbox(struct loop *loop);
+
+/* From a coroutine: the ticket of its next park. */
+uint64_t loop_park_ticket(void);
+
+/* From any thread: ends park `ticket` of co with result, as loop_wake()
+ * does, on co's own loop (at once if that is the caller's). A wake for a
+ * park that has already ended some other way is dropped. */
+void loop_wake_park(coro_t *co, uint64_t ticket, int result);
+
+/* From co's own loop, after its park ended: drops a wake from another
+ * thread that is still on its way (the waiter saw what it was handed
+ * before the wake came). */
+void loop_unwake(coro_t *co);
+
+/* A function to run on a loop's thread, posted from any thread. The
+ * caller owns the storage and must not reuse it before fn has run. */
+struct loop_post {
+    struct list_node link;
+    void (*fn)(void *arg);
+    void *arg;
+};
+void loop_post(struct loop *loop, struct loop_post *p);
 
 /* Ends co's park with -ECANCELED (unless an event woke it first). Returns
  * 0 or -EALREADY like loop_wake(). */

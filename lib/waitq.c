@@ -9,6 +9,7 @@ void waitq_init(struct waitq *q)
 {
     list_init(&q->head);
     q->len = 0;
+    q->mu = NULL;
 }
 
 static struct waitq_entry *entry(struct list_node *n)
@@ -36,6 +37,7 @@ void waitq_join(struct waitq *q, struct waitq_entry *e, struct waitq_entry *pos)
     e->q = q;
     e->woken = false;
     e->result = 0;
+    e->ticket = loop_park_ticket(); /* the park of waitq_park(), next */
     list_insert_before(pos ? &pos->link : &q->head, &e->link);
     q->len++;
 }
@@ -51,10 +53,17 @@ static void leave(struct waitq_entry *e)
 static void on_destroy(void *arg)
 {
     struct waitq_entry *e = arg;
+    pthread_mutex_t *mu = e->q->mu;
+    if (mu)
+        pthread_mutex_lock(mu);
     if (!e->woken)
         leave(e);
+    else
+        loop_unwake(e->co); /* a wake from another thread may be on its way */
     if (e->abandoned)
         e->abandoned(e);
+    if (mu)
+        pthread_mutex_unlock(mu);
 }
 
 int waitq_park(struct waitq_entry *e, int64_t deadline_us)
@@ -64,10 +73,19 @@ int waitq_park(struct waitq_entry *e, int64_t deadline_us)
         leave(e);
         return rc;
     }
+    pthread_mutex_t *mu = e->q->mu;
+    if (mu)
+        pthread_mutex_unlock(mu);
     rc = loop_park(deadline_us);
+    if (mu)
+        pthread_mutex_lock(mu);
     coro_undefer(e->co, on_destroy, e);
-    if (e->woken)
+    if (e->woken) {
+        /* Woken under mu, which we hold now: the wake itself may still be
+         * in flight if the park ended some other way first. */
+        loop_unwake(e->co);
         return e->result;
+    }
     leave(e);
     /* A loop_wake() that did not come through waitq_wake() is a stray:
      * the waiter got nothing, so it is treated as cancelled. */
@@ -79,5 +97,5 @@ void waitq_wake(struct waitq_entry *e, int result)
     leave(e);
     e->woken = true;
     e->result = result;
-    loop_wake(e->co, result);
+    loop_wake_park(e->co, e->ticket, result);
 }

@@ -11,10 +11,17 @@
  *     the line itself, -ETIMEDOUT or -ECANCELED;
  *   - the coroutine is destroyed: the cleanup takes the entry out of the
  *     line and calls `abandoned`, which tells the line's owner (a lock
- *     passes itself on if the entry had been handed it). */
+ *     passes itself on if the entry had been handed it).
+ *
+ * A line shared by the coroutines of several loops (threads) names the
+ * mutex that guards it in `mu`: its owner holds it around every call here,
+ * waitq_park() included, which releases it while parked, as
+ * pthread_cond_wait() does. A wake then reaches a waiter of another loop
+ * through that loop's inbox (loop.h). mu NULL: one loop, no locking. */
 #ifndef TURNSTILE_WAITQ_H
 #define TURNSTILE_WAITQ_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,15 +30,17 @@
 
 struct waitq {
     struct list_node head;
-    uint64_t len; /* entries in line now */
+    uint64_t len;        /* entries in line now */
+    pthread_mutex_t *mu; /* see above; NULL after waitq_init() */
 };
 
 struct waitq_entry {
     struct list_node link; /* in the line while waiting */
     struct waitq *q;
     coro_t *co;
-    int result; /* what waitq_wake() gave */
-    bool woken; /* waitq_wake() came: the entry is out of the line */
+    uint64_t ticket; /* of the park it waits in (loop_park_ticket) */
+    int result;      /* what waitq_wake() gave */
+    bool woken;      /* waitq_wake() came: the entry is out of the line */
     /* Runs if the waiter's coroutine is destroyed while parked, once the
      * entry is out of the line; `woken` tells whether it had been handed
      * something. May be NULL. */
