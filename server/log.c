@@ -63,13 +63,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 int log_access_open(const char *path)
 {
+    /* stdout outlives the access log: it goes on using the buffer it is
+     * given until exit, so that one is static, never freed. */
+    static char stdout_buffer[ACCESS_BUFFER];
     if (strcmp(path, "-") == 0) {
         access_file = stdout;
-    } else {
-        access_file = fopen(path, "a");
-        if (!access_file)
-            return -errno;
+        setvbuf(stdout, stdout_buffer, _IOFBF, sizeof(stdout_buffer));
+        return 0;
     }
+    access_file = fopen(path, "a");
+    if (!access_file)
+        return -errno;
     access_buffer = malloc(ACCESS_BUFFER);
     if (access_buffer)
         setvbuf(access_file, access_buffer, _IOFBF, ACCESS_BUFFER);
