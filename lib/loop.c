@@ -445,7 +445,8 @@ static struct loop *caller_loop(void)
 
 uint64_t loop_park_ticket(void)
 {
-    return current_task()->parks + 1;
+    struct loop_task *t = current_task();
+    return t ? t->parks + 1 : 0; /* 0: outside a coroutine, no park to come */
 }
 
 /* Links item into one of loop's inbox lists (if it is not there already)

@@ -66,9 +66,9 @@ void waitq_join(struct waitq *q, struct waitq_entry *e, struct waitq_entry *pos)
  * -ENOSPC (e out of line) when the coroutine has no room for the cleanup. */
 int waitq_park(struct waitq_entry *e, int64_t deadline_us);
 
-/* Takes e out of line and ends its park with `result` (from the loop's
- * thread; the waiter resumes on a coming loop turn, or at once when called
- * from outside any coroutine). */
+/* Takes e out of line and ends its park with `result`: the waiter resumes
+ * on a coming turn of its own loop, never inside this call (the caller
+ * may hold the line's mutex). */
 void waitq_wake(struct waitq_entry *e, int result);
 
 #endif
