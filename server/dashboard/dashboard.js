@@ -1,11 +1,19 @@
+/* The dashboard's script (GET /): renders the /stats document, live from
+ * GET /events or polled. scripts/embed_page.py inlines it into index.html;
+ * the tests run node --check on it and drive it in Chromium. */
 'use strict';
 const $ = (id) => document.getElementById(id);
 const WINDOW_S = 60;
 const samples = []; /* {t, waiters, total}: uptime_s, lock.waiters, requests.total */
 let lastGrants = -1;
+/* The groups of the /stats document that the page shows, each in its card. */
+const groups = document.querySelectorAll('[data-group]');
+/* /stats key ("lock.max_waiters") -> the element showing it. It starts with
+ * the fields the page places itself (the big lock.waiters); render() adds
+ * a row for every other one it meets. */
+const cells = new Map(Array.from(document.querySelectorAll('[data-key]'), (e) => [e.dataset.key, e]));
 
-function text(id, v) {
-  const e = $(id);
+function text(e, v) {
   if (e.textContent !== String(v)) e.textContent = v;
 }
 
@@ -16,11 +24,93 @@ function duration(us) {
   return (us / 1e6).toFixed(2) + ' s';
 }
 
-function percentiles(id, h) {
-  const cells = $(id).children;
-  ['p50', 'p90', 'p99', 'max'].forEach((k, i) => {
-    cells[i + 1].textContent = h.count ? duration(h[k]) : '–';
-  });
+/* The unit is in the key: wait_us is a time; anything else is a count. */
+function format(key, v) {
+  return key.endsWith('_us') ? duration(v) : v;
+}
+
+/* max_waiters -> "max waiters", wait_us -> "wait" (the value shows the unit). */
+function label(key) {
+  return key.replace(/_us$/, '').replace(/_/g, ' ');
+}
+
+/* The element for key: found, or made as a new row of card's list. */
+function row(card, key, name, depth) {
+  let dd = cells.get(key);
+  if (dd) return dd;
+  const dt = document.createElement('dt');
+  dt.textContent = label(name);
+  dt.style.paddingLeft = depth + 'em';
+  dd = document.createElement('dd');
+  dd.className = 'num';
+  dd.dataset.key = key;
+  card.querySelector('dl').append(dt, dd);
+  cells.set(key, dd);
+  return dd;
+}
+
+/* card's table of histograms, made on first use: a column per histogram,
+ * a row per field (p50 ... count), so that it fits a narrow card. */
+function table(card) {
+  let t = card.querySelector('table');
+  if (!t) {
+    t = document.createElement('table');
+    t.className = 'num';
+    t.createTHead().insertRow().append(document.createElement('th'));
+    t.createTBody();
+    card.append(t);
+  }
+  return t;
+}
+
+/* The row of table t for a histogram's field f, made on first use. */
+function fieldRow(t, f) {
+  const body = t.tBodies[0];
+  let tr = Array.from(body.rows).find((r) => r.cells[0].textContent === f);
+  if (!tr) {
+    tr = body.insertRow();
+    tr.append(Object.assign(document.createElement('th'), {textContent: f}));
+  }
+  return tr;
+}
+
+/* A histogram ({p50, p90, p99, max, count}) as a column of card's table:
+ * times in the unit its key names (wait_us), the count as it is. */
+function histogram(card, key, name, h) {
+  if (!cells.has(key)) {
+    const t = table(card);
+    const th = Object.assign(document.createElement('th'), {textContent: label(name)});
+    t.tHead.rows[0].append(th);
+    cells.set(key, th);
+    for (const f of Object.keys(h)) {
+      const td = fieldRow(t, f).insertCell();
+      td.dataset.key = key + '.' + f;
+      cells.set(td.dataset.key, td);
+    }
+  }
+  for (const [f, v] of Object.entries(h))
+    text(cells.get(key + '.' + f), f === 'count' ? v : h.count ? format(name, v) : '–');
+}
+
+/* Every field of a /stats group, in document order, so that a counter the
+ * server adds shows here with no edit: a number as a labelled row (unless
+ * the page shows it elsewhere), a histogram in the card's table, an object
+ * of numbers (requests.responses) as rows nested under its name. Booleans
+ * (lock.locked) are the badge's. */
+function fields(card, path, obj, depth = 0) {
+  for (const [name, v] of Object.entries(obj)) {
+    const key = path + '.' + name;
+    if (typeof v === 'number') {
+      text(row(card, key, name, depth), format(name, v));
+    } else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      if ('p50' in v) { /* keyed by name: what makes an object a histogram */
+        histogram(card, key, name, v);
+      } else {
+        row(card, key, name, depth);
+        fields(card, key, v, depth + 1);
+      }
+    }
+  }
 }
 
 function addSample(s) {
@@ -42,14 +132,14 @@ function lockState(l) {
   const e = $('lock');
   const state = !l.enabled ? 'off' : l.locked ? 'held' : 'free';
   e.className = 'badge ' + state;
-  text('lock', state === 'off' ? 'off (--no-lock)' : state);
+  text(e, state === 'off' ? 'off (--no-lock)' : state);
 }
 
 function grants(g) {
   if (g.total === lastGrants) return;
   lastGrants = g.total;
   const waited = g.time === 'wait_us';
-  text('grants-note', (waited ? 'Each N with its wait for the lock.'
+  text($('grants-note'), (waited ? 'Each N with its wait for the lock.'
     : 'Each N with its time from asking for the lock to the end of its section (queue wait + work).')
     + ' ' + g.total + ' granted so far.');
   const list = $('grants');
@@ -68,21 +158,11 @@ function grants(g) {
 
 function render(s) {
   addSample(s);
-  text('counter', s.counter);
-  text('uptime', s.uptime_s.toFixed(0));
+  text($('counter'), s.counter);
+  text($('uptime'), s.uptime_s.toFixed(0));
   lockState(s.lock);
-  text('waiters', s.lock.waiters);
-  text('max-waiters', s.lock.max_waiters);
-  text('in-section', s.requests.in_section);
-  text('active', s.connections.active);
-  text('rps', rate().toFixed(1));
-  text('requests', s.requests.total);
-  text('access', s.requests.access);
-  text('contended', s.lock.contended);
-  for (const k of ['timeouts', 'shed', 'cancellations']) text(k, s.lock[k]);
-  text('gone', s.requests.gone);
-  percentiles('wait', s.lock.wait_us);
-  percentiles('hold', s.lock.hold_us);
+  for (const card of groups) fields(card, card.dataset.group, s[card.dataset.group]);
+  text($('rps'), rate().toFixed(1));
   if (s.grants) grants(s.grants);
   draw();
 }
@@ -142,9 +222,9 @@ function draw() {
   g.fill();
 }
 
-function status(kind, label) {
+function status(kind, words) {
   $('status').className = 'sub ' + kind;
-  text('status', label);
+  text($('status'), words);
 }
 
 /* Server-sent events; if they fail before the first message, poll. */
