@@ -1,5 +1,5 @@
 /* Unit tests for server/dashboard.c: the page and its promises (one
- * self-contained document, single quotes only, no URL but its own routes,
+ * self-contained document with its CSS and script inlined, no URL but its own routes,
  * a Content-Security-Policy), and the /events stream driven through a fake
  * struct handler_stream: an event at once, then one per pause, each the
  * /stats document of that moment; the stream ends when a write fails or a
@@ -105,8 +105,10 @@ START_TEST(page_is_one_self_contained_document)
     const char head[] = "<!doctype html>\n", tail[] = "</html>\n";
     ck_assert_int_eq(strncmp(out.body, head, sizeof(head) - 1), 0);
     ck_assert_str_eq(out.body + out.body_len - (sizeof(tail) - 1), tail);
-    /* Single quotes only (dashboard.c: no escapes in the C string). */
-    ck_assert_ptr_null(memchr(out.body, '"', out.body_len));
+    /* Self-contained: the CSS and the script are inlined (embed_page.py). */
+    ck_assert_ptr_null(strstr(out.body, "<script src"));
+    ck_assert_ptr_null(strstr(out.body, "stylesheet"));
+    ck_assert_ptr_nonnull(strstr(out.body, "<style>"));
     /* No URL but its own routes: nothing with a scheme or from another host. */
     ck_assert_ptr_null(strstr(out.body, "://"));
     ck_assert_ptr_null(strstr(out.body, "'//"));
