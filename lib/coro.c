@@ -31,6 +31,17 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define CORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORO_TSAN 1
+#endif
+#endif
+#ifdef CORO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 #ifdef CORO_ASM
 typedef struct {
     void *sp;
@@ -45,7 +56,7 @@ typedef ucontext_t coro_ctx;
 
 struct coro {
     coro_ctx ctx;
-    coro_ctx *caller;       /* where coro_yield() returns to */
+    coro_ctx *caller; /* where coro_yield() returns to */
     coro_fn fn;
     void *arg;
     void *data;
@@ -60,6 +71,10 @@ struct coro {
 #ifdef CORO_ASAN
     const void *caller_bottom; /* the resumer's stack, for ASan's fiber API */
     size_t caller_size;
+#endif
+#ifdef CORO_TSAN
+    void *tsan_fiber;  /* ThreadSanitizer's view of this stack */
+    void *tsan_caller; /* and of the resumer's */
 #endif
 };
 
@@ -220,6 +235,27 @@ static void asan_forget_stack(const coro_t *co)
 #endif
 }
 
+/* ThreadSanitizer, likewise, keeps a shadow stack per fiber: each switch
+ * names the fiber it goes to. Without TSan these compile to nothing. */
+static void tsan_to(void *fiber)
+{
+#ifdef CORO_TSAN
+    __tsan_switch_to_fiber(fiber, 0);
+#else
+    (void)fiber;
+#endif
+}
+
+static void *tsan_caller(coro_t *co)
+{
+#ifdef CORO_TSAN
+    return co->tsan_caller;
+#else
+    (void)co;
+    return NULL;
+#endif
+}
+
 static void run_defers(coro_t *co)
 {
     while (co->ndefer > 0) {
@@ -236,6 +272,7 @@ CORO_ASM_VISIBLE void coro_main(coro_t *co)
     co->finished = true;
     /* NULL: this frame is never resumed, so ASan may drop its fake stack. */
     asan_leave(NULL, co);
+    tsan_to(tsan_caller(co));
     switch_to(&co->ctx, co->caller);
     abort(); /* a finished coroutine is never switched back to */
 }
@@ -265,7 +302,7 @@ static void prepare_stack(coro_t *co)
     void **sp = (void **)(top - 176);
     for (int i = 0; i < 22; i++)
         sp[i] = NULL;
-    sp[0] = co;                            /* x19 */
+    sp[0] = co;                           /* x19 */
     sp[11] = (void *)coro_trampoline_asm; /* x30 */
 #endif
     co->ctx.sp = sp;
@@ -353,6 +390,9 @@ int coro_create(struct coro_pool *pool, coro_fn fn, void *arg, coro_t **out)
             return -ENOMEM;
     }
     *co = (coro_t){.fn = fn, .arg = arg, .pool = pool};
+#ifdef CORO_TSAN
+    co->tsan_fiber = __tsan_create_fiber(0);
+#endif
     prepare_stack(co);
     pool->nlive++;
     *out = co;
@@ -362,6 +402,9 @@ int coro_create(struct coro_pool *pool, coro_fn fn, void *arg, coro_t **out)
 static void recycle(coro_t *co)
 {
     struct coro_pool *pool = co->pool;
+#ifdef CORO_TSAN
+    __tsan_destroy_fiber(co->tsan_fiber);
+#endif
     pool->nlive--;
     if (pool->nfree >= pool->max_free) {
         unmap(co);
@@ -379,6 +422,10 @@ bool coro_resume(coro_t *co)
     co->caller = prev ? &prev->ctx : &thread_ctx;
     current = co;
     asan_enter(&fake, co);
+#ifdef CORO_TSAN
+    co->tsan_caller = __tsan_get_current_fiber();
+    tsan_to(co->tsan_fiber);
+#endif
     switch_to(co->caller, &co->ctx);
     asan_arrived(fake, NULL); /* back on our own stack: nothing to record */
     current = prev;
@@ -393,6 +440,7 @@ void coro_yield(void)
     coro_t *co = current;
     void *fake = NULL;
     asan_leave(&fake, co);
+    tsan_to(tsan_caller(co));
     switch_to(&co->ctx, co->caller);
     asan_arrived(fake, co);
 }

@@ -24,12 +24,12 @@ typedef struct coro coro_t;
 typedef void (*coro_fn)(void *arg);
 
 struct coro_pool {
-    size_t stack_size;  /* usable stack bytes per coroutine */
-    size_t map_size;    /* whole mapping: guard + stack + struct coro */
-    unsigned max_free;  /* idle stacks kept for reuse; the rest are unmapped */
-    unsigned nfree;     /* idle stacks now */
-    unsigned nlive;     /* coroutines created and not yet finished */
-    uint64_t nmaps;     /* stacks mapped since init (reuse does not count) */
+    size_t stack_size; /* usable stack bytes per coroutine */
+    size_t map_size;   /* whole mapping: guard + stack + struct coro */
+    unsigned max_free; /* idle stacks kept for reuse; the rest are unmapped */
+    unsigned nfree;    /* idle stacks now */
+    unsigned nlive;    /* coroutines created and not yet finished */
+    uint64_t nmaps;    /* stacks mapped since init (reuse does not count) */
     coro_t *free_list;
 };
 

@@ -16,10 +16,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "coro.h"
 #include "hist.h"
-
-struct lock_waiter;
+#include "waitq.h"
 
 struct lock_stats {
     uint64_t waiters;       /* queued now */
@@ -34,16 +35,31 @@ struct lock_stats {
 };
 
 struct lock {
-    coro_t *owner;
-    struct lock_waiter *head, *tail;
-    uint64_t max_queue; /* 0: unbounded */
+    /* Shared between loops (lock_share): guards every field below. */
+    pthread_mutex_t mu;
+    bool shared;
+    coro_t *owner;        /* written under mu, read anywhere (lock_locked) */
+    struct waitq waiters; /* FIFO: the order of lock_acquire() calls */
+    uint64_t max_queue;   /* 0: unbounded */
     int64_t acquired_at_us;
     struct lock_stats stats;
 };
 
 /* max_queue: how many may wait at once (0 = unbounded); acquire refuses
- * the next with -EBUSY. */
+ * the next with -EBUSY. The lock serves the coroutines of one loop. */
 void lock_init(struct lock *lock, uint64_t max_queue);
+
+/* From then on the lock serves the coroutines of several loops, each on
+ * its own thread: FIFO across all of them, the hand-off wakes the new
+ * owner on its own loop (every such loop needs loop_open_inbox()). Costs a
+ * mutex on every acquire and release. Before any coroutine uses it. */
+void lock_share(struct lock *lock);
+
+/* Changes the queue cap (a reload); waiters already queued stay. */
+void lock_set_max_queue(struct lock *lock, uint64_t max_queue);
+
+/* A consistent copy of the statistics, from any thread. */
+void lock_read_stats(struct lock *lock, struct lock_stats *out);
 
 /* From a loop coroutine. Returns 0 (the caller owns the lock), -ETIMEDOUT
  * (deadline_us, on loop_now_us()'s clock, passed; LOOP_FOREVER never

@@ -16,7 +16,10 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -36,12 +39,20 @@ struct loop_task {
     struct loop *loop;
     coro_t *co;
     enum task_state state;
-    int result;        /* what the park returns */
-    int timer_result;  /* 0 for a sleep, -ETIMEDOUT for a deadline */
+    int result;       /* what the park returns */
+    int timer_result; /* 0 for a sleep, -ETIMEDOUT for a deadline */
     bool timer_armed;
     struct event timer;
-    struct loop_task *prev, *next; /* in ready or late queue */
+    struct list_node link; /* in the ready or late queue */
+    uint64_t parks;        /* parks so far: the current one's ticket */
+    /* A wake from another thread, in the loop's inbox (under inbox_mu). */
+    struct list_node inbox_link;
+    uint64_t wake_ticket;
+    int wake_result;
 };
+
+/* The loop this thread is running (loop_run), if any. */
+static _Thread_local struct loop *running;
 
 /* loop_now_us() as of the last resume by the loop; see loop_clock_us(). */
 static _Thread_local int64_t clock_cache;
@@ -61,28 +72,11 @@ int64_t loop_clock_us(void)
 
 /* ---- run queues ---- */
 
-static void queue_push(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
-{
-    t->next = NULL;
-    t->prev = *tail;
-    if (*tail)
-        (*tail)->next = t;
-    else
-        *head = t;
-    *tail = t;
-}
+_Static_assert(LOOP_READ == EV_READ && LOOP_WRITE == EV_WRITE, "loop.h's event bits");
 
-static void queue_remove(struct loop_task **head, struct loop_task **tail, struct loop_task *t)
+static struct loop_task *task_of(struct list_node *n)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        *head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        *tail = t->prev;
-    t->prev = t->next = NULL;
+    return list_entry(n, struct loop_task, link);
 }
 
 static void disarm(struct loop_task *t)
@@ -95,11 +89,8 @@ static void disarm(struct loop_task *t)
 /* Leaves whatever queue t is in, so it can be resumed or freed. */
 static void unqueue(struct loop_task *t)
 {
-    struct loop *loop = t->loop;
-    if (t->state == TASK_READY)
-        queue_remove(&loop->ready_head, &loop->ready_tail, t);
-    else if (t->state == TASK_LATE)
-        queue_remove(&loop->late_head, &loop->late_tail, t);
+    if (list_linked(&t->link))
+        list_remove(&t->link);
 }
 
 static void resume(struct loop_task *t, int result)
@@ -118,7 +109,7 @@ static void make_ready(struct loop_task *t, int result)
     unqueue(t);
     t->result = result;
     t->state = TASK_READY;
-    queue_push(&t->loop->ready_head, &t->loop->ready_tail, t);
+    list_push_back(&t->loop->ready, &t->link);
     event_active(t->loop->ready_ev, 0, 0);
 }
 
@@ -127,25 +118,24 @@ static void make_late(struct loop_task *t, int result)
     disarm(t);
     t->result = result;
     t->state = TASK_LATE;
-    queue_push(&t->loop->late_head, &t->loop->late_tail, t);
+    list_push_back(&t->loop->late, &t->link);
     event_active(t->loop->late_ev, 0, 0);
 }
 
 /* Runs the tasks queued when the callback started; tasks they wake wait for
  * the next round, so two coroutines waking each other cannot starve I/O. */
-static void run_queue(struct loop_task **head, struct loop_task **tail,
-                      struct event *ev)
+static void run_queue(struct list_node *queue, struct event *ev)
 {
-    struct loop_task *last = *tail;
-    while (*head) {
-        struct loop_task *t = *head;
-        bool was_last = t == last;
-        queue_remove(head, tail, t);
+    struct list_node *last = list_last(queue);
+    struct list_node *n;
+    while ((n = list_first(queue))) {
+        struct loop_task *t = task_of(n);
+        list_remove(n);
         resume(t, t->result);
-        if (was_last)
+        if (n == last)
             break;
     }
-    if (*head)
+    if (!list_empty(queue))
         event_active(ev, 0, 0);
 }
 
@@ -153,14 +143,14 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct loop *loop = arg;
     (void)fd, (void)what;
-    run_queue(&loop->ready_head, &loop->ready_tail, loop->ready_ev);
+    run_queue(&loop->ready, loop->ready_ev);
 }
 
 static void on_late(evutil_socket_t fd, short what, void *arg)
 {
     struct loop *loop = arg;
     (void)fd, (void)what;
-    run_queue(&loop->late_head, &loop->late_tail, loop->late_ev);
+    run_queue(&loop->late, loop->late_ev);
 }
 
 /* ---- event callbacks that end a park ---- */
@@ -197,6 +187,12 @@ static int deliver(struct loop_task *t, int result)
 int loop_init(struct loop *loop, size_t stack_size, unsigned max_free_stacks)
 {
     *loop = (struct loop){0};
+    list_init(&loop->ready);
+    list_init(&loop->late);
+    list_init(&loop->inbox);
+    list_init(&loop->posts);
+    loop->inbox_fd = -1;
+    pthread_mutex_init(&loop->inbox_mu, NULL);
     struct event_config *cfg = event_config_new();
     if (!cfg)
         return -ENOMEM;
@@ -221,14 +217,18 @@ fail:
 
 void loop_fini(struct loop *loop)
 {
+    if (!loop->base)
+        return; /* never initialised, or finished already */
+    loop_watch_free(loop->inbox_watch);
+    if (loop->inbox_fd >= 0)
+        close(loop->inbox_fd);
+    pthread_mutex_destroy(&loop->inbox_mu);
     if (loop->ready_ev)
         event_free(loop->ready_ev);
     if (loop->late_ev)
         event_free(loop->late_ev);
-    if (loop->base) {
-        event_base_free(loop->base);
-        coro_pool_fini(&loop->pool);
-    }
+    event_base_free(loop->base);
+    coro_pool_fini(&loop->pool);
     *loop = (struct loop){0};
 }
 
@@ -238,7 +238,7 @@ void loop_fini(struct loop *loop)
  * than the polling costs, and an idle server sleeps as before. */
 #define POLL_AFTER_WORK_US 50
 
-int loop_run(struct loop *loop)
+static int run(struct loop *loop)
 {
     int64_t last_work = 0;
     uint64_t seen = resumes;
@@ -257,6 +257,23 @@ int loop_run(struct loop *loop)
             last_work = loop_now_us();
         }
     }
+}
+
+int loop_run(struct loop *loop)
+{
+    struct loop *outer = running;
+    running = loop;
+    int rc = run(loop);
+    running = outer;
+    return rc;
+}
+
+void loop_run_once(struct loop *loop)
+{
+    struct loop *outer = running;
+    running = loop;
+    event_base_loop(loop->base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+    running = outer;
 }
 
 void loop_break(struct loop *loop)
@@ -279,6 +296,7 @@ static void task_abandon(void *arg)
     struct loop_task *t = arg;
     disarm(t);
     unqueue(t);
+    loop_unwake(t->co);
 }
 
 static void task_main(void *p)
@@ -287,6 +305,7 @@ static void task_main(void *p)
     coro_fn fn = sa->fn;
     void *arg = sa->arg;
     struct loop_task t = {.loop = sa->loop, .co = coro_current(), .state = TASK_RUNNING};
+    /* .link is zeroed: in no queue. */
 
     event_assign(&t.timer, t.loop->base, -1, 0, on_timer, &t);
     event_priority_set(&t.timer, PRIO_NORMAL);
@@ -344,6 +363,7 @@ static void arm_timer(struct loop_task *t, int64_t deadline_us, int timer_result
 /* Suspends the task until something ends its park; returns the result. */
 static int park(struct loop_task *t)
 {
+    t->parks++;
     t->state = TASK_PARKED;
     coro_yield();
     return t->result;
@@ -415,6 +435,135 @@ bool loop_parked(const coro_t *co)
     return t->state == TASK_PARKED;
 }
 
+/* ---- across threads ---- */
+
+/* The loop the caller runs on: the thread's running loop, or the current
+ * coroutine's (a coroutine started by loop_spawn before loop_run). */
+static struct loop *caller_loop(void)
+{
+    struct loop_task *t = current_task();
+    return running ? running : t ? t->loop : NULL;
+}
+
+uint64_t loop_park_ticket(void)
+{
+    struct loop_task *t = current_task();
+    return t ? t->parks + 1 : 0; /* 0: outside a coroutine, no park to come */
+}
+
+/* Links item into one of loop's inbox lists (if it is not there already)
+ * and pokes the loop if the inbox was empty. Called with inbox_mu held;
+ * releases it. */
+static void inbox_push(struct loop *loop, struct list_node *list, struct list_node *item)
+{
+    bool was_empty = list_empty(&loop->inbox) && list_empty(&loop->posts);
+    if (!list_linked(item))
+        list_push_back(list, item);
+    pthread_mutex_unlock(&loop->inbox_mu);
+    if (was_empty)
+        eventfd_write(loop->inbox_fd, 1);
+}
+
+static void need_inbox(const struct loop *loop)
+{
+    if (loop->inbox_fd < 0)
+        abort(); /* a wake or post from another thread, without loop_open_inbox() */
+}
+
+void loop_wake_park(coro_t *co, uint64_t ticket, int result)
+{
+    struct loop_task *t = coro_data(co);
+    struct loop *here = caller_loop();
+    if (!here || here == t->loop) {
+        /* Through the ready queue even on the loop's own stack: the caller
+         * may hold a mutex that the woken coroutine takes at once. */
+        if (t->parks == ticket && (t->state == TASK_PARKED || t->state == TASK_LATE))
+            make_ready(t, result);
+        return;
+    }
+    need_inbox(t->loop);
+    pthread_mutex_lock(&t->loop->inbox_mu);
+    t->wake_ticket = ticket;
+    t->wake_result = result;
+    inbox_push(t->loop, &t->loop->inbox, &t->inbox_link);
+}
+
+void loop_unwake(coro_t *co)
+{
+    struct loop_task *t = coro_data(co);
+    if (t->loop->inbox_fd < 0)
+        return; /* no other thread can have sent anything */
+    pthread_mutex_lock(&t->loop->inbox_mu);
+    if (list_linked(&t->inbox_link))
+        list_remove(&t->inbox_link);
+    pthread_mutex_unlock(&t->loop->inbox_mu);
+}
+
+void loop_post(struct loop *loop, struct loop_post *p)
+{
+    need_inbox(loop);
+    p->link = (struct list_node){0};
+    pthread_mutex_lock(&loop->inbox_mu);
+    inbox_push(loop, &loop->posts, &p->link);
+}
+
+/* The first task woken from another thread, with what it was handed. */
+static struct loop_task *pop_wake(struct loop *loop, uint64_t *ticket, int *result)
+{
+    pthread_mutex_lock(&loop->inbox_mu);
+    struct list_node *n = list_first(&loop->inbox);
+    struct loop_task *t = n ? list_entry(n, struct loop_task, inbox_link) : NULL;
+    if (t) {
+        list_remove(n);
+        *ticket = t->wake_ticket;
+        *result = t->wake_result;
+    }
+    pthread_mutex_unlock(&loop->inbox_mu);
+    return t;
+}
+
+static struct loop_post *pop_post(struct loop *loop)
+{
+    pthread_mutex_lock(&loop->inbox_mu);
+    struct list_node *n = list_first(&loop->posts);
+    if (n)
+        list_remove(n);
+    pthread_mutex_unlock(&loop->inbox_mu);
+    return n ? list_entry(n, struct loop_post, link) : NULL;
+}
+
+/* One item at a time, each taken under the lock: what a woken task does
+ * (leave, unwake another) may change the inbox meanwhile. */
+static void on_inbox(void *arg)
+{
+    struct loop *loop = arg;
+    eventfd_t n;
+    uint64_t ticket;
+    int result;
+    struct loop_task *t;
+    struct loop_post *p;
+    eventfd_read(loop->inbox_fd, &n);
+    while ((t = pop_wake(loop, &ticket, &result)))
+        if (t->parks == ticket)
+            deliver(t, result);
+    while ((p = pop_post(loop)))
+        p->fn(p->arg);
+}
+
+int loop_open_inbox(struct loop *loop)
+{
+    if (loop->inbox_fd >= 0)
+        return 0;
+    loop->inbox_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->inbox_fd < 0)
+        return -errno;
+    /* A wake from another thread is a lock hand-off: as urgent as I/O. */
+    loop->inbox_watch = loop_watch_fd(loop, loop->inbox_fd, LOOP_PRIO_IO, on_inbox, loop);
+    if (!loop->inbox_watch || loop_watch_start(loop->inbox_watch, 0) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
 /* ---- watched descriptors ---- */
 
 static void on_io_event(evutil_socket_t fd, short what, void *arg)
@@ -425,8 +574,7 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     /* A reset arrives as EPOLLERR|EPOLLHUP, which libevent reports as
      * EV_READ|EV_WRITE without EV_CLOSED: let on_hangup look at any input
      * edge while the owner waits elsewhere. */
-    if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED &&
-        io->on_hangup)
+    if ((what & (EV_READ | EV_CLOSED)) && !io->waiting && t->state == TASK_PARKED && io->on_hangup)
         io->on_hangup(io->arg);
     if (what & EV_CLOSED) { /* reading tells the owner how the peer left */
         what |= EV_READ;
@@ -439,12 +587,20 @@ static void on_io_event(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Sets the timer for at_us. The time left is taken from the true clock,
+ * not loop_clock_us(): that one is as old as the last resume, which for a
+ * loop whose connections all sleep can be seconds, and the timer would
+ * fire that much late. Setting the timer is rare (see loop_io_wait), so
+ * the clock read costs nothing that matters. */
 static void io_arm(struct loop_io *io, int64_t at_us)
 {
-    int64_t left = at_us - loop_clock_us();
+    int64_t left = at_us - loop_now_us();
     if (left < 0)
         left = 0;
     struct timeval tv = {.tv_sec = left / 1000000, .tv_usec = left % 1000000};
+    /* libevent adds relative timeouts to the time it cached at the start
+     * of the loop turn; bring that up to date too. */
+    event_base_update_cache_time(io->task->loop->base);
     event_add(&io->timer, &tv);
     io->timer_at_us = at_us;
     io->timer_set = true;
@@ -474,8 +630,8 @@ static void io_abandon(void *arg)
 int loop_io_open(struct loop_io *io, int fd, void (*on_hangup)(void *arg), void *arg)
 {
     struct loop_task *t = current_task();
-    *io = (struct loop_io){.task = t, .fd = fd, .ready = EV_READ | EV_WRITE,
-                           .on_hangup = on_hangup, .arg = arg};
+    *io = (struct loop_io){
+        .task = t, .fd = fd, .ready = EV_READ | EV_WRITE, .on_hangup = on_hangup, .arg = arg};
     event_assign(&io->rev, t->loop->base, fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST, on_io_event,
                  io);
     event_assign(&io->wev, t->loop->base, fd, EV_WRITE | EV_ET | EV_PERSIST, on_io_event, io);
@@ -528,4 +684,81 @@ int loop_io_wait(struct loop_io *io, short what, int64_t deadline_us)
     int rc = park(t);
     io->waiting = 0;
     return rc;
+}
+
+/* ---- callbacks ---- */
+
+struct loop_watch {
+    struct event ev;
+    struct loop *loop;
+    loop_watch_fn fn;
+    void *arg;
+    bool timer;
+};
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_watch *w = arg;
+    (void)fd, (void)what;
+    w->fn(w->arg);
+}
+
+static struct loop_watch *watch_new(struct loop *loop, int fd, short events, enum loop_prio prio,
+                                    loop_watch_fn fn, void *arg)
+{
+    struct loop_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    *w = (struct loop_watch){
+        .loop = loop, .fn = fn, .arg = arg, .timer = fd < 0 && !(events & EV_SIGNAL)};
+    if (event_assign(&w->ev, loop->base, fd, events, on_watch, w) != 0 ||
+        event_priority_set(&w->ev, prio == LOOP_PRIO_LATE ? PRIO_LATE : PRIO_NORMAL) != 0) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
+                                 void *arg)
+{
+    return watch_new(loop, fd, EV_READ | EV_PERSIST, prio, fn, arg);
+}
+
+struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,
+                                     loop_watch_fn fn, void *arg)
+{
+    return watch_new(loop, sig, EV_SIGNAL | EV_PERSIST, prio, fn, arg);
+}
+
+struct loop_watch *loop_watch_timer(struct loop *loop, bool periodic, enum loop_prio prio,
+                                    loop_watch_fn fn, void *arg)
+{
+    return watch_new(loop, -1, periodic ? EV_PERSIST : 0, prio, fn, arg);
+}
+
+int loop_watch_start(struct loop_watch *w, int64_t after_us)
+{
+    struct timeval tv = {.tv_sec = after_us / 1000000, .tv_usec = after_us % 1000000};
+    if (w->timer)
+        event_base_update_cache_time(w->loop->base); /* as in arm_timer() */
+    return event_add(&w->ev, w->timer ? &tv : NULL) == 0 ? 0 : -EINVAL;
+}
+
+void loop_watch_stop(struct loop_watch *w)
+{
+    event_del(&w->ev);
+}
+
+bool loop_watch_active(const struct loop_watch *w)
+{
+    return event_pending(&w->ev, EV_READ | EV_SIGNAL | EV_TIMEOUT, NULL) != 0;
+}
+
+void loop_watch_free(struct loop_watch *w)
+{
+    if (!w)
+        return;
+    event_del(&w->ev);
+    free(w);
 }

@@ -58,6 +58,7 @@ struct opt {
     double dmin, dmax;   /* K_MS */
     const char *arg;     /* metavariable in --help, NULL if no value */
     const char *help;    /* '\n' continues on an indented line */
+    bool restart;        /* a reload cannot change it: it needs a restart */
 };
 
 #define U(field, lo, hi) .off = offsetof(struct cfg, field), .umin = (lo), .umax = (hi)
@@ -65,9 +66,9 @@ struct opt {
 
 static const struct opt opts[] = {
     {"bind", 0, K_STR, G_LISTEN, .off = offsetof(struct cfg, bind), .arg = "ADDR",
-     .help = "address to listen on"},
+     .help = "address to listen on", .restart = true},
     {"port", 0, K_UINT, G_LISTEN, U(port, 0, 65535), .arg = "N",
-     .help = "TCP port, 0 = any free port"},
+     .help = "TCP port, 0 = any free port", .restart = true},
 
     {"delay-ms", 0, K_MS, G_RESOURCE, D(delay_ms, 0, MAX_DELAY_MS), .arg = "MS",
      .help = "simulated work inside the lock;\n"
@@ -83,10 +84,12 @@ static const struct opt opts[] = {
     {"state-file", 0, K_PATH, G_RESOURCE, .off = offsetof(struct cfg, state_file), .arg = "PATH",
      .help = "keep the counter in PATH: it survives\n"
              "restarts and crashes; a reply says N\n"
-             "only once N is on disk"},
+             "only once N is on disk",
+     .restart = true},
     {"no-lock", 0, K_BOOL, G_RESOURCE, .off = offsetof(struct cfg, no_lock),
      .help = "DEMONSTRATION ONLY: skip the lock, so\n"
-             "concurrent updates get lost"},
+             "concurrent updates get lost",
+     .restart = true},
 
     {"header-timeout-ms", 0, K_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS), .arg = "MS",
      .help = "request head deadline (408)"},
@@ -147,24 +150,34 @@ void cfg_defaults(struct cfg *c)
     c->max_body = LIMIT_MAX_BODY;
     c->no_lock = false;
     c->state_file[0] = '\0';
-    c->log_level = LOG_INFO;
+    c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';
 }
 
 /* ---- error lines ---- */
 
+/* The last error, and whether to print it (not during a reload: the
+ * server logs it). */
+static char last_error[1024];
+static bool quiet;
+
 /* The one line on stderr. Everything that fails ends up here, so "exactly
  * one line" holds by construction. */
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
     va_list ap;
-    fputs("turnstile: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (!quiet)
+        fprintf(stderr, "turnstile: %s\n", last_error);
     return -EINVAL;
+}
+
+const char *cfg_error(void)
+{
+    return last_error;
 }
 
 /* User text inside an error line: control bytes become \xNN and long text
@@ -567,6 +580,58 @@ int cfg_parse(struct cfg *c, int argc, char **argv)
     if (config && cfg_load_file(c, config) < 0)
         return -EINVAL;
     return apply_args(c, argc, argv, lo);
+}
+
+int cfg_reparse(struct cfg *c, int argc, char **argv)
+{
+    quiet = true;
+    int rc = cfg_parse(c, argc, argv);
+    quiet = false;
+    return rc;
+}
+
+static bool same(const struct opt *o, const struct cfg *a, const struct cfg *b)
+{
+    const char *x = (const char *)a + o->off, *y = (const char *)b + o->off;
+    switch (o->kind) {
+    case K_STR:
+    case K_PATH:
+        return strcmp(x, y) == 0;
+    case K_UINT:
+    case K_LEVEL:
+        return *(const unsigned *)(const void *)x == *(const unsigned *)(const void *)y;
+    case K_U64:
+        return *(const uint64_t *)(const void *)x == *(const uint64_t *)(const void *)y;
+    case K_MS:
+        return *(const double *)(const void *)x == *(const double *)(const void *)y;
+    case K_BOOL:
+        return *(const bool *)(const void *)x == *(const bool *)(const void *)y;
+    default:
+        return true;
+    }
+}
+
+unsigned cfg_keep_restart_settings(const struct cfg *running, struct cfg *next,
+                                   void (*report)(const char *key, void *arg), void *arg)
+{
+    unsigned kept = 0;
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        if (!o->restart || same(o, running, next))
+            continue;
+        report(o->name, arg);
+        /* Every kind's field is a fixed size: the string arrays are copied
+         * whole, the scalars by their own size. */
+        size_t size = o->kind == K_STR    ? sizeof(running->bind)
+                      : o->kind == K_PATH ? sizeof(running->state_file)
+                      : o->kind == K_U64  ? sizeof(uint64_t)
+                      : o->kind == K_MS   ? sizeof(double)
+                      : o->kind == K_BOOL ? sizeof(bool)
+                                          : sizeof(unsigned);
+        memcpy((char *)next + o->off, (const char *)running + o->off, size);
+        kept++;
+    }
+    return kept;
 }
 
 /* ---- --help ---- */

@@ -3,7 +3,7 @@
  *
  * Every error is reported as exactly one line on stderr starting with
  * "turnstile: " that names the flag or FILE:LINE and, for numbers, the
- * allowed range; the caller then exits with status 2 (DESIGN.md). */
+ * allowed range; the caller then exits with status 2 (docs/design.md). */
 #ifndef TURNSTILE_CFG_H
 #define TURNSTILE_CFG_H
 
@@ -56,6 +56,18 @@ int cfg_parse(struct cfg *c, int argc, char **argv);
  * Returns 0, or -EINVAL after one line on stderr
  * ("turnstile: FILE:LINE: ..." or "turnstile: FILE: <strerror>"). */
 int cfg_load_file(struct cfg *c, const char *path);
+
+/* cfg_parse() for a reload (SIGHUP): the same flags and file, but it
+ * prints nothing; an error's line is left in cfg_error(). */
+int cfg_reparse(struct cfg *c, int argc, char **argv);
+/* The last error line, without the "turnstile: " prefix. */
+const char *cfg_error(void);
+
+/* For a reload: every setting that only a restart can change (bind, port,
+ * state-file, ...) and that differs between running and next is reported
+ * by name and set back to its running value in next. Returns how many. */
+unsigned cfg_keep_restart_settings(const struct cfg *running, struct cfg *next,
+                                   void (*report)(const char *key, void *arg), void *arg);
 
 /* The --help text: every flag with its default, grouped. */
 void cfg_usage(FILE *out);

@@ -15,23 +15,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
+#include "limits.h"
 #include "log.h"
+#include "loop.h"
 #include "route.h"
-#include "server.h"
 
 #define CONN_IN_CAP  1024 /* unparsed input; the parser keeps what it needs */
 #define CONN_OUT_CAP 2048 /* replies waiting to be sent */
 
 struct conn {
-    struct server *srv;
-    struct conn *prev, *next; /* in srv->conns */
+    const struct conn_ctx *ctx;
+    struct list_node node; /* the owner's: in its list of connections */
     coro_t *co;
     int fd;
-    bool idle; /* parked between requests: a stop may close it */
-    bool gone; /* the client hung up while its request ran */
-    bool streaming; /* a stream route has the connection */
+    bool idle;           /* parked between requests: a stop may close it */
+    bool gone;           /* the client hung up while its request ran */
+    bool streaming;      /* a stream route has the connection */
+    bool linger;         /* close in stages: the client may still be sending */
+    bool lingering;      /* in the staged close: a stop may cut it short */
     int64_t deadline_us; /* for the request being read */
     struct loop_io io;
     char peer[48]; /* the client's address, for the access log */
@@ -43,11 +44,8 @@ struct conn {
     char out[CONN_OUT_CAP];
 };
 
-const char *const conn_end_names[CONN_END_COUNT] = {"client", "done", "bad_request",
-                                                   "timeout", "idle", "gone"};
-
 struct accept_args {
-    struct server *srv;
+    const struct conn_ctx *ctx;
     int fd;
 };
 
@@ -75,8 +73,8 @@ static int send_within(struct conn *c, const char *buf, size_t len, uint64_t tim
             continue;
         if (n < 0 && errno != EAGAIN)
             return -errno;
-        loop_io_clear(&c->io, EV_WRITE);
-        int rc = loop_io_wait(&c->io, EV_WRITE, deadline);
+        loop_io_clear(&c->io, LOOP_WRITE);
+        int rc = loop_io_wait(&c->io, LOOP_WRITE, deadline);
         if (rc < 0)
             return rc;
     }
@@ -85,7 +83,7 @@ static int send_within(struct conn *c, const char *buf, size_t len, uint64_t tim
 
 static int send_all(struct conn *c, const char *buf, size_t len)
 {
-    return send_within(c, buf, len, c->srv->cfg.send_timeout_ms);
+    return send_within(c, buf, len, c->ctx->limits->send_timeout_ms);
 }
 
 static int flush(struct conn *c)
@@ -99,9 +97,9 @@ static int flush(struct conn *c)
 /* Formats a reply after those already waiting, flushing first if full. A
  * body larger than the buffer (/metrics) follows its head straight from
  * the route's buffer. */
-static int append_reply(struct conn *c, const struct http_reply *r, enum stats_route route)
+static int append_reply(struct conn *c, const struct http_reply *r, enum tally_route route)
 {
-    stats_count(&c->srv->stats, route, r->status);
+    tally_response(c->ctx->tally, route, r->status);
     size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
     if (n == 0 && c->out_len > 0) {
         int rc = flush(c);
@@ -117,21 +115,26 @@ static int append_reply(struct conn *c, const struct http_reply *r, enum stats_r
     head.head = true;
     c->out_len = http_format_reply(c->out, sizeof(c->out), &head);
     int rc = c->out_len ? flush(c) : -EMSGSIZE;
-    return rc < 0 ? rc : send_all(c, r->body, r->body_len);
+    return rc < 0 || r->head ? rc : send_all(c, r->body, r->body_len);
 }
 
-static int answer_error(struct conn *c, int status)
+/* The reply to a request that ends the connection unserved. The client
+ * may still be sending it: the close is staged (see linger()). */
+static void answer_error(struct conn *c, int status)
 {
     const char *reason = http_reason(status);
     char body[64];
     int len = snprintf(body, sizeof(body), "%s\n", reason);
-    struct http_reply r = {.status = status, .body = body, .body_len = (size_t)len,
-                           .keep_alive = false};
-    c->srv->stats.requests++;
+    struct http_reply r = {.status = status,
+                           .body = body,
+                           .body_len = (size_t)len,
+                           .keep_alive = false,
+                           .head = c->parser.req.method == HTTP_HEAD};
+    c->ctx->tally->total++;
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
-    int rc = append_reply(c, &r, STATS_ROUTE_NONE);
-    return rc < 0 ? rc : flush(c);
+    int rc = append_reply(c, &r, TALLY_NONE);
+    c->linger = rc == 0 && flush(c) == 0;
 }
 
 /* ---- input ---- */
@@ -145,24 +148,25 @@ static ssize_t fill(struct conn *c)
 {
     c->in_off = c->in_len = 0;
     for (;;) {
-        if (c->io.ready & EV_READ) {
+        if (c->io.ready & LOOP_READ) {
             ssize_t n = recv(c->fd, c->in, sizeof(c->in), 0);
             if (n >= 0 && (size_t)n < sizeof(c->in))
-                loop_io_clear(&c->io, EV_READ);
+                loop_io_clear(&c->io, LOOP_READ);
             if (n >= 0)
                 return n;
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
                 return -errno;
-            loop_io_clear(&c->io, EV_READ);
+            loop_io_clear(&c->io, LOOP_READ);
         }
         c->idle = http_parser_idle(&c->parser);
-        if (c->idle && c->srv->draining)
+        if (c->idle && *c->ctx->draining)
             return -ECANCELED;
-        int64_t deadline = c->idle ? loop_clock_us() + ms_to_us(c->srv->cfg.keepalive_timeout_ms)
-                                   : c->deadline_us;
-        int rc = loop_io_wait(&c->io, EV_READ, deadline);
+        int64_t deadline = c->idle
+                               ? loop_clock_us() + ms_to_us(c->ctx->limits->keepalive_timeout_ms)
+                               : c->deadline_us;
+        int rc = loop_io_wait(&c->io, LOOP_READ, deadline);
         c->idle = false;
         if (rc < 0)
             return rc;
@@ -187,6 +191,21 @@ static void on_hangup(void *arg)
     loop_cancel(c->co);
 }
 
+/* ---- streams (handler.h) ---- */
+
+static int stream_write(void *conn, const char *buf, size_t len, uint64_t timeout_ms)
+{
+    struct conn *c = conn;
+    return c->gone ? -EPIPE : send_within(c, buf, len, timeout_ms);
+}
+
+static bool stream_pause(void *conn, int64_t us)
+{
+    struct conn *c = conn;
+    /* A hang-up cancels the sleep (see on_hangup); a stop ends it too. */
+    return !c->io.peer_closed && loop_sleep_us(us) == 0 && !c->gone && !*c->ctx->draining;
+}
+
 /* ---- requests ---- */
 
 /* Runs one complete request and queues its reply. Returns 1 to keep the
@@ -194,29 +213,34 @@ static void on_hangup(void *arg)
  * negative errno when the reply could not be sent. */
 static int handle(struct conn *c)
 {
-    struct server *srv = c->srv;
     const struct http_request *req = &c->parser.req;
     char body[ROUTE_BODY_CAP];
-    struct route_reply rr;
+    struct handler_reply rr;
 
-    srv->stats.requests++;
+    c->ctx->tally->total++;
     if (c->out_len > 0 && route_may_block(req)) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
     }
-    route_dispatch(srv, req, &rr, body, sizeof(body));
+    route_dispatch(c->ctx->handlers, req, &rr, body, sizeof(body));
     if (c->gone || rr.status == 0) {
         route_release(rr.owned);
         c->gone = true;
-        srv->stats.gone++;
+        c->ctx->tally->gone++;
         return -EPIPE;
     }
-    bool keep = req->keep_alive && !rr.close && !srv->draining && !rr.stream;
+    bool keep = req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream;
     struct http_reply r = {
-        .status = rr.status, .content_type = rr.content_type, .body = rr.body,
-        .body_len = rr.body_len, .extra_headers = rr.extra_headers, .keep_alive = keep,
-        .http10 = req->minor == 0, .stream = rr.stream != NULL,
+        .status = rr.status,
+        .content_type = rr.content_type,
+        .body = rr.body,
+        .body_len = rr.body_len,
+        .extra_headers = rr.extra_headers,
+        .keep_alive = keep,
+        .http10 = req->minor == 0,
+        .head = req->method == HTTP_HEAD,
+        .stream = rr.stream != NULL,
     };
     int rc = append_reply(c, &r, rr.route);
     route_release(rr.owned); /* copied or sent by now */
@@ -225,46 +249,59 @@ static int handle(struct conn *c)
     if (log_access_enabled())
         log_access(c->peer, llhttp_method_name(req->method), req->path, req->minor, rr.status,
                    rr.body_len, rr.wait_us);
-    if (rr.stream && flush(c) == 0) {
+    if (rr.stream && !r.head && flush(c) == 0) {
         /* The kernel would grow the send buffer to megabytes and hide a
          * subscriber that does not read; keep it small so the stream's
          * write timeout drops that subscriber promptly. */
         int sndbuf = 64 * 1024;
         setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         c->streaming = true;
-        rr.stream(srv, c);
+        struct handler_stream s = {.write = stream_write, .pause = stream_pause, .conn = c};
+        rr.stream(c->ctx->handlers, &s);
     }
     return keep;
 }
 
+/* True if the client sent more than we read: pipelined requests after
+ * one that closes the connection, or a body we did not wait for. */
+static bool unread_input(const struct conn *c)
+{
+    char byte;
+    return c->in_off < c->in_len || recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 /* Why a connection ends when sending failed with err. */
-static enum conn_end send_failure(const struct conn *c, int err)
+static enum tally_end send_failure(const struct conn *c, int err)
 {
     if (c->gone)
-        return CONN_END_GONE;
-    return err == -ETIMEDOUT ? CONN_END_TIMEOUT : CONN_END_CLIENT;
+        return TALLY_END_GONE;
+    return err == -ETIMEDOUT ? TALLY_END_TIMEOUT : TALLY_END_CLIENT;
 }
 
 /* Parses what is buffered, serving each complete request in order, and
  * reads more until the connection should end. Returns why it ended. */
-static enum conn_end serve(struct conn *c)
+static enum tally_end serve(struct conn *c)
 {
     for (;;) {
         if (c->in_off < c->in_len) {
             if (http_parser_idle(&c->parser)) /* a new request: its deadline starts */
-                c->deadline_us = loop_clock_us() + ms_to_us(c->srv->cfg.header_timeout_ms);
+                c->deadline_us = loop_clock_us() + ms_to_us(c->ctx->limits->header_timeout_ms);
             c->in_off += http_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
         }
         if (c->parser.error_status) {
             answer_error(c, c->parser.error_status);
-            return CONN_END_BAD_REQUEST;
+            return TALLY_END_BAD_REQUEST;
         }
         if (c->parser.complete) {
             int rc = handle(c);
             if (rc == 0)
                 rc = flush(c);
-            if (rc <= 0)
-                return rc < 0 ? send_failure(c, rc) : CONN_END_DONE;
+            if (rc < 0)
+                return send_failure(c, rc);
+            if (rc == 0) {
+                c->linger = unread_input(c);
+                return TALLY_END_DONE;
+            }
             http_parser_next(&c->parser);
             continue;
         }
@@ -281,31 +318,53 @@ static enum conn_end serve(struct conn *c)
         }
         if (n == -ETIMEDOUT && !idle) {
             answer_error(c, 408);
-            return CONN_END_TIMEOUT;
+            return TALLY_END_TIMEOUT;
         }
-        return n == -ETIMEDOUT ? CONN_END_IDLE : n == -ECANCELED ? CONN_END_DONE : CONN_END_CLIENT;
+        if (n == -ETIMEDOUT)
+            return TALLY_END_IDLE;
+        return n == -ECANCELED ? TALLY_END_DONE : TALLY_END_CLIENT;
     }
 }
 
-/* The last step of every connection, served or refused. */
-static void release_fd(struct server *srv, int fd, enum conn_end why)
+/* Staged close (RFC 9112 9.6). Closing a socket with unread input makes
+ * the kernel answer with a reset, which can destroy the reply before the
+ * client has read it: a client that sends a 16 MiB body and then reads
+ * would see ECONNRESET instead of its 413. So close only our sending
+ * side, read and drop what still comes until the client closes too, and
+ * only then close; bounded in time and bytes (limits.h), and cut short by
+ * a stop. */
+static void linger(struct conn *c)
 {
-    close(fd);
-    srv->stats.ended[why]++;
-    server_conn_closed(srv);
+    static _Thread_local char sink[64 * 1024]; /* never read: shared */
+    if (shutdown(c->fd, SHUT_WR) != 0)
+        return;
+    c->lingering = true;
+    c->ctx->lingering(c->ctx->owner, c, true);
+    int64_t end = loop_clock_us() + ms_to_us(LIMIT_LINGER_MS);
+    uint64_t left = LIMIT_LINGER_BYTES;
+    while (left > 0) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            left -= (uint64_t)n < left ? (uint64_t)n : left;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            break; /* the client closed too, or reset */
+        loop_io_clear(&c->io, LOOP_READ);
+        int64_t quiet = loop_clock_us() + ms_to_us(LIMIT_LINGER_QUIET_MS);
+        if (loop_io_wait(&c->io, LOOP_READ, quiet < end ? quiet : end) < 0)
+            break; /* silent too long, out of time, or the server stops */
+    }
+    c->lingering = false;
+    c->ctx->lingering(c->ctx->owner, c, false);
 }
 
-static void conn_close(struct conn *c, enum conn_end why)
+/* The one way out of a connection, whatever ended it. */
+static void conn_close(struct conn *c, enum tally_end why)
 {
-    struct server *srv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
     loop_io_close(&c->io);
-    release_fd(srv, c->fd, why);
+    close(c->fd);
+    c->ctx->closed(c->ctx->owner, c, why);
 }
 
 /* The numeric address of the client, looked up once per connection and
@@ -328,63 +387,59 @@ static void conn_main(void *arg)
     const struct accept_args *a = arg;
     struct conn c; /* not zeroed whole: untouched buffer pages stay free */
 
-    c.srv = a->srv;
+    c.ctx = a->ctx;
     c.fd = a->fd;
     c.co = coro_current();
-    c.idle = c.gone = c.streaming = false;
+    c.idle = c.gone = c.streaming = c.linger = c.lingering = false;
     c.in_off = c.in_len = c.out_len = 0;
+    c.node = (struct list_node){0};
+    c.ctx->opened(c.ctx->owner, &c);
     if (loop_io_open(&c.io, c.fd, on_hangup, &c) < 0) {
-        release_fd(c.srv, c.fd, CONN_END_DONE);
+        close(c.fd);
+        c.ctx->closed(c.ctx->owner, &c, TALLY_END_DONE);
         return;
     }
-    c.prev = NULL;
-    c.next = c.srv->conns;
-    if (c.next)
-        c.next->prev = &c;
-    c.srv->conns = &c;
-    http_parser_init(&c.parser, &c.srv->http_limits);
+    http_parser_init(&c.parser, &c.ctx->limits->http);
     if (log_access_enabled())
         describe_peer(c.fd, c.peer, sizeof(c.peer));
-    conn_close(&c, serve(&c));
+    enum tally_end why = serve(&c);
+    if (c.linger)
+        linger(&c);
+    conn_close(&c, why);
 }
 
 /* No stack to be had (memory or vm.max_map_count): say so and go on. The
  * reply fits any fresh socket buffer, so one non-blocking send does. */
-static void refuse(struct server *srv, int fd)
+void conn_refuse(int fd)
 {
     char buf[512];
-    struct http_reply r = {.status = 503, .body = "Server overloaded.\n", .body_len = 19,
-                           .extra_headers = "Retry-After: 1\r\n", .keep_alive = false};
+    struct http_reply r = {.status = 503,
+                           .body = "Server overloaded.\n",
+                           .body_len = 19,
+                           .extra_headers = "Retry-After: 1\r\n",
+                           .keep_alive = false};
     size_t n = http_format_reply(buf, sizeof(buf), &r);
-    srv->stats.spawn_failures++;
-    stats_count(&srv->stats, STATS_ROUTE_NONE, 503);
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    release_fd(srv, fd, CONN_END_DONE);
 }
 
-void conn_accept(struct server *srv, int fd)
+int conn_accept(const struct conn_ctx *ctx, int fd)
 {
-    struct accept_args a = {.srv = srv, .fd = fd};
-    srv->stats.accepted++;
-    srv->stats.active++;
-    if (loop_spawn(&srv->loop, conn_main, &a, NULL) < 0)
-        refuse(srv, fd);
+    struct accept_args a = {.ctx = ctx, .fd = fd};
+    return loop_spawn(ctx->loop, conn_main, &a, NULL);
 }
 
-int conn_stream_write(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms)
+void conn_drain(struct conn *c)
 {
-    return c->gone ? -EPIPE : send_within(c, buf, len, timeout_ms);
+    if (c->idle || c->lingering)
+        loop_cancel(c->co);
 }
 
-bool conn_stream_pause(struct conn *c, int64_t us)
+struct list_node *conn_node(struct conn *c)
 {
-    /* A hang-up cancels the sleep (see on_hangup); a stop ends it too. */
-    return !c->io.peer_closed && loop_sleep_us(us) == 0 && !c->gone && !c->srv->draining;
+    return &c->node;
 }
 
-void conn_drain_all(struct server *srv)
+struct conn *conn_of_node(struct list_node *node)
 {
-    for (struct conn *c = srv->conns; c; c = c->next)
-        if (c->idle)
-            loop_cancel(c->co);
+    return list_entry(node, struct conn, node);
 }

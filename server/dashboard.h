@@ -6,11 +6,12 @@
 
 #include <stddef.h>
 
-struct server;
-struct route_reply;
+#include "handler.h"
 
-/* Route handlers (route_fn in route.c). */
-void dashboard_page(struct server *srv, struct route_reply *out, char *buf, size_t cap);
-void dashboard_events(struct server *srv, struct route_reply *out, char *buf, size_t cap);
+/* Handlers (handler.h). */
+void dashboard_page(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                    size_t cap);
+void dashboard_events(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                      size_t cap);
 
 #endif

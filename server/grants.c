@@ -12,7 +12,7 @@ void grants_record(struct grants *g, uint64_t n, uint64_t us, int64_t at_us)
 void grants_json(const struct grants *g, struct textbuf *o, int64_t since_us)
 {
     uint64_t first = g->total > GRANTS_CAP ? g->total - GRANTS_CAP : 0;
-    textbuf_printf(o, "\"grants\": {\"total\": %llu, \"time\": \"" GRANTS_TIME_KEY "\", \"recent\": [",
+    textbuf_printf(o, "{\"total\": %llu, \"time\": \"" GRANTS_TIME_KEY "\", \"recent\": [",
                    (unsigned long long)g->total);
     for (uint64_t i = first; i < g->total; i++) {
         const struct grant *r = &g->ring[i % GRANTS_CAP];

@@ -27,8 +27,8 @@ struct grants {
 
 void grants_record(struct grants *g, uint64_t n, uint64_t us, int64_t at_us);
 
-/* Appends `"grants": {...}` with the recent grants oldest first, their
- * times in seconds since since_us (the server's start). */
+/* Appends the /stats "grants" object: the recent grants oldest first,
+ * their times in seconds since since_us (the server's start). */
 void grants_json(const struct grants *g, struct textbuf *o, int64_t since_us);
 
 #endif

@@ -10,15 +10,16 @@
 
 #define ACCESS_BUFFER (64 * 1024)
 
-static enum log_level threshold = LOG_INFO;
+static enum log_level threshold = LOG_LEVEL_INFO;
 static FILE *access_file;
 static char *access_buffer;
+static char access_path[4096]; /* "-" for stdout */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 int log_level_parse(const char *name)
 {
-    for (int i = 0; i <= LOG_DEBUG; i++)
+    for (int i = 0; i <= LOG_LEVEL_DEBUG; i++)
         if (strcmp(name, level_names[i]) == 0)
             return i;
     return -1;
@@ -26,7 +27,7 @@ int log_level_parse(const char *name)
 
 const char *log_level_name(unsigned level)
 {
-    return level <= LOG_DEBUG ? level_names[level] : "?";
+    return level <= LOG_LEVEL_DEBUG ? level_names[level] : "?";
 }
 
 void log_set_level(enum log_level level)
@@ -61,19 +62,51 @@ void log_msg(enum log_level level, const char *fmt, ...)
     fprintf(stderr, "%s\n", line);
 }
 
+/* Opens path with a large buffer of its own; NULL with errno set on
+ * failure. stdout keeps the buffer stdio gave it: it outlives the log. */
+static FILE *open_buffered(const char *path, char **buffer)
+{
+    if (strcmp(path, "-") == 0)
+        return stdout;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return NULL;
+    *buffer = malloc(ACCESS_BUFFER);
+    if (*buffer)
+        setvbuf(f, *buffer, _IOFBF, ACCESS_BUFFER);
+    return f;
+}
+
+/* The new file is open before the old one closes: a path that cannot be
+ * opened leaves the log where it was, and every buffered line reaches the
+ * old file before it is closed. */
 int log_access_open(const char *path)
 {
-    if (strcmp(path, "-") == 0) {
-        access_file = stdout;
-    } else {
-        access_file = fopen(path, "a");
-        if (!access_file)
-            return -errno;
-    }
-    access_buffer = malloc(ACCESS_BUFFER);
-    if (access_buffer)
-        setvbuf(access_file, access_buffer, _IOFBF, ACCESS_BUFFER);
+    char *buffer = NULL;
+    if (strlen(path) >= sizeof(access_path))
+        return -ENAMETOOLONG;
+    FILE *f = open_buffered(path, &buffer);
+    if (!f)
+        return -errno;
+    log_access_close();
+    access_file = f;
+    access_buffer = buffer;
+    snprintf(access_path, sizeof(access_path), "%s", path);
     return 0;
+}
+
+int log_access_reopen(void)
+{
+    if (!access_file || strcmp(access_path, "-") == 0)
+        return 0;
+    char path[sizeof(access_path)];
+    snprintf(path, sizeof(path), "%s", access_path);
+    return log_access_open(path);
+}
+
+const char *log_access_path(void)
+{
+    return access_file ? access_path : "";
 }
 
 bool log_access_enabled(void)

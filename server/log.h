@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Parses "error", "warn", "info" or "debug"; -1 if none. */
 int log_level_parse(const char *name);
@@ -22,9 +22,16 @@ void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 __attribute__((format(printf, 2, 3))) void log_msg(enum log_level level, const char *fmt, ...);
 
-/* Opens the access log: a path (appended to) or "-" for stdout. Returns 0
- * or a negative errno. */
+/* Opens the access log: a path (appended to) or "-" for stdout, in place
+ * of the one open now (which stays if path cannot be opened). Returns 0 or
+ * a negative errno. */
 int log_access_open(const char *path);
+/* Closes and opens the access log's file again, by its name (SIGUSR1, after
+ * logrotate renamed it): no line is lost, the buffered ones go to the old
+ * file. Returns 0 or a negative errno (the old file stays in use). */
+int log_access_reopen(void);
+/* The path open now ("" if none). */
+const char *log_access_path(void);
 bool log_access_enabled(void);
 /* One request: client address, request line parts, status, body bytes,
  * and the lock wait (negative when the request did not queue). */

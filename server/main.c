@@ -14,12 +14,24 @@
 /* One line with what this run is: handy when reading logs later. */
 static void log_started(const struct cfg *cfg, const struct server *srv)
 {
-    log_msg(LOG_INFO,
+    log_msg(LOG_LEVEL_INFO,
             "started: %s, pid %d, delay %g ms + 0..%g jitter, lock %s, lock timeout %g ms, "
             "max waiters %llu, state %s",
             srv->url, (int)getpid(), cfg->delay_ms, cfg->jitter_ms, cfg->no_lock ? "OFF" : "on",
             cfg->lock_timeout_ms, (unsigned long long)cfg->max_waiters,
             cfg->state_file[0] ? cfg->state_file : "in memory");
+}
+
+struct args {
+    int argc;
+    char **argv;
+};
+
+/* A reload (SIGHUP) reads the same flags and config file again. */
+static int reread(struct cfg *next, void *arg)
+{
+    const struct args *a = arg;
+    return cfg_reparse(next, a->argc, a->argv);
 }
 
 int main(int argc, char **argv)
@@ -40,14 +52,16 @@ int main(int argc, char **argv)
         return 2;
     }
     if (cfg.no_lock)
-        log_msg(LOG_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
-                          "will be lost (a demonstration)");
+        log_msg(LOG_LEVEL_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
+                                "will be lost (a demonstration)");
     /* A client that vanishes mid-reply is an EPIPE to handle, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     /* The kernel may fire a timer up to the slack late (50 us by default);
      * the simulated delay is the whole critical section, so ask for 1 ns. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     rc = server_start(&srv, &cfg);
+    struct args args = {argc, argv};
+    server_on_reload(&srv, reread, &args);
     if (rc == 0) {
         log_started(&cfg, &srv);
         rc = server_run(&srv);
@@ -59,6 +73,6 @@ int main(int argc, char **argv)
     if (rc == -EINVAL)
         return 2;
     if (rc == 0)
-        log_msg(LOG_INFO, "stopped: counter %llu", (unsigned long long)srv.resource.counter);
+        log_msg(LOG_LEVEL_INFO, "stopped: counter %llu", (unsigned long long)srv.resource.counter);
     return rc < 0 ? 1 : 0;
 }

@@ -1,94 +1,94 @@
-/* metrics: see metrics.h. Names follow Prometheus conventions: base units
- * (seconds), _total for counters, one HELP and TYPE line per family. */
+/* metrics: see metrics.h. Every family comes from stats.h's table. Names
+ * follow Prometheus conventions: base units (seconds), _total for
+ * counters, one HELP and TYPE line per family. */
 #include "metrics.h"
 
-#include "server.h"
+#include "stats.h"
 #include "textbuf.h"
 
 /* Histogram buckets, in microseconds: 100 us to 10 s, 1-2.5-5 steps. */
-static const uint64_t bucket_us[] = {100,    250,    500,     1000,    2500,    5000,
-                                     10000,  25000,  50000,   100000,  250000,  500000,
+static const uint64_t bucket_us[] = {100,     250,     500,     1000,    2500,   5000,
+                                     10000,   25000,   50000,   100000,  250000, 500000,
                                      1000000, 2500000, 5000000, 10000000};
 
-static void family(struct textbuf *t, const char *name, const char *type, const char *help)
+static const char *type_of(enum stats_kind kind)
 {
-    textbuf_printf(t, "# HELP turnstile_%s %s\n# TYPE turnstile_%s %s\n", name, help, name, type);
+    switch (kind) {
+    case STATS_COUNTER:
+    case STATS_VECTOR:
+    case STATS_MATRIX:
+        return "counter";
+    case STATS_HIST:
+        return "histogram";
+    default:
+        return "gauge";
+    }
 }
 
-static void single(struct textbuf *t, const char *name, const char *type, const char *help,
-                   unsigned long long value)
+static void histogram(struct textbuf *t, const char *name, const struct hist *h)
 {
-    family(t, name, type, help);
-    textbuf_printf(t, "turnstile_%s %llu\n", name, value);
-}
-
-static void histogram(struct textbuf *t, const char *name, const char *help, const struct hist *h)
-{
-    family(t, name, "histogram", help);
     for (size_t i = 0; i < sizeof(bucket_us) / sizeof(bucket_us[0]); i++)
         textbuf_printf(t, "turnstile_%s_bucket{le=\"%g\"} %llu\n", name, (double)bucket_us[i] / 1e6,
                        (unsigned long long)hist_count_le(h, bucket_us[i]));
-    textbuf_printf(t, "turnstile_%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    textbuf_printf(t, "turnstile_%s_bucket{le=\"+Inf\"} %llu\n", name,
+                   (unsigned long long)h->count);
     textbuf_printf(t, "turnstile_%s_sum %.6f\n", name, (double)h->sum / 1e6);
     textbuf_printf(t, "turnstile_%s_count %llu\n", name, (unsigned long long)h->count);
 }
 
-static void requests(struct textbuf *t, const struct server_stats *s)
+/* Every label value, zeros included: a series that appears only once it
+ * is non-zero would make rate() miss its first increase. */
+static void vector(struct textbuf *t, const struct stats_row *row, const uint64_t *v)
 {
-    family(t, "requests_total", "counter", "Responses sent, by route and status code.");
-    for (int r = 0; r < STATS_ROUTE_COUNT; r++)
-        for (int i = 0; i < STATS_NSTATUS; i++) {
-            if (!s->by_route[r][i])
-                continue;
-            textbuf_printf(t, "turnstile_requests_total{route=\"%s\",code=\"", stats_route_names[r]);
-            if (stats_statuses[i])
-                textbuf_printf(t, "%d\"} %llu\n", stats_statuses[i],
-                               (unsigned long long)s->by_route[r][i]);
-            else
-                textbuf_printf(t, "other\"} %llu\n", (unsigned long long)s->by_route[r][i]);
-        }
+    const struct stats_dim *d = row->dims[0];
+    for (unsigned i = 0; i < d->n; i++)
+        textbuf_printf(t, "turnstile_%s{%s=\"%s\"} %llu\n", row->metric, d->label, d->names[i],
+                       (unsigned long long)v[i]);
 }
 
-static void connections(struct textbuf *t, const struct server_stats *s)
+/* Route by status would be mostly zeros: those are left out. */
+static void matrix(struct textbuf *t, const struct stats_row *row, const uint64_t *m)
 {
-    single(t, "connections_active", "gauge", "Connections open now.", s->active);
-    single(t, "connections_accepted_total", "counter", "Connections accepted.", s->accepted);
-    single(t, "connections_refused_total", "counter",
-           "Connections answered 503 at once: no coroutine stack to be had.", s->spawn_failures);
-    family(t, "connections_closed_total", "counter", "Connections closed, by reason.");
-    for (int i = 0; i < CONN_END_COUNT; i++)
-        textbuf_printf(t, "turnstile_connections_closed_total{reason=\"%s\"} %llu\n", conn_end_names[i],
-                       (unsigned long long)s->ended[i]);
+    const struct stats_dim *rows = row->dims[0], *cols = row->dims[1];
+    for (unsigned r = 0; r < rows->n; r++)
+        for (unsigned c = 0; c < cols->n; c++)
+            if (m[r * cols->n + c])
+                textbuf_printf(t, "turnstile_%s{%s=\"%s\",%s=\"%s\"} %llu\n", row->metric,
+                               rows->label, rows->names[r], cols->label, cols->names[c],
+                               (unsigned long long)m[r * cols->n + c]);
 }
 
-static void lock_metrics(struct textbuf *t, const struct resource *r)
+static void family(struct textbuf *t, const struct stats_row *row, const struct stats_snapshot *s)
 {
-    const struct lock_stats *s = &r->lock.stats;
-    single(t, "lock_held", "gauge", "1 while the lock is held.", lock_locked(&r->lock));
-    single(t, "lock_waiters", "gauge", "Requests queued for the lock now.", s->waiters);
-    single(t, "lock_waiters_max", "gauge", "Most requests ever queued at once.", s->max_waiters);
-    single(t, "lock_acquisitions_total", "counter", "Times the lock was taken.", s->acquisitions);
-    single(t, "lock_contended_total", "counter", "Acquisitions that had to queue.", s->contended);
-    single(t, "lock_timeouts_total", "counter", "Waits ended by --lock-timeout-ms.", s->timeouts);
-    single(t, "lock_cancellations_total", "counter", "Waits ended by the client leaving.",
-           s->cancellations);
-    single(t, "lock_shed_total", "counter", "Requests refused: queue full (--max-waiters).",
-           s->shed);
-    histogram(t, "lock_wait_seconds", "Time from asking for the lock to holding it.", &s->wait_us);
-    histogram(t, "lock_hold_seconds", "Time the lock was held.", &s->hold_us);
+    const void *p = (const char *)s + row->off;
+    textbuf_printf(t, "# HELP turnstile_%s %s\n# TYPE turnstile_%s %s\n", row->metric, row->help,
+                   row->metric, type_of(row->kind));
+    switch (row->kind) {
+    case STATS_HIST:
+        histogram(t, row->metric, p);
+        break;
+    case STATS_VECTOR:
+        vector(t, row, p);
+        break;
+    case STATS_MATRIX:
+        matrix(t, row, p);
+        break;
+    case STATS_SECONDS:
+        textbuf_printf(t, "turnstile_%s %.3f\n", row->metric, (double)*(const uint64_t *)p / 1e6);
+        break;
+    default:
+        textbuf_printf(t, "turnstile_%s %llu\n", row->metric,
+                       (unsigned long long)*(const uint64_t *)p);
+    }
 }
 
-size_t metrics_text(const struct server *srv, char *buf, size_t cap)
+size_t metrics_text(const struct stats_source *src, char *buf, size_t cap)
 {
+    const struct stats_snapshot *s = stats_take(src);
     struct textbuf t;
     textbuf_init(&t, buf, cap);
-    single(&t, "resource_value", "gauge", "The shared counter: the N of the latest GET /access.",
-           srv->resource.counter);
-    family(&t, "uptime_seconds", "gauge", "Seconds since the server started.");
-    textbuf_printf(&t, "turnstile_uptime_seconds %.3f\n",
-                   (double)(loop_now_us() - srv->stats.started_us) / 1e6);
-    requests(&t, &srv->stats);
-    connections(&t, &srv->stats);
-    lock_metrics(&t, &srv->resource);
+    for (size_t i = 0; i < stats_nrows; i++)
+        if (stats_rows[i].metric)
+            family(&t, &stats_rows[i], s);
     return textbuf_len(&t);
 }

@@ -5,16 +5,24 @@
 
 #include "loop.h"
 
-void resource_init(struct resource *r, double delay_ms, double jitter_ms, uint64_t max_waiters,
-                   bool use_lock)
+static int64_t ms_to_us(double ms)
 {
-    *r = (struct resource){
-        .delay_us = (int64_t)(delay_ms * 1000.0 + 0.5),
-        .jitter_us = (int64_t)(jitter_ms * 1000.0 + 0.5),
-        .use_lock = use_lock,
-        .rng = (uint64_t)loop_now_us() | 1,
-    };
-    lock_init(&r->lock, max_waiters);
+    return (int64_t)(ms * 1000.0 + 0.5);
+}
+
+void resource_init(struct resource *r, const struct resource_settings *s)
+{
+    *r = (struct resource){.use_lock = s->use_lock, .rng = (uint64_t)loop_now_us() | 1};
+    lock_init(&r->lock, s->max_waiters);
+    resource_configure(r, s);
+}
+
+void resource_configure(struct resource *r, const struct resource_settings *s)
+{
+    r->delay_us = ms_to_us(s->delay_ms);
+    r->jitter_us = ms_to_us(s->jitter_ms);
+    r->lock_timeout_us = ms_to_us(s->lock_timeout_ms);
+    r->lock.max_queue = s->max_waiters;
 }
 
 /* xorshift64: jitter needs to be spread, not unpredictable. */
@@ -40,12 +48,12 @@ static void work(struct resource *r)
         loop_sleep_us(left);
 }
 
-int resource_access(struct resource *r, int64_t deadline_us, uint64_t *n,
-                    struct resource_timing *t)
+int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
 {
     int64_t asked = loop_clock_us();
     if (r->use_lock) {
-        int rc = lock_acquire(&r->lock, deadline_us);
+        int64_t deadline = r->lock_timeout_us ? loop_now_us() + r->lock_timeout_us : LOOP_FOREVER;
+        int rc = lock_acquire(&r->lock, deadline);
         if (rc < 0)
             return rc;
     }

@@ -7,23 +7,31 @@
 #include <string.h>
 
 #include "dashboard.h"
+#include "grants.h"
+#include "loop.h"
 #include "metrics.h"
-#include "server.h"
+#include "resource.h"
+#include "stats.h"
 
-typedef void (*route_fn)(struct server *srv, struct route_reply *out, char *buf, size_t cap);
-
+/* Every route answers GET and HEAD (RFC 9110 9.1: a general-purpose
+ * server MUST). A HEAD runs `head` when the GET has effects (it must not
+ * take the lock), else the GET's own handler: the connection then sends
+ * the head of its reply, Content-Length included, and no body. */
 struct route {
-    const char *path;
-    int method;
-    route_fn fn;
-    const char *allow; /* the Allow header of a 405 */
-    enum stats_route id;
+    enum tally_route id; /* its path is tally_route_names[id] */
+    handler_fn get;
+    handler_fn head; /* NULL: as get */
 };
 
-static void text(struct route_reply *out, int status, const char *body, const char *extra)
+#define ALLOW "Allow: GET, HEAD\r\n"
+
+static void text(struct handler_reply *out, int status, const char *body, const char *extra)
 {
-    *out = (struct route_reply){.status = status, .content_type = "text/plain", .body = body,
-                                .body_len = strlen(body), .extra_headers = extra};
+    *out = (struct handler_reply){.status = status,
+                                  .content_type = "text/plain",
+                                  .body = body,
+                                  .body_len = strlen(body),
+                                  .extra_headers = extra};
 }
 
 static size_t access_body(char *buf, uint64_t n)
@@ -36,9 +44,6 @@ static size_t access_body(char *buf, uint64_t n)
     return len + sizeof(tail) - 1;
 }
 
-/* For the dashboard: the time from asking for the lock to the end of the
- * section, queue wait plus work (see GRANTS_TIME_KEY). The loop clock is
- * exact enough here and costs nothing on the hot path. */
 /* Microseconds as milliseconds with three decimals: "12.345". */
 static size_t put_ms(char *p, int64_t us)
 {
@@ -68,31 +73,45 @@ static size_t server_timing(char *p, const struct resource_timing *t)
 
 /* "Resource accessed N times." and a Server-Timing header, without printf
  * on the hot path. The header goes after the body in buf. */
-static void access_ok(struct server *srv, struct route_reply *out, char *buf, uint64_t n,
-                      const struct resource_timing *t)
+static void access_ok(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                      uint64_t n, const struct resource_timing *t)
 {
     size_t len = access_body(buf, n);
     char *hdr = buf + len;
-    grants_record(&srv->stats.grants, n, (uint64_t)t->wait_us, loop_clock_us());
+    grants_record(ctx->grants, n, (uint64_t)t->wait_us, loop_clock_us());
     size_t h = server_timing(hdr, t);
     hdr[h] = '\0';
-    *out = (struct route_reply){.status = 200, .content_type = "text/plain", .body = buf,
-                                .body_len = len, .extra_headers = hdr, .wait_us = t->wait_us};
+    *out = (struct handler_reply){.status = 200,
+                                  .content_type = "text/plain",
+                                  .body = buf,
+                                  .body_len = len,
+                                  .extra_headers = hdr,
+                                  .wait_us = t->wait_us};
+}
+
+/* HEAD /access: what a GET would answer now, without its effects: no
+ * lock, no simulated work, no new N. The length is that of the body the
+ * next GET would get; Server-Timing is left out, as nothing ran. */
+static void route_access_head(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                              size_t cap)
+{
+    (void)cap;
+    size_t len = access_body(buf, ctx->resource->counter + 1);
+    *out = (struct handler_reply){
+        .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
 
 /* buf has ROUTE_BODY_CAP bytes: far more than the longest body here. */
-static void route_access(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+static void route_access(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                         size_t cap)
 {
-    int64_t deadline = LOOP_FOREVER;
-    if (srv->cfg.lock_timeout_ms > 0)
-        deadline = loop_now_us() + (int64_t)(srv->cfg.lock_timeout_ms * 1000.0 + 0.5);
     uint64_t n;
     struct resource_timing t;
     (void)cap;
-    srv->stats.access++;
-    switch (resource_access(&srv->resource, deadline, &n, &t)) {
+    ctx->tally->access++;
+    switch (resource_access(ctx->resource, &n, &t)) {
     case 0:
-        access_ok(srv, out, buf, n, &t);
+        access_ok(ctx, out, buf, n, &t);
         return;
     case -ETIMEDOUT:
         text(out, 503, "Timed out waiting for the lock.\n", "Retry-After: 1\r\n");
@@ -104,11 +123,11 @@ static void route_access(struct server *srv, struct route_reply *out, char *buf,
         text(out, 500, "Could not save the counter.\n", NULL);
         return;
     default: /* cancelled: the client hung up while queued */
-        *out = (struct route_reply){.status = 0};
+        *out = (struct handler_reply){.status = 0};
     }
 }
 
-typedef size_t (*document_fn)(const struct server *srv, char *buf, size_t cap);
+typedef size_t (*document_fn)(const struct stats_source *src, char *buf, size_t cap);
 
 /* One document buffer kept back: a dashboard polling /stats, or pipelined
  * requests for it, reuse it instead of allocating each time. */
@@ -124,7 +143,7 @@ void route_release(void *owned)
 
 /* A generated document (/metrics, /stats) in a buffer of its own; 500 if
  * it does not fit, 503 if no memory can be had. */
-static void document(struct server *srv, struct route_reply *out, const char *ctype,
+static void document(const struct handler_ctx *ctx, struct handler_reply *out, const char *ctype,
                      document_fn write)
 {
     char *doc = spare_doc ? spare_doc : malloc(ROUTE_DOC_CAP);
@@ -133,35 +152,40 @@ static void document(struct server *srv, struct route_reply *out, const char *ct
         text(out, 503, "Out of memory.\n", "Retry-After: 1\r\n");
         return;
     }
-    size_t len = write(srv, doc, ROUTE_DOC_CAP);
+    size_t len = write(ctx->stats, doc, ROUTE_DOC_CAP);
     if (len == 0) {
         free(doc);
         text(out, 500, "The document does not fit the reply buffer.\n", NULL);
         return;
     }
-    *out = (struct route_reply){.status = 200, .content_type = ctype, .body = doc,
-                                .body_len = len, .extra_headers = "Cache-Control: no-store\r\n",
-                                .owned = doc};
+    *out = (struct handler_reply){.status = 200,
+                                  .content_type = ctype,
+                                  .body = doc,
+                                  .body_len = len,
+                                  .extra_headers = "Cache-Control: no-store\r\n",
+                                  .owned = doc};
 }
 
-static void route_metrics(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+static void route_metrics(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                          size_t cap)
 {
     (void)buf, (void)cap;
-    document(srv, out, METRICS_CONTENT_TYPE, metrics_text);
+    document(ctx, out, METRICS_CONTENT_TYPE, metrics_text);
 }
 
-static void route_stats(struct server *srv, struct route_reply *out, char *buf, size_t cap)
+static void route_stats(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
+                        size_t cap)
 {
     (void)buf, (void)cap;
-    document(srv, out, "application/json", stats_json);
+    document(ctx, out, "application/json", stats_json);
 }
 
 static const struct route routes[] = {
-    {"/access", HTTP_GET, route_access, "Allow: GET\r\n", STATS_ROUTE_ACCESS},
-    {"/stats", HTTP_GET, route_stats, "Allow: GET\r\n", STATS_ROUTE_STATS},
-    {"/metrics", HTTP_GET, route_metrics, "Allow: GET\r\n", STATS_ROUTE_METRICS},
-    {"/", HTTP_GET, dashboard_page, "Allow: GET\r\n", STATS_ROUTE_DASHBOARD},
-    {"/events", HTTP_GET, dashboard_events, "Allow: GET\r\n", STATS_ROUTE_EVENTS},
+    {TALLY_ACCESS, route_access, route_access_head},
+    {TALLY_STATS, route_stats, NULL},
+    {TALLY_METRICS, route_metrics, NULL},
+    {TALLY_DASHBOARD, dashboard_page, NULL},
+    {TALLY_EVENTS, dashboard_events, NULL},
 };
 
 static const struct route *find(const struct http_request *req)
@@ -169,7 +193,7 @@ static const struct route *find(const struct http_request *req)
     if (req->path_truncated)
         return NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (strcmp(req->path, routes[i].path) == 0)
+        if (strcmp(req->path, tally_route_names[routes[i].id]) == 0)
             return &routes[i];
     return NULL;
 }
@@ -177,18 +201,21 @@ static const struct route *find(const struct http_request *req)
 bool route_may_block(const struct http_request *req)
 {
     const struct route *r = find(req);
-    return r && r->fn == route_access && req->method == HTTP_GET;
+    return r && r->get == route_access && req->method == HTTP_GET;
 }
 
-void route_dispatch(struct server *srv, const struct http_request *req, struct route_reply *out,
-                    char *buf, size_t cap)
+void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
+                    struct handler_reply *out, char *buf, size_t cap)
 {
     const struct route *r = find(req);
+    bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
     if (!r)
         text(out, 404, "Not found.\n", NULL);
-    else if (req->method != r->method)
-        text(out, 405, "Method not allowed.\n", r->allow);
+    else if (!get && !head)
+        text(out, 405, "Method not allowed.\n", ALLOW);
+    else if (head && r->head)
+        r->head(ctx, out, buf, cap);
     else
-        r->fn(srv, out, buf, cap);
-    out->route = r && req->method == r->method ? r->id : STATS_ROUTE_UNKNOWN;
+        r->get(ctx, out, buf, cap);
+    out->route = r && (get || head) ? r->id : TALLY_UNKNOWN;
 }

@@ -20,10 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-#include <event2/listener.h>
-
-#include "conn.h"
 #include "limits.h"
 #include "log.h"
 
@@ -32,6 +28,7 @@
 #endif
 
 #define ACCEPT_RETRY_MS 100 /* pause after EMFILE/ENFILE before accepting again */
+#define ACCEPT_BATCH    64  /* connections taken per readiness of the listener */
 
 /* Tells systemd (Type=notify) where we are; nothing without NOTIFY_SOCKET
  * or without libsystemd at build time. */
@@ -44,117 +41,278 @@ static void notify(const char *state)
 #endif
 }
 
-static struct timeval ms_tv(uint64_t ms)
+static int64_t ms_to_us(uint64_t ms)
 {
-    return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return (int64_t)ms * 1000;
 }
 
-/* ---- accepting ---- */
+/* ---- connections ---- */
 
 static void pause_accepting(struct server *srv)
 {
     if (srv->listener && !srv->accept_paused)
-        evconnlistener_disable(srv->listener);
+        loop_watch_stop(srv->listener);
     srv->accept_paused = true;
 }
 
 static void resume_accepting(struct server *srv)
 {
     if (srv->listener && srv->accept_paused)
-        evconnlistener_enable(srv->listener);
+        loop_watch_start(srv->listener, 0);
     srv->accept_paused = false;
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
+static void conn_opened(void *owner, struct conn *c)
 {
-    struct server *srv = arg;
-    int one = 1;
-    (void)l, (void)sa, (void)len;
-    /* Replies are whole and sent at once: do not let Nagle hold them. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    conn_accept(srv, fd);
-    if (srv->stats.active >= srv->cfg.max_connections)
-        pause_accepting(srv); /* resumed by server_conn_closed() */
+    struct server *srv = owner;
+    list_push_back(&srv->conns, conn_node(c));
+}
+
+static void conn_lingering(void *owner, struct conn *c, bool on)
+{
+    struct server *srv = owner;
+    (void)c;
+    if (on)
+        srv->conns_tally.lingering++;
+    else
+        srv->conns_tally.lingering--;
+}
+
+/* Every connection ends here, served or not: the one place that counts
+ * it out. */
+static void conn_closed(void *owner, struct conn *c, enum tally_end why)
+{
+    struct server *srv = owner;
+    if (c)
+        list_remove(conn_node(c));
+    srv->conns_tally.ended[why]++;
+    srv->conns_tally.active--;
+    if (srv->draining && srv->conns_tally.active == 0)
+        loop_break(&srv->loop);
+    else if (srv->accept_paused && !loop_watch_active(srv->accept_retry))
+        resume_accepting(srv); /* back under the limit */
+}
+
+void server_adopt(struct server *srv, int fd)
+{
+    srv->conns_tally.accepted++;
+    srv->conns_tally.active++;
+    if (conn_accept(&srv->conn_ctx, fd) < 0) {
+        conn_refuse(fd);
+        close(fd);
+        srv->conns_tally.refused++;
+        tally_response(&srv->requests, TALLY_NONE, 503);
+        conn_closed(srv, NULL, TALLY_END_DONE);
+    }
 }
 
 /* Out of descriptors (EMFILE/ENFILE) or another accept failure: retrying at
  * once would spin, so pause and try again shortly. */
-static void on_accept_error(struct evconnlistener *l, void *arg)
+static void accept_failed(struct server *srv, int err)
 {
-    struct server *srv = arg;
-    struct timeval tv = ms_tv(ACCEPT_RETRY_MS);
-    (void)l;
     if (!srv->accept_paused) /* once per episode, not every retry */
-        log_msg(LOG_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
-                strerror(errno), ACCEPT_RETRY_MS, (unsigned long long)srv->stats.active);
+        log_msg(LOG_LEVEL_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
+                strerror(err), ACCEPT_RETRY_MS, (unsigned long long)srv->conns_tally.active);
     pause_accepting(srv);
-    event_add(srv->accept_retry, &tv);
+    loop_watch_start(srv->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
 }
 
-static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+static void on_accept(void *arg)
 {
     struct server *srv = arg;
-    (void)fd, (void)what;
-    if (srv->stats.active < srv->cfg.max_connections)
-        resume_accepting(srv);
+    int one = 1;
+    for (int i = 0; i < ACCEPT_BATCH && !srv->accept_paused; i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                accept_failed(srv, errno);
+            return;
+        }
+        /* Replies are whole and sent at once: do not let Nagle hold them. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        server_adopt(srv, fd);
+        if (srv->conns_tally.active >= srv->cfg.max_connections)
+            pause_accepting(srv); /* resumed by conn_closed() */
+    }
 }
 
-void server_conn_closed(struct server *srv)
+static void on_accept_retry(void *arg)
 {
-    srv->stats.active--;
-    if (srv->draining && srv->stats.active == 0)
-        loop_break(&srv->loop);
-    else if (srv->accept_paused && !evtimer_pending(srv->accept_retry, NULL))
-        resume_accepting(srv); /* back under the limit */
+    struct server *srv = arg;
+    if (srv->conns_tally.active < srv->cfg.max_connections)
+        resume_accepting(srv);
 }
 
 /* ---- stopping ---- */
 
-static void start_drain(struct server *srv)
+static void close_listener(struct server *srv)
 {
-    struct timeval tv = ms_tv(srv->cfg.drain_timeout_ms);
-    notify("STOPPING=1");
-    srv->draining = true;
-    if (srv->listener) /* none when connections are fed in directly (fuzzing) */
-        evconnlistener_free(srv->listener); /* closes the listening socket */
+    loop_watch_free(srv->listener);
     srv->listener = NULL;
-    conn_drain_all(srv);
-    if (srv->stats.active == 0)
-        loop_break(&srv->loop);
-    else
-        event_add(srv->drain_timer, &tv);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    srv->listen_fd = -1;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void start_drain(struct server *srv)
 {
-    struct server *srv = arg;
-    (void)what;
+    notify("STOPPING=1");
+    srv->draining = true;
+    close_listener(srv);
+    list_for_each(n, &srv->conns) conn_drain(conn_of_node(n));
+    if (srv->conns_tally.active == 0)
+        loop_break(&srv->loop);
+    else
+        loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
+}
+
+static void on_signal(struct server *srv, const char *name)
+{
     if (srv->draining) {
-        log_msg(LOG_WARN, "SIG%s again: stopping now, %llu connections still open",
-                sigabbrev_np((int)sig), (unsigned long long)srv->stats.active);
+        log_msg(LOG_LEVEL_WARN, "%s again: stopping now, %llu connections still open", name,
+                (unsigned long long)srv->conns_tally.active);
         loop_break(&srv->loop); /* a second signal: stop now */
         return;
     }
-    log_msg(LOG_INFO, "SIG%s: stopping; %llu connections open, %llu queued for the lock",
-            sigabbrev_np((int)sig), (unsigned long long)srv->stats.active,
+    log_msg(LOG_LEVEL_INFO, "%s: stopping; %llu connections open, %llu queued for the lock", name,
+            (unsigned long long)srv->conns_tally.active,
             (unsigned long long)srv->resource.lock.stats.waiters);
     start_drain(srv);
 }
 
-static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_sigint(void *arg)
+{
+    on_signal(arg, "SIGINT");
+}
+
+static void on_sigterm(void *arg)
+{
+    on_signal(arg, "SIGTERM");
+}
+
+static void on_drain_timeout(void *arg)
 {
     struct server *srv = arg;
-    (void)fd, (void)what;
-    log_msg(LOG_WARN, "drain deadline (%llu ms) passed with %llu connections open",
-            (unsigned long long)srv->cfg.drain_timeout_ms, (unsigned long long)srv->stats.active);
+    log_msg(LOG_LEVEL_WARN, "drain deadline (%llu ms) passed with %llu connections open",
+            (unsigned long long)srv->cfg.drain_timeout_ms,
+            (unsigned long long)srv->conns_tally.active);
     loop_break(&srv->loop);
 }
 
-/* The access log is buffered: written out once a second. */
-static void on_log_flush(evutil_socket_t fd, short what, void *arg)
+/* ---- reload (SIGHUP) and log reopening (SIGUSR1) ---- */
+
+static struct resource_settings resource_settings(const struct cfg *cfg)
 {
-    (void)fd, (void)what, (void)arg;
+    return (struct resource_settings){.delay_ms = cfg->delay_ms,
+                                      .jitter_ms = cfg->jitter_ms,
+                                      .lock_timeout_ms = cfg->lock_timeout_ms,
+                                      .max_waiters = cfg->max_waiters,
+                                      .use_lock = !cfg->no_lock};
+}
+
+static struct conn_limits conn_limits(const struct cfg *cfg)
+{
+    return (struct conn_limits){
+        .http = {.max_header_bytes = cfg->max_header_bytes,
+                 .max_url = cfg->max_header_bytes,
+                 .max_headers = (unsigned)cfg->max_headers,
+                 .max_body = cfg->max_body},
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
+        .send_timeout_ms = cfg->send_timeout_ms,
+    };
+}
+
+static void keep_for_restart(const char *key, void *arg)
+{
+    (void)arg;
+    log_msg(LOG_LEVEL_WARN,
+            "reload: %s changed, but only a restart applies it: keeping the "
+            "running value",
+            key);
+}
+
+/* The access log moves to next's path, or stays where it is if that
+ * cannot be opened (then next keeps the old path). */
+static void move_access_log(struct server *srv, struct cfg *next)
+{
+    if (strcmp(next->access_log, srv->cfg.access_log) == 0)
+        return;
+    int rc = next->access_log[0] ? log_access_open(next->access_log) : 0;
+    if (rc < 0) {
+        log_msg(LOG_LEVEL_WARN, "reload: cannot open access log %s: %s; keeping %s",
+                next->access_log, strerror(-rc),
+                srv->cfg.access_log[0] ? srv->cfg.access_log : "none");
+        memcpy(next->access_log, srv->cfg.access_log, sizeof(next->access_log));
+        return;
+    }
+    if (!next->access_log[0])
+        log_access_close();
+    if (next->access_log[0])
+        loop_watch_start(srv->log_flush, 1000000);
+    else
+        loop_watch_stop(srv->log_flush);
+}
+
+void server_reload(struct server *srv, struct cfg *next)
+{
+    unsigned kept = cfg_keep_restart_settings(&srv->cfg, next, keep_for_restart, NULL);
+    move_access_log(srv, next);
+    log_set_level((enum log_level)next->log_level);
+    struct resource_settings rs = resource_settings(next);
+    resource_configure(&srv->resource, &rs);
+    srv->limits = conn_limits(next); /* new reads and new connections see them */
+    srv->cfg = *next;
+    if (srv->accept_paused && srv->conns_tally.active < next->max_connections &&
+        !loop_watch_active(srv->accept_retry))
+        resume_accepting(srv);
+    log_msg(LOG_LEVEL_INFO,
+            "reload: applied %s; delay %g ms, lock timeout %g ms, max waiters %llu%s",
+            next->config_path[0] ? next->config_path : "the flags", next->delay_ms,
+            next->lock_timeout_ms, (unsigned long long)next->max_waiters,
+            kept ? " (some settings need a restart, see above)" : "");
+}
+
+static void on_sighup(void *arg)
+{
+    struct server *srv = arg;
+    struct cfg next;
+    if (!srv->reread) {
+        log_msg(LOG_LEVEL_WARN, "SIGHUP: nothing to reload from; ignored");
+        return;
+    }
+    if (srv->reread(&next, srv->reread_arg) < 0) {
+        log_msg(LOG_LEVEL_ERROR, "reload: %s; nothing changed", cfg_error());
+        return;
+    }
+    server_reload(srv, &next);
+}
+
+static void on_sigusr1(void *arg)
+{
+    (void)arg;
+    int rc = log_access_reopen();
+    if (rc < 0)
+        log_msg(LOG_LEVEL_ERROR,
+                "SIGUSR1: cannot reopen access log %s: %s; still writing to the "
+                "old file",
+                log_access_path(), strerror(-rc));
+    else
+        log_msg(LOG_LEVEL_INFO, "SIGUSR1: access log reopened");
+}
+
+void server_on_reload(struct server *srv, int (*reread)(struct cfg *next, void *arg), void *arg)
+{
+    srv->reread = reread;
+    srv->reread_arg = arg;
+}
+
+/* The access log is buffered: written out once a second. */
+static void on_log_flush(void *arg)
+{
+    (void)arg;
     log_access_flush();
 }
 
@@ -162,7 +320,8 @@ static void on_log_flush(evutil_socket_t fd, short what, void *arg)
 
 static int resolve(const struct cfg *cfg, struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char port[8];
@@ -226,32 +385,36 @@ static int listen_on(struct server *srv)
     getsockname(fd, (struct sockaddr *)&ss, &len); /* the port --port 0 got */
     format_addr(&ss, addr, sizeof(addr));
     snprintf(srv->url, sizeof(srv->url), "http://%s", addr);
-    srv->listener = evconnlistener_new(srv->loop.base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE, -1, fd);
-    if (!srv->listener) {
-        close(fd);
-        return -ENOMEM;
-    }
-    evconnlistener_set_error_cb(srv->listener, on_accept_error);
+    srv->listen_fd = fd;
+    /* Accepting waits for the rest of the turn (LOOP_PRIO_LATE): a loop
+     * first serves what its open connections have ready, so a flood of
+     * new clients cannot starve the ones it already took. */
+    srv->listener = loop_watch_fd(&srv->loop, fd, LOOP_PRIO_LATE, on_accept, srv);
+    if (!srv->listener || loop_watch_start(srv->listener, 0) != 0)
+        return -ENOMEM; /* server_fini() closes fd */
     return 0;
 }
 
+/* The daemon's own events. A stop (SIGINT, SIGTERM) is urgent:
+ * LOOP_PRIO_IO. A reload, a log reopening and the timers are housekeeping:
+ * they run after the turn's work. */
 static int make_events(struct server *srv)
 {
-    struct event_base *base = srv->loop.base;
-    srv->signals[0] = evsignal_new(base, SIGINT, on_signal, srv);
-    srv->signals[1] = evsignal_new(base, SIGTERM, on_signal, srv);
-    srv->drain_timer = evtimer_new(base, on_drain_timeout, srv);
-    srv->accept_retry = evtimer_new(base, on_accept_retry, srv);
-    srv->log_flush = event_new(base, -1, EV_PERSIST, on_log_flush, srv);
-    if (!srv->signals[0] || !srv->signals[1] || !srv->drain_timer || !srv->accept_retry ||
-        !srv->log_flush)
+    struct loop *loop = &srv->loop;
+    srv->signals[0] = loop_watch_signal(loop, SIGINT, LOOP_PRIO_IO, on_sigint, srv);
+    srv->signals[1] = loop_watch_signal(loop, SIGTERM, LOOP_PRIO_IO, on_sigterm, srv);
+    srv->signals[2] = loop_watch_signal(loop, SIGHUP, LOOP_PRIO_LATE, on_sighup, srv);
+    srv->signals[3] = loop_watch_signal(loop, SIGUSR1, LOOP_PRIO_LATE, on_sigusr1, srv);
+    srv->drain_timer = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_drain_timeout, srv);
+    srv->accept_retry = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_accept_retry, srv);
+    srv->log_flush = loop_watch_timer(loop, true, LOOP_PRIO_LATE, on_log_flush, srv);
+    for (int i = 0; i < 4; i++)
+        if (!srv->signals[i] || loop_watch_start(srv->signals[i], 0) != 0)
+            return -ENOMEM;
+    if (!srv->drain_timer || !srv->accept_retry || !srv->log_flush)
         return -ENOMEM;
-    evsignal_add(srv->signals[0], NULL);
-    evsignal_add(srv->signals[1], NULL);
-    if (log_access_enabled()) {
-        struct timeval second = {.tv_sec = 1};
-        event_add(srv->log_flush, &second);
-    }
+    if (log_access_enabled())
+        loop_watch_start(srv->log_flush, 1000000);
     return 0;
 }
 
@@ -261,7 +424,7 @@ static int open_state(struct server *srv)
     int rc = state_open(&srv->state, srv->cfg.state_file, &srv->resource.counter);
     if (rc < 0)
         return rc;
-    rc = state_start(&srv->state, srv->loop.base);
+    rc = state_start(&srv->state, &srv->loop);
     if (rc < 0) {
         state_close(&srv->state);
         return rc;
@@ -270,25 +433,62 @@ static int open_state(struct server *srv)
     return 0;
 }
 
+/* What connections and handlers see of the server: set up once. */
+static void lend_contexts(struct server *srv)
+{
+    const struct cfg *cfg = &srv->cfg;
+    srv->limits = (struct conn_limits){
+        .http = {.max_header_bytes = cfg->max_header_bytes,
+                 .max_url = cfg->max_header_bytes,
+                 .max_headers = (unsigned)cfg->max_headers,
+                 .max_body = cfg->max_body},
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
+        .send_timeout_ms = cfg->send_timeout_ms,
+    };
+    srv->stats = (struct stats_source){.resource = &srv->resource,
+                                       .requests = &srv->requests,
+                                       .conns = &srv->conns_tally,
+                                       .grants = &srv->grants,
+                                       .draining = &srv->draining,
+                                       .started_us = loop_now_us()};
+    srv->handlers = (struct handler_ctx){.resource = &srv->resource,
+                                         .tally = &srv->requests,
+                                         .grants = &srv->grants,
+                                         .stats = &srv->stats};
+    srv->conn_ctx = (struct conn_ctx){.loop = &srv->loop,
+                                      .limits = &srv->limits,
+                                      .handlers = &srv->handlers,
+                                      .tally = &srv->requests,
+                                      .draining = &srv->draining,
+                                      .opened = conn_opened,
+                                      .closed = conn_closed,
+                                      .lingering = conn_lingering,
+                                      .owner = srv};
+}
+
 int server_init(struct server *srv, const struct cfg *cfg)
 {
-    *srv = (struct server){.cfg = *cfg};
-    srv->http_limits = (struct http_limits){
-        .max_header_bytes = cfg->max_header_bytes, .max_url = cfg->max_header_bytes,
-        .max_headers = (unsigned)cfg->max_headers, .max_body = cfg->max_body};
+    *srv = (struct server){.cfg = *cfg, .listen_fd = -1};
+    list_init(&srv->conns);
+    lend_contexts(srv);
     /* Keep idle stacks for every connection the limit allows: reuse, no mmap. */
     int rc = loop_init(&srv->loop, 0, (unsigned)cfg->max_connections);
     if (rc < 0) {
         fprintf(stderr, "turnstile: cannot start the event loop: %s\n", strerror(-rc));
         return rc;
     }
-    resource_init(&srv->resource, cfg->delay_ms, cfg->jitter_ms, cfg->max_waiters, !cfg->no_lock);
+    struct resource_settings rs = {.delay_ms = cfg->delay_ms,
+                                   .jitter_ms = cfg->jitter_ms,
+                                   .lock_timeout_ms = cfg->lock_timeout_ms,
+                                   .max_waiters = cfg->max_waiters,
+                                   .use_lock = !cfg->no_lock};
+    resource_init(&srv->resource, &rs);
     if (cfg->state_file[0]) {
         rc = open_state(srv);
         if (rc < 0)
             return rc;
     }
-    srv->stats.started_us = loop_now_us();
     return make_events(srv);
 }
 
@@ -326,23 +526,18 @@ int server_run(struct server *srv)
 
 int server_fini(struct server *srv)
 {
-    /* First, while the loop's base still exists: the writer saves the
-     * last update, and its event goes. */
+    /* First, while the loop still exists: the writer saves the last
+     * update, and its watch goes. */
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
-    if (srv->listener)
-        evconnlistener_free(srv->listener);
-    for (int i = 0; i < 2; i++)
-        if (srv->signals[i])
-            event_free(srv->signals[i]);
-    if (srv->drain_timer)
-        event_free(srv->drain_timer);
-    if (srv->accept_retry)
-        event_free(srv->accept_retry);
-    if (srv->log_flush)
-        event_free(srv->log_flush);
+    close_listener(srv);
+    for (int i = 0; i < 4; i++)
+        loop_watch_free(srv->signals[i]);
+    loop_watch_free(srv->drain_timer);
+    loop_watch_free(srv->accept_retry);
+    loop_watch_free(srv->log_flush);
     /* Connections still open (a forced stop) keep their coroutines: the
      * process is about to exit, and their stacks go with it. */
-    if (srv->stats.active == 0)
+    if (srv->conns_tally.active == 0)
         loop_fini(&srv->loop);
     return rc;
 }

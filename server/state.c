@@ -19,25 +19,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "loop.h"
 
 #define FILE_SIZE (2 * STATE_SLOT_SIZE)
-/* libevent priority of the loop's own events (loop.c, PRIO_NORMAL): a
- * finished round is as urgent as socket I/O, and must not wait behind it. */
-#define LOOP_PRIO_NORMAL 0
 
 static const char magic[8] = "TSTATE1";
 
 struct state_waiter {
-    struct state_waiter *prev, *next;
-    struct state *st;
-    coro_t *co;
+    struct waitq_entry e; /* first: the entry is the waiter */
     uint64_t seq;
-    int result; /* set when woken */
-    bool woken;
 };
+
+static struct state_waiter *waiter_of(struct waitq_entry *e)
+{
+    return (struct state_waiter *)e;
+}
 
 /* ---- the record ---- */
 
@@ -200,6 +196,7 @@ static int lock_file(struct state *st)
 int state_open(struct state *st, const char *path, uint64_t *value)
 {
     *st = (struct state){.path = path, .sync = fdatasync, .efd = -1};
+    waitq_init(&st->waiters);
     *value = 0;
     st->fd = open_or_create(path);
     if (st->fd < 0)
@@ -289,59 +286,37 @@ static void *writer_main(void *arg)
 
 /* ---- the loop's side ---- */
 
-static void unlink_waiter(struct state *st, struct state_waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        st->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        st->tail = w->prev;
-    w->prev = w->next = NULL;
-}
-
-/* Keeps the list sorted by seq. Waiters mostly come in seq order, so the
+/* Keeps the line sorted by seq. Waiters mostly come in seq order, so the
  * walk from the tail stops at once. */
-static void insert_waiter(struct state *st, struct state_waiter *w)
+static void join_in_order(struct state *st, struct state_waiter *w)
 {
-    struct state_waiter *after = st->tail;
-    while (after && after->seq > w->seq)
-        after = after->prev;
-    w->prev = after;
-    w->next = after ? after->next : st->head;
-    if (w->next)
-        w->next->prev = w;
-    else
-        st->tail = w;
-    if (after)
-        after->next = w;
-    else
-        st->head = w;
+    struct waitq_entry *pos = NULL; /* join before it; NULL: at the tail */
+    for (struct waitq_entry *e = waitq_tail(&st->waiters); e && waiter_of(e)->seq > w->seq;
+         e = waitq_prev(e))
+        pos = e;
+    waitq_join(&st->waiters, &w->e, pos);
 }
 
 /* Wakes, from the head, every waiter whose commit a round has settled.
- * A waiter resumes inside loop_wake() and may park here again, always
- * behind the head: so re-read the head each time, and never touch w after
- * waking it (it lives on that coroutine's stack). */
+ * A waiter resumes inside waitq_wake() and may park here again, always
+ * behind the head: so re-read the head each time, and never touch a
+ * waiter after waking it (it lives on that coroutine's stack). */
 static void wake_settled(struct state *st)
 {
-    struct state_waiter *w;
-    while ((w = st->head) && (w->seq <= st->durable_seq || w->seq <= st->lost_seq)) {
-        unlink_waiter(st, w);
-        w->woken = true;
-        w->result = w->seq <= st->durable_seq ? 0 : -EIO;
-        loop_wake(w->co, w->result);
+    struct waitq_entry *e;
+    while ((e = waitq_head(&st->waiters))) {
+        uint64_t seq = waiter_of(e)->seq;
+        if (seq > st->durable_seq && seq > st->lost_seq)
+            break;
+        waitq_wake(e, seq <= st->durable_seq ? 0 : -EIO);
     }
 }
 
-static void on_round(evutil_socket_t fd, short what, void *arg)
+static void on_round(void *arg)
 {
     struct state *st = arg;
     eventfd_t rounds;
-    (void)what;
-    eventfd_read(fd, &rounds);
+    eventfd_read(st->efd, &rounds);
     pthread_mutex_lock(&st->mu);
     st->durable_seq = st->saved_seq;
     st->lost_seq = st->failed_seq;
@@ -349,14 +324,15 @@ static void on_round(evutil_socket_t fd, short what, void *arg)
     wake_settled(st);
 }
 
-int state_start(struct state *st, struct event_base *base)
+int state_start(struct state *st, struct loop *loop)
 {
     st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (st->efd < 0)
         return fail(st->path, -errno, "cannot start saving: %s", strerror(errno));
-    st->ev = event_new(base, st->efd, EV_READ | EV_PERSIST, on_round, st);
-    if (!st->ev || event_priority_set(st->ev, LOOP_PRIO_NORMAL) != 0 ||
-        event_add(st->ev, NULL) != 0)
+    /* A finished round is as urgent as socket I/O: its waiters' replies
+     * are ready to go, and must not wait behind the rest of the turn. */
+    st->watch = loop_watch_fd(loop, st->efd, LOOP_PRIO_IO, on_round, st);
+    if (!st->watch || loop_watch_start(st->watch, 0) != 0)
         return fail(st->path, -ENOMEM, "cannot start saving: %s", strerror(ENOMEM));
     /* Signals are the loop's business (SIGTERM starts the drain): the
      * writer inherits a mask that blocks them all. */
@@ -381,31 +357,17 @@ uint64_t state_commit(struct state *st, uint64_t value)
     return seq;
 }
 
-/* Cleanup of a waiter destroyed while parked. */
-static void waiter_abandon(void *arg)
-{
-    struct state_waiter *w = arg;
-    if (!w->woken)
-        unlink_waiter(w->st, w);
-}
-
 int state_wait(struct state *st, uint64_t seq)
 {
     if (seq <= st->durable_seq)
         return 0;
     if (seq <= st->lost_seq)
         return -EIO;
-    struct state_waiter w = {.st = st, .co = coro_current(), .seq = seq};
-    int rc = coro_defer(w.co, waiter_abandon, &w);
-    if (rc < 0)
-        return rc;
-    insert_waiter(st, &w);
-    rc = loop_park(LOOP_FOREVER);
-    coro_undefer(w.co, waiter_abandon, &w);
-    if (w.woken) /* a wake beats a cancel of the same turn */
-        return w.result;
-    unlink_waiter(st, &w);
-    return -ECANCELED; /* cancelled, or woken by a stray loop_wake */
+    struct state_waiter w = {.e = {.co = coro_current()}, .seq = seq};
+    join_in_order(st, &w);
+    /* A wake beats a cancel of the same turn; a waiter destroyed while
+     * parked just leaves the line (waitq.h). */
+    return waitq_park(&w.e, LOOP_FOREVER);
 }
 
 /* ---- closing ---- */
@@ -424,8 +386,7 @@ int state_close(struct state *st)
     int rc = 0;
     if (st->started)
         stop_writer(st);
-    if (st->ev)
-        event_free(st->ev);
+    loop_watch_free(st->watch);
     if (st->efd >= 0)
         close(st->efd);
     /* No writer now: its fields are ours. Commits it never took (it was

@@ -45,12 +45,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "waitq.h"
+
 #define STATE_SLOT_SIZE   4096 /* a page: the two records never share one */
 #define STATE_RECORD_SIZE 28
 
-struct event;
-struct event_base;
-struct state_waiter;
+struct loop;
+struct loop_watch;
 
 struct state {
     const char *path; /* for messages; must outlive the state */
@@ -78,11 +79,11 @@ struct state {
     /* The loop's. */
     bool started;
     pthread_t writer;
-    int efd;                          /* eventfd: the writer finished a round */
-    struct event *ev;                 /* watches efd */
-    uint64_t durable_seq;             /* saved_seq as the loop last saw it */
-    uint64_t lost_seq;                /* failed_seq as the loop last saw it */
-    struct state_waiter *head, *tail; /* parked in state_wait(), by seq */
+    int efd;                  /* eventfd: the writer finished a round */
+    struct loop_watch *watch; /* on efd */
+    uint64_t durable_seq;     /* saved_seq as the loop last saw it */
+    uint64_t lost_seq;        /* failed_seq as the loop last saw it */
+    struct waitq waiters;     /* parked in state_wait(), by seq */
 };
 
 /* Opens the state file at path, creating it with counter 0 if it does not
@@ -93,10 +94,10 @@ struct state {
  * negative errno. Every failure prints one line on stderr. */
 int state_open(struct state *st, const char *path, uint64_t *value);
 
-/* Starts the writer thread and watches for its rounds on base. Returns 0,
+/* Starts the writer thread and watches for its rounds on loop. Returns 0,
  * or a negative errno after one line on stderr (state_close() still
  * cleans up). */
-int state_start(struct state *st, struct event_base *base);
+int state_start(struct state *st, struct loop *loop);
 
 /* From the loop's thread: value is the counter now. Returns the commit's
  * sequence number, for state_wait(). Never blocks on the disk. */

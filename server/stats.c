@@ -1,89 +1,269 @@
-/* stats: the /stats document. Field names are a contract (DESIGN.md):
- * add fields freely, never rename these. */
+/* stats: the table of numbers and the /stats document. See stats.h. */
 #include "stats.h"
 
-#include "server.h"
+#include <string.h>
+
+#include "grants.h"
+#include "loop.h"
+#include "resource.h"
 #include "textbuf.h"
 
-/* 0 stands for any other status (none is sent today). */
-const int stats_statuses[STATS_NSTATUS] = {200, 400, 404, 405, 408, 413,
-                                           414, 431, 500, 503, 505, 0};
-const char *const stats_route_names[STATS_ROUTE_COUNT] = {
-    "/access", "/stats", "/metrics", "/", "/events", "unknown", "none"};
+static const char *const class_names[] = {"2xx", "3xx", "4xx", "5xx"};
 
-static unsigned status_slot(int status)
+static const struct stats_dim by_class = {"class", class_names, 4};
+static const struct stats_dim by_route = {"route", tally_route_names, TALLY_ROUTES};
+static const struct stats_dim by_status = {"code", tally_status_names, TALLY_STATUSES};
+static const struct stats_dim by_end = {"reason", tally_end_names, TALLY_ENDS};
+
+/* A row: kind, /stats path, /metrics family (NULL: none), the field of
+ * struct stats_snapshot, help text; vectors and matrices add their labels. */
+#define ROW(k, p, m, f, h)                                                                         \
+    {                                                                                              \
+        .path = p, .metric = m, .kind = STATS_##k, .off = offsetof(struct stats_snapshot, f),      \
+        .help = h                                                                                  \
+    }
+#define LABELLED(k, p, m, f, h, ...)                                                               \
+    {                                                                                              \
+        .path = p, .metric = m, .kind = STATS_##k, .off = offsetof(struct stats_snapshot, f),      \
+        .help = h, .dims = {                                                                       \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
+    }
+
+/* In /stats order: rows of one object stay together. */
+const struct stats_row stats_rows[] = {
+    ROW(GAUGE, "counter", "resource_value", counter,
+        "The shared counter: the N of the latest GET /access."),
+    ROW(SECONDS, "uptime_s", "uptime_seconds", uptime_us, "Seconds since the server started."),
+    ROW(FLAG, "draining", "draining", draining, "1 while the server is stopping (SIGINT/SIGTERM)."),
+
+    ROW(COUNTER, "requests.total", NULL, requests.total,
+        "Requests answered or dropped, malformed ones included."),
+    ROW(COUNTER, "requests.access", "access_requests_total", requests.access,
+        "GET /access requests."),
+    ROW(GAUGE, "requests.in_section", "requests_in_section", in_section,
+        "Requests inside the critical section now."),
+    LABELLED(VECTOR, "requests.responses", NULL, responses, "Responses sent, by status class.",
+             &by_class),
+    ROW(COUNTER, "requests.gone", "requests_gone_total", requests.gone,
+        "Clients that left before their reply (nginx's 499)."),
+    LABELLED(MATRIX, "requests.by_route", "requests_total", requests.by_route,
+             "Responses sent, by route and status code.", &by_route, &by_status),
+
+    ROW(GAUGE, "connections.active", "connections_active", conns.active, "Connections open now."),
+    ROW(COUNTER, "connections.accepted", "connections_accepted_total", conns.accepted,
+        "Connections accepted."),
+    ROW(COUNTER, "connections.refused", "connections_refused_total", conns.refused,
+        "Connections answered 503 at once: no coroutine stack to be had."),
+    ROW(GAUGE, "connections.lingering", "connections_lingering", conns.lingering,
+        "Connections in a staged close: the reply is sent, their input is drained."),
+    LABELLED(VECTOR, "connections.closed", "connections_closed_total", conns.ended,
+             "Connections closed, by reason.", &by_end),
+
+    ROW(FLAG, "lock.enabled", "lock_enabled", lock_enabled,
+        "0 when run with --no-lock (a demonstration)."),
+    ROW(FLAG, "lock.locked", "lock_held", lock_locked, "1 while the lock is held."),
+    ROW(GAUGE, "lock.waiters", "lock_waiters", lock.waiters, "Requests queued for the lock now."),
+    ROW(GAUGE, "lock.max_waiters", "lock_waiters_max", lock.max_waiters,
+        "Most requests ever queued at once."),
+    ROW(COUNTER, "lock.acquisitions", "lock_acquisitions_total", lock.acquisitions,
+        "Times the lock was taken."),
+    ROW(COUNTER, "lock.contended", "lock_contended_total", lock.contended,
+        "Acquisitions that had to queue."),
+    ROW(COUNTER, "lock.timeouts", "lock_timeouts_total", lock.timeouts,
+        "Waits ended by --lock-timeout-ms."),
+    ROW(COUNTER, "lock.cancellations", "lock_cancellations_total", lock.cancellations,
+        "Waits ended by the client leaving."),
+    ROW(COUNTER, "lock.shed", "lock_shed_total", lock.shed,
+        "Requests refused: queue full (--max-waiters)."),
+    ROW(HIST, "lock.wait_us", "lock_wait_seconds", lock.wait_us,
+        "Time from asking for the lock to holding it."),
+    ROW(HIST, "lock.hold_us", "lock_hold_seconds", lock.hold_us, "Time the lock was held."),
+};
+
+const size_t stats_nrows = sizeof(stats_rows) / sizeof(stats_rows[0]);
+
+/* Responses by class, from the counts by route and status. */
+static void count_classes(struct stats_snapshot *s)
 {
-    for (unsigned i = 0; i < STATS_NSTATUS; i++)
-        if (stats_statuses[i] == status)
-            return i;
-    return STATS_NSTATUS - 1; /* the "other" slot */
+    memset(s->responses, 0, sizeof(s->responses));
+    for (unsigned r = 0; r < TALLY_ROUTES; r++)
+        for (unsigned i = 0; i < TALLY_STATUSES; i++) {
+            int code = tally_status_code((enum tally_status)i);
+            if (code >= 200 && code < 600)
+                s->responses[code / 100 - 2] += s->requests.by_route[r][i];
+        }
 }
 
-void stats_count(struct server_stats *s, enum stats_route route, int status)
+const struct stats_snapshot *stats_take(const struct stats_source *src)
 {
-    s->by_route[route][status_slot(status)]++;
-    s->responses[status / 100 % 6]++;
+    /* Thread-local and static: two struct hist are too big for a
+     * coroutine's stack, and taking a snapshot never yields. */
+    static _Thread_local struct stats_snapshot s;
+    const struct resource *r = src->resource;
+    s.counter = r->counter;
+    s.uptime_us = (uint64_t)(loop_now_us() - src->started_us);
+    s.draining = *src->draining;
+    s.requests = *src->requests;
+    s.in_section = r->in_section;
+    count_classes(&s);
+    s.conns = *src->conns;
+    s.lock_enabled = r->use_lock;
+    s.lock_locked = lock_locked(&r->lock);
+    s.lock = r->lock.stats;
+    return &s;
 }
 
-static void put_hist(struct textbuf *o, const char *name, const struct hist *h)
+/* ---- the JSON document ---- */
+
+/* Objects open in the document: the groups of the last row's path (all
+ * its keys but the last). */
+struct nest {
+    struct textbuf *o;
+    const char *open; /* path of the last member written */
+    size_t depth;     /* objects open below the top level */
+    bool first;       /* nothing written yet in the innermost object */
+};
+
+static size_t key_len(const char *key)
 {
-    textbuf_printf(o, "\"%s\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu, \"count\": %llu}",
-        name, (unsigned long long)hist_percentile(h, 50), (unsigned long long)hist_percentile(h, 90),
+    return strcspn(key, ".");
+}
+
+/* The i-th key of path. */
+static const char *key_at(const char *path, size_t i)
+{
+    while (i--)
+        path += key_len(path) + 1;
+    return path;
+}
+
+static size_t groups_of(const char *path)
+{
+    size_t n = 0;
+    for (; *path; path++)
+        n += *path == '.';
+    return n;
+}
+
+static void member(struct nest *n, const char *key, size_t len)
+{
+    textbuf_printf(n->o, "%s\"%.*s\": ", n->first ? "" : ", ", (int)len, key);
+    n->first = false;
+}
+
+/* Closes the objects path does not share with the last member, opens
+ * those it adds, and writes its own key. */
+static void enter(struct nest *n, const char *path)
+{
+    size_t want = groups_of(path), keep = 0;
+    for (; keep < n->depth && keep < want; keep++) {
+        const char *a = key_at(n->open, keep), *b = key_at(path, keep);
+        if (key_len(a) != key_len(b) || memcmp(a, b, key_len(a)) != 0)
+            break;
+    }
+    for (; n->depth > keep; n->depth--)
+        textbuf_printf(n->o, "}");
+    for (; n->depth < want; n->depth++) {
+        const char *key = key_at(path, n->depth);
+        member(n, key, key_len(key));
+        textbuf_printf(n->o, "{");
+        n->first = true;
+    }
+    n->open = path;
+    const char *last = key_at(path, want);
+    member(n, last, strlen(last));
+}
+
+static void put_hist(struct textbuf *o, const struct hist *h)
+{
+    textbuf_printf(
+        o, "{\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"max\": %llu, \"count\": %llu}",
+        (unsigned long long)hist_percentile(h, 50), (unsigned long long)hist_percentile(h, 90),
         (unsigned long long)hist_percentile(h, 99), (unsigned long long)h->max,
         (unsigned long long)h->count);
 }
 
-static void put_lock(struct textbuf *o, const struct resource *r)
+static void put_vector(struct textbuf *o, const uint64_t *v, const struct stats_dim *d,
+                       bool skip_zero)
 {
-    const struct lock_stats *s = &r->lock.stats;
-    textbuf_printf(o,
-        "\"lock\": {\"enabled\": %s, \"locked\": %s, \"waiters\": %llu, \"max_waiters\": %llu, "
-        "\"acquisitions\": %llu, \"contended\": %llu, \"timeouts\": %llu, "
-        "\"cancellations\": %llu, \"shed\": %llu, ",
-        r->use_lock ? "true" : "false", lock_locked(&r->lock) ? "true" : "false",
-        (unsigned long long)s->waiters, (unsigned long long)s->max_waiters,
-        (unsigned long long)s->acquisitions, (unsigned long long)s->contended,
-        (unsigned long long)s->timeouts, (unsigned long long)s->cancellations,
-        (unsigned long long)s->shed);
-    put_hist(o, "wait_us", &s->wait_us);
-    textbuf_printf(o, ", ");
-    put_hist(o, "hold_us", &s->hold_us);
+    bool first = true;
+    textbuf_printf(o, "{");
+    for (unsigned i = 0; i < d->n; i++) {
+        if (skip_zero && !v[i])
+            continue;
+        textbuf_printf(o, "%s\"%s\": %llu", first ? "" : ", ", d->names[i],
+                       (unsigned long long)v[i]);
+        first = false;
+    }
     textbuf_printf(o, "}");
 }
 
-static void put_server(struct textbuf *o, const struct server *srv)
+static bool all_zero(const uint64_t *v, unsigned n)
 {
-    const struct server_stats *s = &srv->stats;
-    textbuf_printf(o,
-        "\"requests\": {\"total\": %llu, \"access\": %llu, \"in_section\": %llu, "
-        "\"responses\": {\"2xx\": %llu, \"3xx\": %llu, \"4xx\": %llu, \"5xx\": %llu}, "
-        "\"gone\": %llu}, ",
-        (unsigned long long)s->requests, (unsigned long long)s->access,
-        (unsigned long long)srv->resource.in_section, (unsigned long long)s->responses[2],
-        (unsigned long long)s->responses[3], (unsigned long long)s->responses[4],
-        (unsigned long long)s->responses[5], (unsigned long long)s->gone);
-    textbuf_printf(o,
-        "\"connections\": {\"active\": %llu, \"accepted\": %llu, \"refused\": %llu, "
-        "\"closed\": {",
-        (unsigned long long)s->active, (unsigned long long)s->accepted,
-        (unsigned long long)s->spawn_failures);
-    for (int i = 0; i < CONN_END_COUNT; i++)
-        textbuf_printf(o, "%s\"%s\": %llu", i ? ", " : "", conn_end_names[i],
-                       (unsigned long long)s->ended[i]);
-    textbuf_printf(o, "}}, ");
+    for (unsigned i = 0; i < n; i++)
+        if (v[i])
+            return false;
+    return true;
 }
 
-size_t stats_json(const struct server *srv, char *buf, size_t cap)
+/* Rows with nothing counted are left out, and zeros within a row. */
+static void put_matrix(struct textbuf *o, const uint64_t *m, const struct stats_dim *const dims[2])
 {
+    unsigned cols = dims[1]->n;
+    bool first = true;
+    textbuf_printf(o, "{");
+    for (unsigned r = 0; r < dims[0]->n; r++) {
+        if (all_zero(m + r * cols, cols))
+            continue;
+        textbuf_printf(o, "%s\"%s\": ", first ? "" : ", ", dims[0]->names[r]);
+        put_vector(o, m + r * cols, dims[1], true);
+        first = false;
+    }
+    textbuf_printf(o, "}");
+}
+
+static void put_value(struct textbuf *o, const struct stats_row *row,
+                      const struct stats_snapshot *s)
+{
+    const void *p = (const char *)s + row->off;
+    uint64_t v = row->kind <= STATS_SECONDS ? *(const uint64_t *)p : 0;
+    switch (row->kind) {
+    case STATS_COUNTER:
+    case STATS_GAUGE:
+        textbuf_printf(o, "%llu", (unsigned long long)v);
+        break;
+    case STATS_FLAG:
+        textbuf_printf(o, "%s", v ? "true" : "false");
+        break;
+    case STATS_SECONDS:
+        textbuf_printf(o, "%.3f", (double)v / 1e6);
+        break;
+    case STATS_HIST:
+        put_hist(o, p);
+        break;
+    case STATS_VECTOR:
+        put_vector(o, p, row->dims[0], false);
+        break;
+    case STATS_MATRIX:
+        put_matrix(o, p, row->dims);
+        break;
+    }
+}
+
+size_t stats_json(const struct stats_source *src, char *buf, size_t cap)
+{
+    const struct stats_snapshot *s = stats_take(src);
     struct textbuf o;
+    struct nest n = {.o = &o, .open = "", .first = true};
     textbuf_init(&o, buf, cap);
-    double uptime = (double)(loop_now_us() - srv->stats.started_us) / 1e6;
-    textbuf_printf(&o, "{\"counter\": %llu, \"uptime_s\": %.3f, \"draining\": %s, ",
-        (unsigned long long)srv->resource.counter, uptime, srv->draining ? "true" : "false");
-    put_server(&o, srv);
-    put_lock(&o, &srv->resource);
-    textbuf_printf(&o, ", ");
-    grants_json(&srv->stats.grants, &o, srv->stats.started_us);
+    textbuf_printf(&o, "{");
+    for (size_t i = 0; i < stats_nrows; i++) {
+        enter(&n, stats_rows[i].path);
+        put_value(&o, &stats_rows[i], s);
+    }
+    enter(&n, "grants");
+    grants_json(src->grants, &o, src->started_us);
     textbuf_printf(&o, "}\n");
     return textbuf_len(&o);
 }

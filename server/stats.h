@@ -1,51 +1,81 @@
-/* stats: the server's own counters, and the /stats JSON document that
- * shows them beside the lock's statistics. */
+/* stats: one description of every number the server shows, and the /stats
+ * document drawn from it.
+ *
+ * stats_rows[] lists each counter, gauge, flag and histogram once: where it
+ * sits in the /stats JSON, its /metrics family name and help, and where its
+ * value is in a struct stats_snapshot. /stats (stats_json), /metrics
+ * (metrics.c) and the dashboard (which renders what /stats holds) all walk
+ * it, so adding a number is one row here and one field in the snapshot.
+ * The /stats field names are a contract (docs/design.md): add, never
+ * rename. */
 #ifndef TURNSTILE_STATS_H
 #define TURNSTILE_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h"
-#include "grants.h"
+#include "lock.h"
+#include "tally.h"
 
-struct server;
+struct resource;
+struct grants;
 
-/* Which route answered, for requests counted by route and status. */
-enum stats_route {
-    STATS_ROUTE_ACCESS,
-    STATS_ROUTE_STATS,
-    STATS_ROUTE_METRICS,
-    STATS_ROUTE_DASHBOARD, /* GET / */
-    STATS_ROUTE_EVENTS,    /* GET /events */
-    STATS_ROUTE_UNKNOWN, /* 404, or 405 on a path with no such method */
-    STATS_ROUTE_NONE,    /* malformed requests and refused connections */
-    STATS_ROUTE_COUNT
+/* Where the numbers come from; set up once by the server. */
+struct stats_source {
+    const struct resource *resource;
+    const struct tally_requests *requests;
+    const struct tally_conns *conns;
+    const struct grants *grants;
+    const bool *draining;
+    int64_t started_us; /* loop_now_us() at start */
 };
 
-/* The statuses the server sends, in the order of stats_statuses[]. */
-#define STATS_NSTATUS 12
-extern const int stats_statuses[STATS_NSTATUS];
-extern const char *const stats_route_names[STATS_ROUTE_COUNT];
-
-struct server_stats {
-    int64_t started_us;
-    uint64_t requests;       /* requests answered or dropped, bad ones included */
-    uint64_t access;         /* GET /access requests */
-    uint64_t responses[6];   /* by class: [2] = 2xx ... [5] = 5xx */
-    uint64_t accepted;       /* connections accepted */
-    uint64_t active;         /* connections open now */
-    uint64_t gone;           /* clients that left before their reply (nginx's 499) */
-    uint64_t spawn_failures; /* connections refused: no coroutine to be had */
-    uint64_t ended[CONN_END_COUNT]; /* closed connections, by why */
-    uint64_t by_route[STATS_ROUTE_COUNT][STATS_NSTATUS]; /* responses */
-    struct grants grants; /* the latest successful GET /access, for the dashboard */
+/* Every value at one moment. */
+struct stats_snapshot {
+    uint64_t counter, uptime_us, draining;
+    struct tally_requests requests;
+    uint64_t in_section;
+    uint64_t responses[4]; /* by class: 2xx, 3xx, 4xx, 5xx */
+    struct tally_conns conns;
+    uint64_t lock_enabled, lock_locked;
+    struct lock_stats lock;
 };
 
-/* Counts one response. */
-void stats_count(struct server_stats *s, enum stats_route route, int status);
+enum stats_kind {
+    STATS_COUNTER, /* uint64_t, only goes up */
+    STATS_GAUGE,   /* uint64_t, now */
+    STATS_FLAG,    /* uint64_t 0 or 1: true/false in JSON */
+    STATS_SECONDS, /* uint64_t microseconds, shown as seconds */
+    STATS_HIST,    /* struct hist of microseconds */
+    STATS_VECTOR,  /* uint64_t[dims[0]->n]: a counter per label value */
+    STATS_MATRIX,  /* uint64_t[dims[0]->n][dims[1]->n], zeros left out */
+};
 
-/* Writes the /stats document; returns its length, or 0 if cap is too small. */
-size_t stats_json(const struct server *srv, char *buf, size_t cap);
+/* A label of a vector or matrix: its name in /metrics and its values. */
+struct stats_dim {
+    const char *label;
+    const char *const *names;
+    unsigned n;
+};
+
+struct stats_row {
+    const char *path;   /* in /stats: object keys joined by '.' */
+    const char *metric; /* turnstile_<metric> in /metrics; NULL: /stats only */
+    enum stats_kind kind;
+    const char *help;
+    size_t off; /* of the value in struct stats_snapshot */
+    const struct stats_dim *dims[2];
+};
+
+extern const struct stats_row stats_rows[];
+extern const size_t stats_nrows;
+
+/* Reads every value now. The snapshot is the calling thread's own, valid
+ * until its next call. */
+const struct stats_snapshot *stats_take(const struct stats_source *src);
+
+/* Writes the /stats document (one line, ending in "\n"); returns its
+ * length, or 0 if cap is too small. */
+size_t stats_json(const struct stats_source *src, char *buf, size_t cap);
 
 #endif

@@ -63,8 +63,7 @@ static int collect(int ep, int n, char *seen)
                 buf[len] = 0;
                 char *body = strstr(buf, "Resource accessed ");
                 long v = body ? atol(body + 18) : 0;
-                if (strncmp(buf, "HTTP/1.1 200", 12) == 0 && v >= 1 && v <= 2L * n &&
-                    !seen[v]++)
+                if (strncmp(buf, "HTTP/1.1 200", 12) == 0 && v >= 1 && v <= 2L * n && !seen[v]++)
                     good++;
                 continue; /* the close comes next */
             }

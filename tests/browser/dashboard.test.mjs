@@ -114,9 +114,17 @@ let browserPromise;
 const browser = () => (browserPromise ??= chromium.launch(LAUNCH));
 
 // Opens the dashboard, recording every request and error the page makes.
-async function openPage(base, { noEventSource = false } = {}) {
+// editStats(doc) changes every /stats document the page fetches.
+async function openPage(base, { noEventSource = false, editStats = null } = {}) {
   const context = await (await browser()).newContext({ viewport: LAPTOP });
   if (noEventSource) await context.addInitScript(() => { delete window.EventSource; });
+  if (editStats) {
+    await context.route(`${base}/stats`, async (route) => {
+      const doc = await (await route.fetch()).json();
+      editStats(doc);
+      await route.fulfill({ json: doc });
+    });
+  }
   const page = await context.newPage();
   const seen = { urls: [], paths: [], errors: [] };
   page.on('request', (r) => {
@@ -137,6 +145,17 @@ function checkSeen(seen, base) {
 
 const waitPage = (page, fn, arg) => page.waitForFunction(fn, arg, { timeout: DEADLINE_MS, polling: 50 });
 const textOf = (page, sel) => page.textContent(sel);
+const keyed = (key) => `[data-key="${key}"]`;
+// A /stats field's row label: the <dt> before its <dd>.
+const labelOf = (page, key) => page.$eval(keyed(key), (e) => e.previousElementSibling.textContent);
+
+// The dotted keys of every number in a /stats group, histograms' included.
+function numericKeys(obj, path) {
+  return Object.entries(obj).flatMap(([k, v]) => {
+    if (typeof v === 'number') return [`${path}.${k}`];
+    return v && typeof v === 'object' && !Array.isArray(v) ? numericKeys(v, `${path}.${k}`) : [];
+  });
+}
 
 // ---- the cases ----
 
@@ -189,7 +208,8 @@ async function sendTwenty(page, seen, base) {
   await page.click('#send-btn');
   await waitPage(page, () => {
     const t = (id) => document.getElementById(id).textContent;
-    return t('counter') === '20' && t('waiters') === '0'
+    return t('counter') === '20'
+      && document.querySelector('[data-key="lock.waiters"]').textContent === '0'
       && document.querySelectorAll('#replies li:not(.pending)').length === 20
       && document.querySelectorAll('#grants li').length === 20;
   });
@@ -197,10 +217,13 @@ async function sendTwenty(page, seen, base) {
     'grants N 1..20 in order');
   assert.deepEqual(await page.$$eval('#replies li', (els) => els.map((e) => +e.textContent)), range(20),
     'replies came back in N order');
-  assert.ok(+await textOf(page, '#max-waiters') >= 2, 'the queue filled');
-  const times = '#wait td:not(:first-child), #hold td:not(:first-child)';
-  for (const cell of await page.$$eval(times, (els) => els.map((e) => e.textContent)))
-    assert.match(cell, /^\d+(\.\d+)? (µs|ms|s)$/, 'times have units');
+  assert.ok(+await textOf(page, keyed('lock.max_waiters')) >= 2, 'the queue filled');
+  await statsShown(page, base);
+  const times = '[data-key^="lock.wait_us."], [data-key^="lock.hold_us."]';
+  const cells = await page.$$eval(times, (els) => els.map((e) => [e.dataset.key, e.textContent]));
+  assert.equal(cells.length, 10, 'p50, p90, p99, max and count of wait and hold');
+  for (const [key, cell] of cells)
+    assert.match(cell, key.endsWith('.count') ? /^20$/ : /^\d+(\.\d+)? (µs|ms|s)$/, `${key} has its unit`);
   assert.match(await textOf(page, '#rps'), /^\d+\.\d$/);
   await page.screenshot({ path: path.join(OUT, 'dashboard-laptop.png'), fullPage: true });
 
@@ -218,14 +241,34 @@ async function sendTwenty(page, seen, base) {
   assert.ok(seen.paths.includes('/events') && !seen.paths.includes('/stats'), 'live through SSE');
 }
 
-// Without EventSource the page polls /stats and still shows what happens.
+// Every number of the groups the page shows is on it, read from the
+// document (none from a list kept in the page): the lock's with its value,
+// which no longer moves once the queue has drained, and labelled by its key.
+async function statsShown(page, base) {
+  const doc = await stats(base);
+  for (const key of ['lock', 'requests', 'connections'].flatMap((g) => numericKeys(doc[g], g)))
+    assert.ok(await page.$(keyed(key)), `${key} is on the page`);
+  for (const key of numericKeys(doc.lock, 'lock').filter((k) => !/_us\./.test(k)))
+    assert.equal(await textOf(page, keyed(key)), String(key.split('.').reduce((o, k) => o[k], doc)), key);
+  assert.equal(await labelOf(page, 'lock.max_waiters'), 'max waiters');
+  assert.equal(await labelOf(page, 'connections.closed.bad_request'), 'bad request');
+}
+
+// Without EventSource the page polls /stats and still shows what happens,
+// including a counter it has never heard of (the server's table grew).
 async function pollingFallback() {
   const srv = await startServer('--delay-ms', '5');
-  const { context, page, seen } = await openPage(srv.base, { noEventSource: true });
+  const { context, page, seen } = await openPage(srv.base, {
+    noEventSource: true,
+    editStats: (doc) => { doc.lock.brand_new_total = 7; },
+  });
   await waitPage(page, () => document.getElementById('status').textContent === 'polling /stats');
   assert.equal((await getBody(`${srv.base}/access`)).body, 'Resource accessed 1 times.');
   await waitPage(page, () => document.getElementById('counter').textContent === '1'
     && document.querySelectorAll('#grants li').length === 1);
+  assert.ok(await page.$(keyed('lock.brand_new_total')), 'a field the page never heard of is shown');
+  assert.equal(await textOf(page, keyed('lock.brand_new_total')), '7');
+  assert.equal(await labelOf(page, 'lock.brand_new_total'), 'brand new total');
   checkSeen(seen, srv.base);
   assert.ok(seen.paths.includes('/stats') && !seen.paths.includes('/events'), 'polled /stats');
   await context.close();

@@ -11,10 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "cfg.h"
-#include "conn.h"
 #include "server.h"
 
 static struct server srv;
@@ -56,18 +53,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
         abort();
-    uint64_t counter = srv.resource.counter, ok = srv.stats.responses[2];
+    const uint64_t *granted = &srv.requests.by_route[TALLY_ACCESS][TALLY_200];
+    uint64_t counter = srv.resource.counter, ok = *granted;
     size_t off = 0;
     bool shut = false;
-    conn_accept(&srv, sv[1]);
-    while (srv.stats.active > 0) {
+    server_adopt(&srv, sv[1]);
+    while (srv.conns_tally.active > 0) {
         pump(sv[0], data, size, &off, &shut);
-        event_base_loop(srv.loop.base, EVLOOP_NONBLOCK | EVLOOP_ONCE);
+        loop_run_once(&srv.loop);
     }
     close(sv[0]);
     /* Only a 200 from /access moves the counter, by exactly one. */
     if (lock_locked(&srv.resource.lock) || srv.resource.counter < counter ||
-        srv.resource.counter - counter > srv.stats.responses[2] - ok)
+        srv.resource.counter - counter > *granted - ok)
         abort();
     return 0;
 }

@@ -130,7 +130,6 @@ int srv_stop(struct srv *s, int sig)
     return rc;
 }
 
-
 int tcp_connect(int port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -227,8 +226,8 @@ int http_get(int port, const char *path, struct resp *r)
 {
     static struct reader rd;
     char req[512];
-    int len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                       path);
+    int len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
     rd.fd = tcp_connect(port);
     rd.len = 0;
     send_all(rd.fd, req, (size_t)len);
@@ -480,4 +479,18 @@ int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_
     unlink(tmpl_out);
     unlink(tmpl_err);
     return status;
+}
+
+bool srv_log_wait(struct srv *s, const char *needle, int timeout_ms)
+{
+    char line[1024];
+    long long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        size_t n = read_line(s->err_fd, line, sizeof(line), (int)(end - now_ms()));
+        if (n == 0)
+            return false; /* the deadline passed, or the server is gone */
+        if (strstr(line, needle))
+            return true;
+    }
+    return false;
 }

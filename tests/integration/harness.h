@@ -104,6 +104,12 @@ long long proc_status_kib(pid_t pid, const char *name);
  * it should have refused to start) is killed: the status is then
  * 128 + SIGKILL. */
 int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_cap,
-                      const char *arg, ...);
+               const char *arg, ...);
+
+/* ---- the server's log ---- */
+
+/* Reads the server's stderr until a line containing needle comes (true)
+ * or the deadline passes (false). Lines before it are consumed. */
+bool srv_log_wait(struct srv *s, const char *needle, int timeout_ms);
 
 #endif

@@ -149,8 +149,8 @@ START_TEST(foreign_file_is_refused_untouched)
     close(fd);
     size_t n = scratch_read(state_path, before, sizeof(before));
 
-    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
-                               "--state-file", state_path, NULL);
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0", "--state-file",
+                        state_path, NULL);
     ck_assert_msg(rc == 2, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     snprintf(want, sizeof(want), "turnstile: %s: not a turnstile state file\n", state_path);
     ck_assert_str_eq(err, want);
@@ -163,8 +163,8 @@ START_TEST(unusable_path_exits_2)
 {
     static char out[4096], err[4096], missing[192];
     snprintf(missing, sizeof(missing), "%s/no-such-dir/counter", dir);
-    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
-                               "--state-file", missing, NULL);
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0", "--state-file",
+                        missing, NULL);
     ck_assert_msg(rc == 2, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     ck_assert_msg(strncmp(err, "turnstile: ", 11) == 0 && strstr(err, missing), "stderr: %s", err);
     ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
@@ -176,8 +176,8 @@ START_TEST(second_server_on_the_file_exits_1)
 {
     static char out[4096], err[4096], want[256];
     start_durable();
-    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0",
-                               "--state-file", state_path, NULL);
+    int rc = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0", "--state-file",
+                        state_path, NULL);
     ck_assert_msg(rc == 1, "exit %d, stdout '%s', stderr '%s'", rc, out, err);
     snprintf(want, sizeof(want), "turnstile: %s: in use by another turnstile\n", state_path);
     ck_assert_str_eq(err, want);

@@ -304,7 +304,7 @@ START_TEST(unknown_path_and_wrong_method)
     send_all(rd.fd, post, sizeof(post) - 1);
     ck_assert_int_eq(read_response(&rd, &r, 10000), 0);
     ck_assert_int_eq(r.status, 405);
-    ck_assert(has_header(&r, "\r\nAllow: GET\r\n"));
+    ck_assert(has_header(&r, "\r\nAllow: GET, HEAD\r\n"));
     close(rd.fd);
     ck_assert_int_eq(http_get(srv.port, "/stats", &r), 0);
     ck_assert(has_header(&r, "\r\nContent-Type: application/json"));
@@ -392,9 +392,19 @@ START_TEST(help_lists_every_flag)
 {
     static char out[16384], err[4096];
     ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--help", NULL), 0);
-    const char *flags[] = {"--bind", "--port", "--delay-ms", "--jitter-ms", "--lock-timeout-ms",
-                           "--max-waiters", "--header-timeout-ms", "--keepalive-timeout-ms",
-                           "--max-connections", "--config", "--help", "--version", "--no-lock"};
+    const char *flags[] = {"--bind",
+                           "--port",
+                           "--delay-ms",
+                           "--jitter-ms",
+                           "--lock-timeout-ms",
+                           "--max-waiters",
+                           "--header-timeout-ms",
+                           "--keepalive-timeout-ms",
+                           "--max-connections",
+                           "--config",
+                           "--help",
+                           "--version",
+                           "--no-lock"};
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         ck_assert_msg(strstr(out, flags[i]), "--help does not mention %s", flags[i]);
     ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--version", NULL), 0);
@@ -405,11 +415,14 @@ END_TEST
 START_TEST(bad_flags_exit_2)
 {
     static char out[4096], err[4096];
-    const char *bad[][2] = {{"--bogus", NULL}, {"--port", "x"}, {"--delay-ms", "-1"},
-                            {"--port", "70000"}, {"extra", NULL}};
+    const char *bad[][2] = {{"--bogus", NULL},
+                            {"--port", "x"},
+                            {"--delay-ms", "-1"},
+                            {"--port", "70000"},
+                            {"extra", NULL}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), bad[i][0], bad[i][1], NULL),
-                         2);
+        ck_assert_int_eq(
+            run_binary(10000, out, sizeof(out), err, sizeof(err), bad[i][0], bad[i][1], NULL), 2);
         ck_assert_msg(strncmp(err, "turnstile: ", 11) == 0, "stderr: %s", err);
         ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "not one line: %s", err);
     }
@@ -422,10 +435,11 @@ START_TEST(port_in_use_exits_1)
     char port[16];
     srv_start(&srv, NULL);
     snprintf(port, sizeof(port), "%d", srv.port);
-    ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", port, NULL), 1);
+    ck_assert_int_eq(run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", port, NULL),
+                     1);
     char want[128];
-    snprintf(want, sizeof(want), "turnstile: cannot listen on 127.0.0.1:%s: Address already in use\n",
-             port);
+    snprintf(want, sizeof(want),
+             "turnstile: cannot listen on 127.0.0.1:%s: Address already in use\n", port);
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
 }

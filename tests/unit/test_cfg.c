@@ -168,7 +168,7 @@ static const struct flag_case flag_cases[] = {
     {"max-body-bytes", "0", F_U64, AT(max_body), 0},
     {"state-file", "/tmp/x", F_STR, AT(state_file), 0},
     {"access-log", "-", F_STR, AT(access_log), 0},
-    {"log-level", "debug", F_UINT, AT(log_level), LOG_DEBUG},
+    {"log-level", "debug", F_UINT, AT(log_level), LOG_LEVEL_DEBUG},
 };
 #define NCASES (sizeof(flag_cases) / sizeof(flag_cases[0]))
 

@@ -66,7 +66,7 @@ START_TEST(percentiles_match_sorted_reference)
     enum { N = 100000 };
     static uint64_t vals[N];
     for (int round = 0; round < 5; round++) {
-        for (int i = 0; i < N; i++)  /* log-uniform: spans every magnitude */
+        for (int i = 0; i < N; i++) /* log-uniform: spans every magnitude */
             vals[i] = rng() >> (rng() % 50 + 14);
         check_against_reference(vals, N);
     }

@@ -10,8 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
 #include "check_run.h"
 #include "loop.h"
 
@@ -135,17 +133,17 @@ static void reader(void *arg)
     (void)arg;
     ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
     ck_assert_int_lt(read(sv[0], &c, 1), 0); /* nothing yet: EAGAIN */
-    loop_io_clear(&io, EV_READ);
+    loop_io_clear(&io, LOOP_READ);
     int64_t t0 = loop_now_us();
-    ck_assert_int_eq(loop_io_wait(&io, EV_READ, t0 + 30000), -ETIMEDOUT);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, t0 + 30000), -ETIMEDOUT);
     ck_assert_int_ge(loop_now_us() - t0, 30000);
     ck_assert_int_eq(loop_spawn(loop_current(), peer_writes, NULL, NULL), 0);
     t0 = loop_now_us();
-    ck_assert_int_eq(loop_io_wait(&io, EV_READ, t0 + 10 * 1000000), 0);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, t0 + 10 * 1000000), 0);
     ck_assert_int_lt(loop_now_us() - t0, 10 * 1000000);
     ck_assert_int_eq(read(sv[0], &c, 1), 1);
     /* Writable at once: the first wait needs no edge. */
-    ck_assert_int_eq(loop_io_wait(&io, EV_WRITE, LOOP_FOREVER), 0);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_WRITE, LOOP_FOREVER), 0);
     loop_io_close(&io);
 }
 
@@ -192,11 +190,11 @@ static void busy_owner(void *arg)
     char c;
     (void)arg;
     ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
-    loop_io_clear(&io, EV_READ | EV_WRITE);
+    loop_io_clear(&io, LOOP_READ | LOOP_WRITE);
     ck_assert_int_eq(write(sv[1], "y", 1), 1);
     ck_assert_int_eq(loop_sleep_us(2000), 0); /* the edge lands meanwhile */
-    ck_assert(io.ready & EV_READ);
-    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 1000), 0);
+    ck_assert(io.ready & LOOP_READ);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 1000), 0);
     ck_assert_int_eq(read(sv[0], &c, 1), 1);
     loop_io_close(&io);
 }
@@ -205,6 +203,41 @@ START_TEST(edge_while_busy_is_kept)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     run(busy_owner, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
+/* A deadline later than the one the timer is set for is honoured by
+ * re-arming when the timer fires. Nothing else runs on the loop, so the
+ * loop's cached clock is as old as the owner's last resume (just after the
+ * first wait) when the re-arm happens, half a second later: a re-arm that
+ * measured from it would fire half a second late. */
+static void rearms_on_time(void *arg)
+{
+    struct loop_io io;
+    char c;
+    (void)arg;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    loop_io_clear(&io, LOOP_READ);
+    int64_t t0 = loop_now_us();
+    ck_assert_int_eq(write(sv[1], "z", 1), 1);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, t0 + 500000), 0); /* the timer: t0 + 0.5 s */
+    ck_assert_int_eq(read(sv[0], &c, 1), 1);
+    loop_io_clear(&io, LOOP_READ);
+    int64_t deadline = t0 + 1000000; /* later: the timer stays, and re-arms when it fires */
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, deadline), -ETIMEDOUT);
+    int64_t late = loop_now_us() - deadline;
+    ck_assert_int_ge(late, 0);
+    ck_assert_msg(late < 250000, "the deadline passed %lld us before the timeout came",
+                  (long long)late);
+    loop_io_close(&io);
+}
+
+START_TEST(rearmed_deadline_is_on_time)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    run(rearms_on_time, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -220,13 +253,13 @@ static void data_then_eof(void *arg)
     (void)arg;
     ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
     ck_assert_int_lt(read(sv[0], buf, sizeof(buf)), 0);
-    loop_io_clear(&io, EV_READ);
+    loop_io_clear(&io, LOOP_READ);
     ck_assert_int_eq(write(sv[1], "req", 3), 3);
     ck_assert_int_eq(shutdown(sv[1], SHUT_WR), 0);
-    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 5000000), 0);
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 5000000), 0);
     ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 3);
-    loop_io_clear(&io, EV_READ); /* a short read */
-    ck_assert_int_eq(loop_io_wait(&io, EV_READ, loop_now_us() + 1000000), 0);
+    loop_io_clear(&io, LOOP_READ); /* a short read */
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 1000000), 0);
     ck_assert_int_eq(read(sv[0], buf, sizeof(buf)), 0);
     loop_io_close(&io);
 }
@@ -296,8 +329,8 @@ static void victim_main(void *arg)
     else {
         struct loop_io io;
         ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
-        loop_io_clear(&io, EV_READ);
-        v->rc = loop_io_wait(&io, EV_READ, LOOP_FOREVER);
+        loop_io_clear(&io, LOOP_READ);
+        v->rc = loop_io_wait(&io, LOOP_READ, LOOP_FOREVER);
         loop_io_close(&io);
     }
 }
@@ -315,7 +348,7 @@ static void canceller(void *arg)
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(loop_cancel(vs[i].co), 0);
         ck_assert_int_eq(loop_cancel(vs[i].co), -EALREADY); /* once */
-        ck_assert_int_eq(vs[i].rc, 1); /* delivered on a later turn */
+        ck_assert_int_eq(vs[i].rc, 1);                      /* delivered on a later turn */
     }
 }
 
@@ -411,6 +444,7 @@ int main(void)
     tcase_add_test(tc, edge_while_busy_is_kept);
     tcase_add_test(tc, hangup_while_parked_elsewhere);
     tcase_add_test(tc, eof_with_the_last_data_is_not_lost);
+    tcase_add_test(tc, rearmed_deadline_is_on_time);
     tcase_add_test(tc, cancel_ends_any_park);
     tcase_add_test(tc, wake_beats_pending_cancel);
     tcase_add_test(tc, spawn_failure_is_an_error);

@@ -1,0 +1,294 @@
+/* The dashboard's script (GET /): renders the /stats document, live from
+ * GET /events or polled. scripts/embed_page.py inlines it into index.html;
+ * the tests run node --check on it and drive it in Chromium. */
+'use strict';
+const $ = (id) => document.getElementById(id);
+const WINDOW_S = 60;
+const samples = []; /* {t, waiters, total}: uptime_s, lock.waiters, requests.total */
+let lastGrants = -1;
+/* The groups of the /stats document that the page shows, each in its card. */
+const groups = document.querySelectorAll('[data-group]');
+/* /stats key ("lock.max_waiters") -> the element showing it. It starts with
+ * the fields the page places itself (the big lock.waiters); render() adds
+ * a row for every other one it meets. */
+const cells = new Map(Array.from(document.querySelectorAll('[data-key]'), (e) => [e.dataset.key, e]));
+
+function text(e, v) {
+  if (e.textContent !== String(v)) e.textContent = v;
+}
+
+/* Microseconds in the unit that keeps 3 significant digits readable. */
+function duration(us) {
+  if (us < 1000) return us + ' µs';
+  if (us < 1e6) return (us / 1000).toFixed(us < 1e4 ? 2 : 1) + ' ms';
+  return (us / 1e6).toFixed(2) + ' s';
+}
+
+/* The unit is in the key: wait_us is a time; anything else is a count. */
+function format(key, v) {
+  return key.endsWith('_us') ? duration(v) : v;
+}
+
+/* max_waiters -> "max waiters", wait_us -> "wait" (the value shows the unit). */
+function label(key) {
+  return key.replace(/_us$/, '').replace(/_/g, ' ');
+}
+
+/* The element for key: found, or made as a new row of card's list. */
+function row(card, key, name, depth) {
+  let dd = cells.get(key);
+  if (dd) return dd;
+  const dt = document.createElement('dt');
+  dt.textContent = label(name);
+  dt.style.paddingLeft = depth + 'em';
+  dd = document.createElement('dd');
+  dd.className = 'num';
+  dd.dataset.key = key;
+  card.querySelector('dl').append(dt, dd);
+  cells.set(key, dd);
+  return dd;
+}
+
+/* card's table of histograms, made on first use: a column per histogram,
+ * a row per field (p50 ... count), so that it fits a narrow card. */
+function table(card) {
+  let t = card.querySelector('table');
+  if (!t) {
+    t = document.createElement('table');
+    t.className = 'num';
+    t.createTHead().insertRow().append(document.createElement('th'));
+    t.createTBody();
+    card.append(t);
+  }
+  return t;
+}
+
+/* The row of table t for a histogram's field f, made on first use. */
+function fieldRow(t, f) {
+  const body = t.tBodies[0];
+  let tr = Array.from(body.rows).find((r) => r.cells[0].textContent === f);
+  if (!tr) {
+    tr = body.insertRow();
+    tr.append(Object.assign(document.createElement('th'), {textContent: f}));
+  }
+  return tr;
+}
+
+/* A histogram ({p50, p90, p99, max, count}) as a column of card's table:
+ * times in the unit its key names (wait_us), the count as it is. */
+function histogram(card, key, name, h) {
+  if (!cells.has(key)) {
+    const t = table(card);
+    const th = Object.assign(document.createElement('th'), {textContent: label(name)});
+    t.tHead.rows[0].append(th);
+    cells.set(key, th);
+    for (const f of Object.keys(h)) {
+      const td = fieldRow(t, f).insertCell();
+      td.dataset.key = key + '.' + f;
+      cells.set(td.dataset.key, td);
+    }
+  }
+  for (const [f, v] of Object.entries(h))
+    text(cells.get(key + '.' + f), f === 'count' ? v : h.count ? format(name, v) : '–');
+}
+
+/* Every field of a /stats group, in document order, so that a counter the
+ * server adds shows here with no edit: a number as a labelled row (unless
+ * the page shows it elsewhere), a histogram in the card's table, an object
+ * of numbers (requests.responses) as rows nested under its name. Booleans
+ * (lock.locked) are the badge's. */
+function fields(card, path, obj, depth = 0) {
+  for (const [name, v] of Object.entries(obj)) {
+    const key = path + '.' + name;
+    if (typeof v === 'number') {
+      text(row(card, key, name, depth), format(name, v));
+    } else if (v && typeof v === 'object' && !Array.isArray(v)) {
+      if ('p50' in v) { /* keyed by name: what makes an object a histogram */
+        histogram(card, key, name, v);
+      } else {
+        row(card, key, name, depth);
+        fields(card, key, v, depth + 1);
+      }
+    }
+  }
+}
+
+function addSample(s) {
+  const last = samples[samples.length - 1];
+  if (last && s.uptime_s < last.t) samples.length = 0; /* the server restarted */
+  samples.push({t: s.uptime_s, waiters: s.lock.waiters, total: s.requests.total});
+  while (samples[0].t < s.uptime_s - WINDOW_S - 1) samples.shift();
+}
+
+/* Over the last second or so of samples: one sample alone says nothing. */
+function rate() {
+  const last = samples[samples.length - 1];
+  let first = last;
+  for (let i = samples.length - 1; i >= 0 && last.t - samples[i].t <= 1.05; i--) first = samples[i];
+  return last.t > first.t ? (last.total - first.total) / (last.t - first.t) : 0;
+}
+
+function lockState(l) {
+  const e = $('lock');
+  const state = !l.enabled ? 'off' : l.locked ? 'held' : 'free';
+  e.className = 'badge ' + state;
+  text(e, state === 'off' ? 'off (--no-lock)' : state);
+}
+
+function grants(g) {
+  if (g.total === lastGrants) return;
+  lastGrants = g.total;
+  const waited = g.time === 'wait_us';
+  text($('grants-note'), (waited ? 'Each N with its wait for the lock.'
+    : 'Each N with its time from asking for the lock to the end of its section (queue wait + work).')
+    + ' ' + g.total + ' granted so far.');
+  const list = $('grants');
+  list.textContent = '';
+  for (const r of g.recent) {
+    const li = document.createElement('li');
+    li.dataset.n = r.n;
+    li.title = 'N ' + r.n + ' at ' + r.at_s.toFixed(2) + ' s';
+    li.textContent = r.n;
+    const t = document.createElement('small');
+    t.textContent = duration(r[g.time]);
+    li.append(t);
+    list.append(li);
+  }
+}
+
+function render(s) {
+  addSample(s);
+  text($('counter'), s.counter);
+  text($('uptime'), s.uptime_s.toFixed(0));
+  lockState(s.lock);
+  for (const card of groups) fields(card, card.dataset.group, s[card.dataset.group]);
+  text($('rps'), rate().toFixed(1));
+  if (s.grants) grants(s.grants);
+  draw();
+}
+
+function css(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+/* A step chart of lock.waiters: it only changes at the samples. */
+function draw() {
+  const c = $('chart'), dpr = window.devicePixelRatio || 1;
+  const w = c.clientWidth, h = c.clientHeight;
+  if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+    c.width = Math.round(w * dpr);
+    c.height = Math.round(h * dpr);
+  }
+  const g = c.getContext('2d');
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, h);
+  const left = 30, right = w - 6, top = 8, bottom = h - 20;
+  const now = samples.length ? samples[samples.length - 1].t : 0;
+  const peak = Math.max(4, ...samples.map((p) => p.waiters));
+  const ymax = Math.ceil(peak / 4) * 4;
+  const x = (t) => right - (now - t) / WINDOW_S * (right - left);
+  const y = (v) => bottom - v / ymax * (bottom - top);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = css('--muted');
+  g.strokeStyle = css('--line');
+  g.lineWidth = 1;
+  g.textAlign = 'right';
+  g.textBaseline = 'middle';
+  for (const v of [0, ymax / 2, ymax]) {
+    g.beginPath();
+    g.moveTo(left, Math.round(y(v)) + .5);
+    g.lineTo(right, Math.round(y(v)) + .5);
+    g.stroke();
+    g.fillText(v, left - 6, y(v));
+  }
+  g.textBaseline = 'top';
+  g.fillText('now', right, bottom + 6);
+  g.textAlign = 'left';
+  g.fillText('-' + WINDOW_S + ' s', left, bottom + 6);
+  const pts = samples.filter((p) => p.t >= now - WINDOW_S);
+  if (pts.length < 2) return;
+  g.beginPath();
+  g.moveTo(x(pts[0].t), y(pts[0].waiters));
+  for (let i = 1; i < pts.length; i++) {
+    g.lineTo(x(pts[i].t), y(pts[i - 1].waiters));
+    g.lineTo(x(pts[i].t), y(pts[i].waiters));
+  }
+  g.strokeStyle = css('--accent');
+  g.lineWidth = 1.5;
+  g.stroke();
+  g.lineTo(x(now), bottom);
+  g.lineTo(x(pts[0].t), bottom);
+  g.fillStyle = css('--fill');
+  g.fill();
+}
+
+function status(kind, words) {
+  $('status').className = 'sub ' + kind;
+  text($('status'), words);
+}
+
+/* Server-sent events; if they fail before the first message, poll. */
+function connect() {
+  if (!window.EventSource) return poll();
+  const es = new EventSource('/events');
+  let seen = false;
+  es.onmessage = (e) => {
+    seen = true;
+    status('live', 'live');
+    render(JSON.parse(e.data));
+  };
+  es.onerror = () => {
+    if (!seen || es.readyState === EventSource.CLOSED) {
+      es.close();
+      poll();
+    } else {
+      status('offline', 'reconnecting');
+    }
+  };
+}
+
+async function poll() {
+  for (;;) {
+    try {
+      const r = await fetch('/stats', {cache: 'no-store'});
+      render(await r.json());
+      status('polling', 'polling /stats');
+    } catch (err) {
+      status('offline', 'offline');
+    }
+    await new Promise((done) => setTimeout(done, 500));
+  }
+}
+
+async function one(i, n, list) {
+  const li = document.createElement('li');
+  li.className = 'pending';
+  li.textContent = '…';
+  list.append(li);
+  try {
+    const r = await fetch('/access', {cache: 'no-store'});
+    const body = await r.text();
+    /* Resource accessed N times. */
+    li.textContent = r.ok ? body.split(' ')[2] : r.status;
+    li.className = r.ok ? '' : 'fail';
+  } catch (err) {
+    li.textContent = '✕';
+    li.className = 'fail';
+  }
+  li.title = 'request ' + (i + 1) + ' of ' + n + ': ' + li.textContent;
+  /* Replies line up in the order they came back, ahead of those pending. */
+  list.insertBefore(li, list.querySelector('.pending'));
+}
+
+$('send').onsubmit = async (e) => {
+  e.preventDefault();
+  const n = Math.min(200, Math.max(1, parseInt($('send-n').value, 10) || 20));
+  const list = $('replies');
+  list.textContent = '';
+  $('send-btn').disabled = true;
+  await Promise.all(Array.from({length: n}, (_, i) => one(i, n, list)));
+  $('send-btn').disabled = false;
+};
+
+window.addEventListener('resize', draw);
+connect();

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The layering rules of docs/design.md, checked from the sources.
+
+- server/'s modules include each other without a cycle (a module is a
+  .c/.h pair: conn.c and conn.h are one node);
+- lib/ includes nothing from server/ (the runtime knows no HTTP);
+- libevent's headers appear only in lib/loop.c and lib/loop.h.
+
+Usage: layers.py ROOT. Prints each violation and exits 1, or prints
+"layers: ok" and exits 0."""
+import os
+import re
+import sys
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+
+
+def modules(root, folder):
+    """{module: set of included header names} for folder's .c and .h files."""
+    out = {}
+    for name in sorted(os.listdir(os.path.join(root, folder))):
+        base, ext = os.path.splitext(name)
+        if ext not in (".c", ".h"):
+            continue
+        with open(os.path.join(root, folder, name)) as f:
+            text = f.read()
+        deps = out.setdefault(base, set())
+        for kind, header in INCLUDE.findall(text):
+            deps.add((kind, header, name))
+    return out
+
+
+def find_cycle(graph):
+    """A list of nodes forming a cycle, or None."""
+    state = {}
+    stack = []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def main(root):
+    problems = []
+    server = modules(root, "server")
+    lib = modules(root, "lib")
+    graph = {}
+    for mod, deps in server.items():
+        graph[mod] = {os.path.splitext(h)[0] for k, h, _ in deps
+                      if k == '"' and os.path.splitext(h)[0] in server
+                      and os.path.splitext(h)[0] != mod}
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("server/ include cycle: " + " -> ".join(cycle))
+    for mod, deps in lib.items():
+        for kind, header, name in deps:
+            if kind == '"' and os.path.splitext(header)[0] in server:
+                problems.append(f"lib/{name} includes server's {header}")
+    for folder, mods in (("server", server), ("lib", lib)):
+        for mod, deps in mods.items():
+            for kind, header, name in deps:
+                if header.startswith("event2/") and f"{folder}/{name}" not in (
+                        "lib/loop.c", "lib/loop.h"):
+                    problems.append(f"{folder}/{name} includes libevent's {header}")
+    for p in problems:
+        print("layers:", p)
+    if not problems:
+        print("layers: ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))
