@@ -37,6 +37,16 @@ void hist_record(struct hist *h, uint64_t v)
         h->max = v;
 }
 
+void hist_merge(struct hist *to, const struct hist *from)
+{
+    for (unsigned b = 0; b < HIST_NBUCKETS; b++)
+        to->buckets[b] += from->buckets[b];
+    to->count += from->count;
+    to->sum += from->sum;
+    if (from->max > to->max)
+        to->max = from->max;
+}
+
 uint64_t hist_percentile(const struct hist *h, double p)
 {
     if (h->count == 0)

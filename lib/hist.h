@@ -22,6 +22,8 @@ struct hist {
 
 void hist_init(struct hist *h);
 void hist_record(struct hist *h, uint64_t value);
+/* Adds from's values to to: per-loop histograms summed when read. */
+void hist_merge(struct hist *to, const struct hist *from);
 /* The value at percentile p (0 < p <= 100): the upper bound of the bucket
  * holding the ceil(p% * count)-th smallest value, capped at the maximum
  * recorded. 0 for an empty histogram. */

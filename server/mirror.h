@@ -1,0 +1,59 @@
+/* mirror: this instance's copy of the cluster's lock queue as etcd holds
+ * it: every queue key, in create-revision order (a key's place in the
+ * queue), found by name in O(1). The cluster module fills it from one
+ * prefix watch and a range (cluster.c), and asks it one question: whose
+ * key is at the head?
+ *
+ * An entry may also exist while it is not queued: a local request makes
+ * the entry of its key before etcd has it (tag points back at the
+ * request), so the watch event of its PUT, which can come before the
+ * reply to the PUT itself, finds it. */
+#ifndef TURNSTILE_MIRROR_H
+#define TURNSTILE_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "list.h"
+
+struct mirror_entry {
+    struct list_node link; /* in create-revision order, while queued */
+    struct mirror_entry *chain;
+    uint64_t hash;
+    int64_t create_revision; /* its place; 0 while not queued */
+    void *tag;               /* the owner's (a local request), NULL for others' keys */
+    size_t key_len;
+    char key[]; /* NUL-terminated as well */
+};
+
+struct mirror {
+    struct mirror_entry **buckets;
+    size_t nbuckets; /* a power of two, or 0 before the first entry */
+    size_t nentries;
+    struct list_node order; /* queued entries, lowest create revision first */
+    uint64_t queued;        /* entries in order: the cluster's queue length */
+};
+
+void mirror_init(struct mirror *m);
+/* Frees every entry. */
+void mirror_fini(struct mirror *m);
+
+/* The entry of key, or NULL. */
+struct mirror_entry *mirror_find(const struct mirror *m, const char *key, size_t len);
+/* The entry of key, made (unqueued, no tag) if there was none. Returns 0
+ * or -ENOMEM. */
+int mirror_add(struct mirror *m, const char *key, size_t len, struct mirror_entry **out);
+/* Puts e in order at create_revision (keys come nearly in order: the scan
+ * starts at the tail). Already queued: moved. */
+void mirror_queue(struct mirror *m, struct mirror_entry *e, int64_t create_revision);
+/* Takes e out of order (create_revision back to 0); it stays findable. */
+void mirror_unqueue(struct mirror *m, struct mirror_entry *e);
+/* Unqueues and frees e. */
+void mirror_remove(struct mirror *m, struct mirror_entry *e);
+/* The queued entry with the lowest create revision, or NULL. */
+struct mirror_entry *mirror_head(const struct mirror *m);
+/* The queued entry after e in order, or NULL. */
+struct mirror_entry *mirror_next(const struct mirror *m, const struct mirror_entry *e);
+
+#endif
