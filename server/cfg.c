@@ -46,7 +46,7 @@ enum kind {
     K_VERSION, /* --version */
 };
 
-enum group { G_LISTEN, G_RESOURCE, G_LIMITS, G_OTHER, G_COUNT };
+enum group { G_LISTEN, G_RESOURCE, G_CLUSTER, G_LIMITS, G_OTHER, G_COUNT };
 
 struct opt {
     const char *name;
@@ -91,6 +91,19 @@ static const struct opt opts[] = {
              "concurrent updates get lost",
      .restart = true},
 
+    {"etcd", 0, K_STR, G_CLUSTER, .off = offsetof(struct cfg, etcd), .arg = "URLS",
+     .help = "cluster mode: keep the counter and the\n"
+             "lock in etcd, shared by every instance\n"
+             "given the same etcd and --cluster;\n"
+             "comma-separated http://IP:PORT",
+     .restart = true},
+    {"cluster", 0, K_STR, G_CLUSTER, .off = offsetof(struct cfg, cluster), .arg = "NAME",
+     .help = "the cluster's keys: /turnstile/NAME/", .restart = true},
+    {"lease-ttl-ms", 0, K_U64, G_CLUSTER, U(lease_ttl_ms, 1000, 3600000), .arg = "MS",
+     .help = "a dead or cut-off instance's requests\n"
+             "leave the queue within this",
+     .restart = true},
+
     {"header-timeout-ms", 0, K_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS), .arg = "MS",
      .help = "request head deadline (408)"},
     {"keepalive-timeout-ms", 0, K_U64, G_LIMITS, U(keepalive_timeout_ms, 1, MAX_TIMEOUT_MS),
@@ -129,7 +142,8 @@ static const struct opt opts[] = {
  * option ('?'); GNU permutation moves positionals to the end. */
 #define SHORTOPTS ":hV"
 
-static const char *const group_names[G_COUNT] = {"Listening", "The resource", "Limits", "Other"};
+static const char *const group_names[G_COUNT] = {"Listening", "The resource",
+                                                 "Cluster mode (etcd)", "Limits", "Other"};
 
 void cfg_defaults(struct cfg *c)
 {
@@ -150,6 +164,9 @@ void cfg_defaults(struct cfg *c)
     c->max_body = LIMIT_MAX_BODY;
     c->no_lock = false;
     c->state_file[0] = '\0';
+    c->etcd[0] = '\0';
+    snprintf(c->cluster, sizeof(c->cluster), "%s", LIMIT_CLUSTER_NAME);
+    c->lease_ttl_ms = LIMIT_LEASE_TTL_MS;
     c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';
@@ -641,7 +658,7 @@ static void format_default(const struct cfg *d, const struct opt *o, char *buf, 
     const char *field = (const char *)d + o->off;
     switch (o->kind) {
     case K_STR:
-        snprintf(buf, n, " (default %s)", field);
+        snprintf(buf, n, " (default %s)", field[0] ? field : "none");
         break;
     case K_UINT:
         snprintf(buf, n, " (default %u)", *(const unsigned *)(const void *)field);

@@ -79,6 +79,7 @@ struct part {
     struct mirror mirror;
     bool synced;      /* the watch is open and the mirror follows it */
     int64_t revision; /* what the mirror reflects */
+    int64_t read_rev; /* of the last resync's range: older events are in it */
     struct counter_copy counter;
     struct list_node live, leaving, done;
     uint64_t seq;
@@ -470,8 +471,8 @@ static void apply_event(struct part *p, const struct etcd_event *ev)
     const struct etcd_kv *kv = &ev->kv;
     const struct cluster *c = p->c;
     size_t qlen = strlen(c->queue_prefix);
-    if (kv->mod_revision <= p->revision)
-        return; /* the range read it already */
+    if (kv->mod_revision <= p->read_rev)
+        return; /* the range read it already (a txn's events share a revision) */
     see_revision(p, kv->mod_revision);
     bool queue = kv->key_len > qlen && memcmp(kv->key, c->queue_prefix, qlen) == 0;
     if (queue && ev->type == ETCD_EVENT_PUT)
@@ -525,7 +526,7 @@ static int resync(struct part *p)
     if (rc < 0)
         return rc;
     mirror_forget(p);
-    p->revision = r.revision;
+    p->revision = p->read_rev = r.revision;
     for (size_t i = 0; i < r.ops[0].nkvs; i++)
         on_queue_put(p, &r.ops[0].kvs[i]);
     rc = read_counter(p, &r.ops[1]);

@@ -11,6 +11,15 @@
 #define LIMIT_LOCK_TIMEOUT_MS 0.0   /* 0 = wait for the lock forever */
 #define LIMIT_MAX_WAITERS     0     /* 0 = unbounded queue */
 
+/* Cluster mode (--etcd). A lease of a few seconds: a dead instance's place
+ * in the queue goes within that, and keepalives every third of it cost
+ * etcd little. A call to etcd that takes longer than LIMIT_ETCD_CALL_MS is
+ * given up (a stalled member, a partition): /access then answers 503 even
+ * with --lock-timeout-ms 0, and the client moves to the next endpoint. */
+#define LIMIT_CLUSTER_NAME  "turnstile"
+#define LIMIT_LEASE_TTL_MS  5000
+#define LIMIT_ETCD_CALL_MS  1000
+
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;
  * h2o: 10s. */

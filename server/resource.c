@@ -48,12 +48,39 @@ static void work(struct resource *r)
         loop_sleep_us(left);
 }
 
-int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
+static int64_t lock_deadline(const struct resource *r)
+{
+    return r->lock_timeout_us ? loop_now_us() + r->lock_timeout_us : LOOP_FOREVER;
+}
+
+/* The same section with the cluster's lock and counter (cluster.h): the
+ * write is a fenced transaction in etcd that also releases the lock. */
+static int access_cluster(struct resource *r, uint64_t *n, struct resource_timing *t)
 {
     int64_t asked = loop_clock_us();
+    struct cluster_hold hold;
+    int rc = cluster_acquire(r->cluster, lock_deadline(r), r->lock.max_queue, &hold);
+    if (rc < 0)
+        return rc;
+    int64_t entered = loop_clock_us();
+    r->in_section++;
+    work(r);
+    rc = cluster_commit(r->cluster, &hold, n);
+    r->in_section--;
+    if (rc == 0)
+        r->counter = *n;
+    t->wait_us = entered - asked;
+    t->work_us = loop_clock_us() - entered;
+    return rc;
+}
+
+int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
+{
+    if (r->cluster)
+        return access_cluster(r, n, t);
+    int64_t asked = loop_clock_us();
     if (r->use_lock) {
-        int64_t deadline = r->lock_timeout_us ? loop_now_us() + r->lock_timeout_us : LOOP_FOREVER;
-        int rc = lock_acquire(&r->lock, deadline);
+        int rc = lock_acquire(&r->lock, lock_deadline(r));
         if (rc < 0)
             return rc;
     }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "lock.h"
 #include "state.h"
 
@@ -21,6 +22,10 @@ struct resource {
     uint64_t rng;
     uint64_t in_section; /* coroutines inside the critical section now */
     struct state *state; /* set by the owner after resource_init; NULL: memory only */
+    /* Cluster mode (--etcd), set by the owner after resource_init: the
+     * counter and the lock live in etcd, `counter` and `lock` are unused
+     * but for the queue cap. NULL: everything is here. */
+    struct cluster *cluster;
 };
 
 /* The settings that shape the critical section, in milliseconds as the
@@ -50,7 +55,9 @@ struct resource_timing {
  * queued); then the counter is untouched. Once the section has started it
  * always completes, cancelled or not; with a state, the wait for the disk
  * that follows may still end in -ECANCELED (the update is saved all the
- * same) or -EIO (saving failed: the update must not be reported as done). */
+ * same) or -EIO (saving failed: the update must not be reported as done).
+ * In cluster mode also -EAGAIN: etcd is unreachable, or the request's place
+ * in the queue was lost (fenced off); no number may be reported then. */
 int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t);
 
 #endif

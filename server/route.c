@@ -96,7 +96,8 @@ static void route_access_head(const struct handler_ctx *ctx, struct handler_repl
                               size_t cap)
 {
     (void)cap;
-    size_t len = access_body(buf, ctx->resource->counter + 1);
+    const struct resource *r = ctx->resource;
+    size_t len = access_body(buf, (r->cluster ? cluster_counter(r->cluster) : r->counter) + 1);
     *out = (struct handler_reply){
         .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
@@ -118,6 +119,10 @@ static void route_access(const struct handler_ctx *ctx, struct handler_reply *ou
         return;
     case -EBUSY:
         text(out, 503, "Too many requests waiting for the lock.\n", "Retry-After: 1\r\n");
+        return;
+    case -EAGAIN: /* cluster mode: etcd unreachable, or this request's place was lost */
+        text(out, 503, "The cluster's store (etcd) is unreachable; try again.\n",
+             "Retry-After: 1\r\n");
         return;
     case -EIO: /* the update happened but is not on disk: never claim it is */
         text(out, 500, "Could not save the counter.\n", NULL);

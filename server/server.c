@@ -433,6 +433,38 @@ static int open_state(struct server *srv)
     return 0;
 }
 
+/* --etcd: the counter and the lock live in etcd (cluster.h). Refused with
+ * --state-file (etcd keeps the counter) and --no-lock (a demonstration of
+ * one process). */
+static int open_cluster(struct server *srv)
+{
+    const struct cfg *cfg = &srv->cfg;
+    if (cfg->state_file[0] || cfg->no_lock) {
+        fprintf(stderr, "turnstile: --etcd does not go with --%s: etcd keeps the counter\n",
+                cfg->state_file[0] ? "state-file" : "no-lock");
+        return -EINVAL;
+    }
+    struct cluster_settings cs = {.endpoints = cfg->etcd,
+                                  .name = cfg->cluster,
+                                  .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
+                                  .call_ms = LIMIT_ETCD_CALL_MS};
+    int rc = cluster_open(&srv->cluster, &cs);
+    if (rc == -EINVAL) {
+        fprintf(stderr,
+                "turnstile: --etcd '%s' / --cluster '%s': expected http://IP:PORT[,...] (at most "
+                "%d) and a name of letters, digits, '-', '_', '.'\n",
+                cfg->etcd, cfg->cluster, ETCD_MAX_ENDPOINTS);
+        return rc;
+    }
+    if (rc == 0)
+        rc = cluster_attach(srv->cluster, &srv->loop);
+    if (rc < 0)
+        return rc;
+    srv->resource.cluster = srv->cluster;
+    log_msg(LOG_LEVEL_INFO, "cluster mode: etcd %s, keys /turnstile/%s/", cfg->etcd, cfg->cluster);
+    return 0;
+}
+
 /* What connections and handlers see of the server: set up once. */
 static void lend_contexts(struct server *srv)
 {
@@ -489,6 +521,11 @@ int server_init(struct server *srv, const struct cfg *cfg)
         if (rc < 0)
             return rc;
     }
+    if (cfg->etcd[0]) {
+        rc = open_cluster(srv);
+        if (rc < 0)
+            return rc;
+    }
     return make_events(srv);
 }
 
@@ -529,6 +566,11 @@ int server_fini(struct server *srv)
     /* First, while the loop still exists: the writer saves the last
      * update, and its watch goes. */
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
+    if (srv->cluster) { /* its keys go with its lease, revoked here */
+        cluster_detach(srv->cluster, &srv->loop);
+        cluster_close(srv->cluster);
+        srv->resource.cluster = srv->cluster = NULL;
+    }
     close_listener(srv);
     for (int i = 0; i < 4; i++)
         loop_watch_free(srv->signals[i]);

@@ -24,6 +24,7 @@ struct server {
     struct loop loop;
     struct resource resource;
     struct state state; /* --state-file; in use when resource.state points here */
+    struct cluster *cluster; /* --etcd; NULL without */
     struct grants grants;
     struct tally_requests requests; /* bumped by connections and handlers */
     struct tally_conns conns_tally; /* this file's alone */
