@@ -73,6 +73,9 @@ static void family(struct textbuf *t, const struct stats_row *row, const struct 
     case STATS_MATRIX:
         matrix(t, row, p);
         break;
+    case STATS_TEXT:
+        textbuf_printf(t, "turnstile_%s{value=\"%s\"} 1\n", row->metric, (const char *)p);
+        break;
     case STATS_SECONDS:
         textbuf_printf(t, "turnstile_%s %.3f\n", row->metric, (double)*(const uint64_t *)p / 1e6);
         break;

@@ -14,6 +14,7 @@ static const struct stats_dim by_class = {"class", class_names, 4};
 static const struct stats_dim by_route = {"route", tally_route_names, TALLY_ROUTES};
 static const struct stats_dim by_status = {"code", tally_status_names, TALLY_STATUSES};
 static const struct stats_dim by_end = {"reason", tally_end_names, TALLY_ENDS};
+static const struct stats_dim by_kind = {"kind", etcd_err_names, ETCD_ERR_COUNT};
 
 /* A row: kind, /stats path, /metrics family (NULL: none), the field of
  * struct stats_snapshot, help text; vectors and matrices add their labels. */
@@ -79,6 +80,41 @@ const struct stats_row stats_rows[] = {
     ROW(HIST, "lock.wait_us", "lock_wait_seconds", lock.wait_us,
         "Time from asking for the lock to holding it."),
     ROW(HIST, "lock.hold_us", "lock_hold_seconds", lock.hold_us, "Time the lock was held."),
+
+    /* Cluster mode (--etcd): the lock rows above then count this
+     * instance's requests for the cluster-wide lock. */
+    ROW(FLAG, "cluster.enabled", "cluster_enabled", cluster_enabled,
+        "1 in cluster mode: the counter and the lock live in etcd."),
+    ROW(FLAG, "cluster.healthy", "cluster_healthy", cluster.healthy,
+        "1 while etcd answers: a lease is held and the queue is followed."),
+    ROW(TEXT, "cluster.endpoint", "cluster_endpoint_info", cluster.endpoint,
+        "The etcd endpoint in use."),
+    ROW(TEXT, "cluster.lease", "cluster_lease_info", cluster.lease,
+        "This instance's etcd lease ID (hex); empty while it has none."),
+    ROW(GAUGE, "cluster.lease_ttl_ms", "cluster_lease_ttl_milliseconds", cluster.lease_ttl_ms,
+        "The lease's TTL as granted."),
+    ROW(COUNTER, "cluster.lease_grants", "cluster_lease_grants_total", cluster.lease_grants,
+        "Leases granted to this instance."),
+    ROW(COUNTER, "cluster.lease_losses", "cluster_lease_losses_total", cluster.lease_losses,
+        "Leases lost: expired, or not kept alive for a whole TTL."),
+    ROW(GAUGE, "cluster.waiters", "cluster_waiters", cluster.lock.waiters,
+        "This instance's requests waiting in the cluster-wide queue."),
+    ROW(GAUGE, "cluster.queue_length", "cluster_queue_length", cluster.queue_length,
+        "Requests in the cluster-wide queue, the holder included, as seen here."),
+    ROW(GAUGE, "cluster.revision", "cluster_revision", cluster.revision,
+        "The latest etcd revision seen."),
+    ROW(COUNTER, "cluster.fenced", "cluster_fenced_total", cluster.fenced,
+        "Writes refused because the writer's place was gone (a lease lost): 503."),
+    ROW(COUNTER, "cluster.unavailable", "cluster_unavailable_total", cluster.unavailable,
+        "Requests answered 503 because etcd did not answer."),
+    ROW(COUNTER, "cluster.unknown", "cluster_unknown_total", cluster.unknown,
+        "Writes whose outcome could not be learnt: answered 503."),
+    ROW(COUNTER, "cluster.resyncs", "cluster_resyncs_total", cluster.resyncs,
+        "Times the queue was read anew (watch opened or reopened)."),
+    LABELLED(VECTOR, "cluster.errors", "cluster_etcd_errors_total", cluster.errors,
+             "Failed etcd calls, by kind.", &by_kind),
+    ROW(HIST, "cluster.handoff_us", "cluster_handoff_seconds", cluster.handoff_us,
+        "From a release on another instance to the grant here."),
 };
 
 const size_t stats_nrows = sizeof(stats_rows) / sizeof(stats_rows[0]);
@@ -111,6 +147,13 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     s.lock_enabled = r->use_lock;
     s.lock_locked = lock_locked(&r->lock);
     s.lock = r->lock.stats;
+    s.cluster_enabled = r->cluster != NULL;
+    if (r->cluster) {
+        cluster_read_stats(r->cluster, &s.cluster);
+        s.counter = cluster_counter(r->cluster);
+        s.lock = s.cluster.lock;
+        s.lock_locked = s.cluster.queue_length > 0;
+    }
     return &s;
 }
 
@@ -247,6 +290,9 @@ static void put_value(struct textbuf *o, const struct stats_row *row,
         break;
     case STATS_MATRIX:
         put_matrix(o, p, row->dims);
+        break;
+    case STATS_TEXT:
+        textbuf_printf(o, "\"%s\"", (const char *)p);
         break;
     }
 }

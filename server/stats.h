@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "lock.h"
 #include "tally.h"
 
@@ -39,6 +40,8 @@ struct stats_snapshot {
     struct tally_conns conns;
     uint64_t lock_enabled, lock_locked;
     struct lock_stats lock;
+    uint64_t cluster_enabled;
+    struct cluster_stats cluster; /* zeros without --etcd */
 };
 
 enum stats_kind {
@@ -49,6 +52,8 @@ enum stats_kind {
     STATS_HIST,    /* struct hist of microseconds */
     STATS_VECTOR,  /* uint64_t[dims[0]->n]: a counter per label value */
     STATS_MATRIX,  /* uint64_t[dims[0]->n][dims[1]->n], zeros left out */
+    STATS_TEXT,    /* char[], NUL-terminated, no '"' or '\\': a string in JSON, an
+                      info gauge with a value label in /metrics */
 };
 
 /* A label of a vector or matrix: its name in /metrics and its values. */

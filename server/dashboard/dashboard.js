@@ -96,12 +96,15 @@ function histogram(card, key, name, h) {
  * server adds shows here with no edit: a number as a labelled row (unless
  * the page shows it elsewhere), a histogram in the card's table, an object
  * of numbers (requests.responses) as rows nested under its name. Booleans
- * (lock.locked) are the badge's. */
+ * (lock.locked) are the badge's, but for the cluster's (healthy), which
+ * show as words, as its strings (the etcd endpoint, the lease) do. */
 function fields(card, path, obj, depth = 0) {
   for (const [name, v] of Object.entries(obj)) {
     const key = path + '.' + name;
-    if (typeof v === 'number') {
-      text(row(card, key, name, depth), format(name, v));
+    if (typeof v === 'number' || typeof v === 'string') {
+      text(row(card, key, name, depth), typeof v === 'string' ? v || '—' : format(name, v));
+    } else if (typeof v === 'boolean' && path === 'cluster') {
+      text(row(card, key, name, depth), v ? 'yes' : 'no');
     } else if (v && typeof v === 'object' && !Array.isArray(v)) {
       if ('p50' in v) { /* keyed by name: what makes an object a histogram */
         histogram(card, key, name, v);
@@ -161,7 +164,11 @@ function render(s) {
   text($('counter'), s.counter);
   text($('uptime'), s.uptime_s.toFixed(0));
   lockState(s.lock);
-  for (const card of groups) fields(card, card.dataset.group, s[card.dataset.group]);
+  for (const card of groups) {
+    const g = s[card.dataset.group];
+    card.hidden = !g || g.enabled === false; /* the cluster card, without --etcd */
+    if (!card.hidden) fields(card, card.dataset.group, g);
+  }
   text($('rps'), rate().toFixed(1));
   if (s.grants) grants(s.grants);
   draw();

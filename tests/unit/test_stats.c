@@ -465,6 +465,9 @@ START_TEST(stats_has_every_row_at_its_path)
             ck_assert_ptr_nonnull(row->dims[1]);
             ck_assert_msg(*v == '{', "%s is not an object", row->path);
             break;
+        case STATS_TEXT:
+            ck_assert_msg(*v == '"', "%s is not a string", row->path);
+            break;
         }
     }
     get_u64("grants.total");
@@ -546,9 +549,9 @@ START_TEST(stats_groups_hold_exactly_their_rows)
 {
     take_json();
     assert_json(doc);
-    static const char *const groups[] = {"requests", "connections", "lock"};
+    static const char *const groups[] = {"requests", "connections", "lock", "cluster"};
     int top = 1; /* grants */
-    for (size_t g = 0; g < 3; g++) {
+    for (size_t g = 0; g < 4; g++) {
         size_t len = strlen(groups[g]);
         int members = 0;
         for (size_t i = 0; i < stats_nrows; i++)
@@ -558,7 +561,7 @@ START_TEST(stats_groups_hold_exactly_their_rows)
     }
     for (size_t i = 0; i < stats_nrows; i++)
         top += strchr(stats_rows[i].path, '.') == NULL;
-    ck_assert_int_eq(count_members("") /* the document */, top + 3);
+    ck_assert_int_eq(count_members("") /* the document */, top + 4);
 }
 END_TEST
 
