@@ -166,7 +166,7 @@ function render(s) {
   lockState(s.lock);
   for (const card of groups) {
     const g = s[card.dataset.group];
-    card.hidden = !g || g.enabled === false; /* the cluster card, without --etcd */
+    card.hidden = card.dataset.group === 'cluster' && !(g && g.enabled); /* without --etcd */
     if (!card.hidden) fields(card, card.dataset.group, g);
   }
   text($('rps'), rate().toFixed(1));
