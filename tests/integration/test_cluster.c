@@ -1,0 +1,401 @@
+/* Cluster mode end to end: real etcd (a single node and a 3-member
+ * cluster, tests/common/etcd_proc) and three turnstile instances sharing
+ * one counter and one FIFO lock. The counter stays exact under clients
+ * spread over the instances; grants follow arrival order across them; a
+ * killed holder's place goes with its lease; a paused holder's write is
+ * fenced off; an etcd member dies and comes back under load; and all of
+ * etcd goes away and comes back without restarting turnstile. Waits are
+ * for events (a reply, a log line) or polls of /stats with deadlines. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_run.h"
+#include "etcd_proc.h"
+#include "harness.h"
+
+#define START_MS 30000 /* etcd, or a cluster, to become healthy */
+#define NSRV     3
+#define LEASE_MS "2000"
+
+static struct etcd_proc single, trio;
+static struct srv srv[NSRV + 1]; /* one more started while etcd is down */
+static int nsrv;
+static char cluster_name[32];
+
+/* ---- instances ---- */
+
+static void new_cluster_name(void)
+{
+    static int n;
+    snprintf(cluster_name, sizeof(cluster_name), "t%d-%d", (int)getpid(), ++n);
+}
+
+/* Starts instance i of the current cluster. */
+static void start_one(int i, const char *endpoints, const char *delay_ms)
+{
+    srv_start(&srv[i], "--etcd", endpoints, "--cluster", cluster_name, "--lease-ttl-ms", LEASE_MS,
+              "--delay-ms", delay_ms, NULL);
+}
+
+static void start_all(const char *endpoints, const char *delay_ms)
+{
+    new_cluster_name();
+    for (nsrv = 0; nsrv < NSRV; nsrv++)
+        start_one(nsrv, endpoints, delay_ms);
+    for (int i = 0; i < NSRV; i++)
+        ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "instance %d unhealthy",
+                      i);
+}
+
+static void stop_all(void)
+{
+    for (int i = 0; i < nsrv; i++) {
+        kill(srv[i].pid, SIGCONT);
+        srv_stop(&srv[i], SIGKILL);
+    }
+    nsrv = 0;
+}
+
+/* ---- requests ---- */
+
+static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/* A request sent on a connection of its own, its reply read later. */
+static int send_access(int port)
+{
+    int fd = tcp_connect(port);
+    send_all(fd, get_access, sizeof(get_access) - 1);
+    return fd;
+}
+
+static void read_reply(int fd, struct resp *r, int timeout_ms)
+{
+    struct reader rd = {.fd = fd};
+    ck_assert_msg(read_response(&rd, r, timeout_ms) == 0, "no reply within %d ms", timeout_ms);
+    close(fd);
+}
+
+/* ---- load: client threads, each on one instance, one keep-alive connection ---- */
+
+#define MAX_REPLIES 4000
+
+struct load {
+    int port;
+    int max;         /* requests at most */
+    long long until; /* now_ms() at which to stop */
+    int n, ok, unavailable, other;
+    long long *ns;     /* N of each 200 */
+    long long *ok_at;  /* now_ms() of each 200 */
+};
+
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    struct reader rd = {.fd = -1};
+    while (l->n < l->max && now_ms() < l->until) {
+        struct resp r;
+        if (rd.fd < 0) {
+            rd = (struct reader){.fd = tcp_connect(l->port)};
+        }
+        send_all(rd.fd, get_access, sizeof(get_access) - 1);
+        l->n++;
+        if (read_response(&rd, &r, 20000) < 0) {
+            l->other++;
+            close(rd.fd);
+            rd.fd = -1;
+            continue;
+        }
+        if (r.status == 200) {
+            l->ns[l->ok] = access_n(&r);
+            l->ok_at[l->ok++] = now_ms();
+        } else if (r.status == 503 && has_header(&r, "Retry-After: 1")) {
+            l->unavailable++;
+        } else {
+            l->other++;
+        }
+    }
+    if (rd.fd >= 0)
+        close(rd.fd);
+    return NULL;
+}
+
+struct run {
+    int nthreads;
+    struct load l[12];
+    pthread_t th[12];
+    long long ns[12 * MAX_REPLIES], at[12 * MAX_REPLIES];
+};
+
+static struct run run;
+
+static void load_start(int nthreads, int per_thread, int duration_ms)
+{
+    run.nthreads = nthreads;
+    for (int i = 0; i < nthreads; i++) {
+        run.l[i] = (struct load){.port = srv[i % nsrv].port,
+                                 .max = per_thread,
+                                 .until = now_ms() + duration_ms,
+                                 .ns = run.ns + i * MAX_REPLIES,
+                                 .ok_at = run.at + i * MAX_REPLIES};
+        ck_assert_int_eq(pthread_create(&run.th[i], NULL, load_main, &run.l[i]), 0);
+    }
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Joins the threads; every N is distinct; returns how many 200s. */
+static int load_finish(int *unavailable, int *ok_after, long long after_ms)
+{
+    static long long all[12 * MAX_REPLIES];
+    int ok = 0;
+    *unavailable = *ok_after = 0;
+    for (int i = 0; i < run.nthreads; i++) {
+        pthread_join(run.th[i], NULL);
+        struct load *l = &run.l[i];
+        ck_assert_msg(l->other == 0, "thread %d: %d replies neither 200 nor 503", i, l->other);
+        for (int k = 0; k < l->ok; k++) {
+            all[ok++] = l->ns[k];
+            *ok_after += l->ok_at[k] > after_ms;
+        }
+        *unavailable += l->unavailable;
+    }
+    qsort(all, (size_t)ok, sizeof(all[0]), cmp_ll);
+    for (int k = 1; k < ok; k++)
+        ck_assert_msg(all[k] != all[k - 1], "N %lld given twice", all[k]);
+    return ok;
+}
+
+/* At a quiet moment every instance agrees that the counter is `want`. */
+static void assert_counter(long long want)
+{
+    for (int i = 0; i < nsrv; i++)
+        ck_assert_msg(wait_stat(srv[i].port, "counter", want, 10000),
+                      "instance %d: counter %lld, %lld 200s were sent", i,
+                      stat_value(srv[i].port, "counter"), want);
+}
+
+/* ---- the counter is exact ---- */
+
+static void counter_exact(const char *endpoints)
+{
+    int unavailable, after;
+    start_all(endpoints, "0");
+    load_start(12, 40, 60000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(unavailable, 0);
+    ck_assert_int_eq(ok, 12 * 40);
+    assert_counter(ok);
+    for (int i = 0; i < nsrv; i++) { /* each served its share, through the cluster's lock */
+        ck_assert_int_eq(stat_value(srv[i].port, "lock.acquisitions"), 4 * 40);
+        ck_assert_int_eq(stat_value(srv[i].port, "cluster.fenced"), 0);
+    }
+    stop_all();
+}
+
+START_TEST(counter_exact_single_node)
+{
+    counter_exact(single.endpoints);
+}
+END_TEST
+
+START_TEST(counter_exact_three_members)
+{
+    counter_exact(trio.endpoints);
+}
+END_TEST
+
+/* ---- FIFO across instances ---- */
+
+/* One request at a time, each sent once the previous one is in the
+ * cluster's queue (seen by the instance that took it): their Ns must come
+ * in that order, whichever instance took them. */
+START_TEST(fifo_across_instances)
+{
+    enum { N = 7 };
+    int fds[N];
+    start_all(single.endpoints, "150");
+    for (int k = 0; k < N; k++) {
+        int port = srv[k % NSRV].port;
+        fds[k] = send_access(port);
+        ck_assert_msg(wait_stat(port, "cluster.queue_length", k + 1, 10000),
+                      "request %d did not join the queue", k);
+    }
+    for (int k = 0; k < N; k++) {
+        struct resp r;
+        read_reply(fds[k], &r, 20000);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_int_eq(access_n(&r), k + 1);
+    }
+    stop_all();
+}
+END_TEST
+
+/* ---- an instance killed while it holds the lock ---- */
+
+START_TEST(killed_holder_lease_frees_the_queue)
+{
+    struct resp r;
+    start_all(single.endpoints, "3000");
+    int held = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    int queued = send_access(srv[1].port);
+    ck_assert(wait_stat(srv[1].port, "cluster.waiters", 1, 10000));
+    long long t0 = now_ms();
+    srv_stop(&srv[0], SIGKILL);
+    close(held);
+    /* Granted once the dead instance's lease expires (2 s), well before
+     * the 3 s section it had started would have ended. */
+    read_reply(queued, &r, 20000);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 1); /* the dead holder never wrote */
+    ck_assert_int_lt(now_ms() - t0, 2000 + 3000 + 5000);
+    srv[0] = srv[--nsrv]; /* gone: the others carry on */
+    int fd = send_access(srv[0].port);
+    read_reply(fd, &r, 20000);
+    ck_assert_int_eq(access_n(&r), 2);
+    stop_all();
+}
+END_TEST
+
+/* ---- a holder paused past its lease: its write is fenced off ---- */
+
+START_TEST(paused_holder_is_fenced_off)
+{
+    struct resp r;
+    start_all(single.endpoints, "1000");
+    int paused = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    kill(srv[0].pid, SIGSTOP);
+    int next = send_access(srv[1].port);
+    read_reply(next, &r, 20000); /* after the paused instance's lease expired */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 1);
+    kill(srv[0].pid, SIGCONT);
+    read_reply(paused, &r, 20000);
+    ck_assert_int_eq(r.status, 503); /* never a 200 with a number someone else got */
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
+    assert_counter(1);
+    /* It takes a new lease and serves again. */
+    ck_assert(wait_stat(srv[0].port, "cluster.healthy", 1, 20000));
+    int again = send_access(srv[0].port);
+    read_reply(again, &r, 20000);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 2);
+    stop_all();
+}
+END_TEST
+
+/* ---- one etcd member of three killed and restarted under load ---- */
+
+START_TEST(member_killed_under_load)
+{
+    int unavailable, after;
+    start_all(trio.endpoints, "0");
+    long long t0 = now_ms();
+    load_start(6, MAX_REPLIES, 9000);
+    ck_assert(wait_stat(srv[0].port, "lock.acquisitions", 50, 10000));
+    ck_assert_int_eq(etcd_proc_kill(&trio, 0), 0); /* every instance started on it */
+    long long killed = now_ms();
+    ck_assert(wait_stat(srv[1].port, "cluster.healthy", 1, 10000));
+    ck_assert_int_eq(etcd_proc_restart(&trio, 0, START_MS), 0);
+    int ok = load_finish(&unavailable, &after, killed + 1000);
+    ck_assert_msg(after > 100, "only %d 200s after the member died", after);
+    ck_assert_msg(ok > unavailable, "%d 200s, %d 503s", ok, unavailable);
+    assert_counter(ok); /* nothing acknowledged lost, nothing counted twice */
+    ck_assert_int_lt(now_ms() - t0, 60000);
+    stop_all();
+}
+END_TEST
+
+/* ---- all of etcd down, and back ---- */
+
+START_TEST(etcd_down_then_back)
+{
+    struct etcd_proc solo = {0};
+    struct resp r;
+    ck_assert_int_eq(etcd_proc_start(&solo, 1, START_MS), 0);
+    start_all(solo.endpoints, "0");
+    for (int i = 0; i < NSRV; i++) {
+        ck_assert_int_eq(http_get(srv[i].port, "/access", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+    }
+    ck_assert_int_eq(etcd_proc_kill(&solo, 0), 0);
+    long long t0 = now_ms();
+    ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    ck_assert_int_lt(now_ms() - t0, 3000); /* quickly, with --lock-timeout-ms 0 */
+    /* /stats works and says so; an instance started now starts anyway. */
+    ck_assert(wait_stat(srv[1].port, "cluster.healthy", 0, 10000));
+    start_one(nsrv++, solo.endpoints, "0");
+    ck_assert(srv_log_wait(&srv[3], "does not answer", 10000));
+    ck_assert_int_eq(http_get(srv[3].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_eq(etcd_proc_restart(&solo, 0, START_MS), 0);
+    for (int i = 0; i < nsrv; i++)
+        ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "%d did not recover", i);
+    for (int i = 0; i < nsrv; i++) {
+        ck_assert_int_eq(http_get(srv[i].port, "/access", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_int_eq(access_n(&r), NSRV + 1 + i); /* nothing acknowledged was lost */
+    }
+    stop_all();
+    etcd_proc_stop(&solo);
+}
+END_TEST
+
+/* ---- fixtures ---- */
+
+static void single_start(void)
+{
+    ck_assert_int_eq(etcd_proc_start(&single, 1, START_MS), 0);
+}
+
+static void single_stop(void)
+{
+    stop_all();
+    etcd_proc_stop(&single);
+}
+
+static void trio_start(void)
+{
+    ck_assert_int_eq(etcd_proc_start(&trio, 3, START_MS), 0);
+}
+
+static void trio_stop(void)
+{
+    stop_all();
+    etcd_proc_stop(&trio);
+}
+
+int main(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *one = tcase_create("single_node");
+    tcase_set_timeout(one, 120);
+    tcase_add_unchecked_fixture(one, single_start, single_stop);
+    tcase_add_test(one, counter_exact_single_node);
+    tcase_add_test(one, fifo_across_instances);
+    tcase_add_test(one, killed_holder_lease_frees_the_queue);
+    tcase_add_test(one, paused_holder_is_fenced_off);
+    tcase_add_test(one, etcd_down_then_back);
+    suite_add_tcase(s, one);
+    TCase *three = tcase_create("three_members");
+    tcase_set_timeout(three, 180);
+    tcase_add_unchecked_fixture(three, trio_start, trio_stop);
+    tcase_add_test(three, counter_exact_three_members);
+    tcase_add_test(three, member_killed_under_load);
+    suite_add_tcase(s, three);
+    return check_run(s);
+}
