@@ -275,16 +275,31 @@ START_TEST(paused_holder_is_fenced_off)
     start_all(single.endpoints, "1000");
     int paused = send_access(srv[0].port);
     ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 1, 10000));
+    kill(srv[0].pid, SIGSTOP);
+    /* Its lease expires (2 s) and its key with it; nobody else writes, so
+     * only the key's absence can stop the write it is about to make. */
+    ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 0, 20000));
+    kill(srv[0].pid, SIGCONT);
+    read_reply(paused, &r, 20000);
+    ck_assert_int_eq(r.status, 503); /* never a 200 it cannot prove */
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
+    assert_counter(0);
+    /* Paused again while it holds, and this time another takes over: its
+     * N is the first, and the paused one's write is refused again. */
+    ck_assert(wait_stat(srv[0].port, "cluster.healthy", 1, 20000));
+    paused = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
     kill(srv[0].pid, SIGSTOP);
     int next = send_access(srv[1].port);
-    read_reply(next, &r, 20000); /* after the paused instance's lease expired */
+    read_reply(next, &r, 20000);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(access_n(&r), 1);
     kill(srv[0].pid, SIGCONT);
     read_reply(paused, &r, 20000);
-    ck_assert_int_eq(r.status, 503); /* never a 200 with a number someone else got */
-    ck_assert(has_header(&r, "Retry-After: 1"));
-    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 2);
     assert_counter(1);
     /* It takes a new lease and serves again. */
     ck_assert(wait_stat(srv[0].port, "cluster.healthy", 1, 20000));
