@@ -142,8 +142,8 @@ static const struct opt opts[] = {
  * option ('?'); GNU permutation moves positionals to the end. */
 #define SHORTOPTS ":hV"
 
-static const char *const group_names[G_COUNT] = {"Listening", "The resource",
-                                                 "Cluster mode (etcd)", "Limits", "Other"};
+static const char *const group_names[G_COUNT] = {"Listening", "The resource", "Cluster mode (etcd)",
+                                                 "Limits", "Other"};
 
 void cfg_defaults(struct cfg *c)
 {

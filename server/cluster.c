@@ -33,12 +33,12 @@
 #include "log.h"
 #include "mirror.h"
 
-#define KEY_MAX        (CLUSTER_NAME_MAX + 64)
-#define RETRY_US       100000  /* before another try at a lease grant or a watch */
-#define LIVENESS_US    1000000 /* a watch silent this long while requests wait is checked */
-#define COMMIT_TRIES   4       /* counter moved under a stale copy: re-read and retry */
-#define STOP_WAIT_US   2000000 /* for the loop's coroutines to end at detach */
-#define MAX_LOOPS      64
+#define KEY_MAX      (CLUSTER_NAME_MAX + 64)
+#define RETRY_US     100000  /* before another try at a lease grant or a watch */
+#define LIVENESS_US  1000000 /* a watch silent this long while requests wait is checked */
+#define COMMIT_TRIES 4       /* counter moved under a stale copy: re-read and retry */
+#define STOP_WAIT_US 2000000 /* for the loop's coroutines to end at detach */
+#define MAX_LOOPS    64
 
 enum ticket_state {
     T_JOINING, /* its PUT is on its way */
@@ -72,7 +72,7 @@ struct counter_copy {
 struct part {
     struct cluster *c;
     struct loop *loop;
-    bool first; /* keeps the lease */
+    bool first;                 /* keeps the lease */
     struct etcd_client queue;   /* joins and deletes, in arrival order */
     struct etcd_client section; /* fenced writes */
     struct etcd_client watchc;  /* the watch and its reads */
@@ -151,9 +151,9 @@ static void see_counter(struct part *p, uint64_t value, int64_t mod_revision)
         return;
     p->counter = (struct counter_copy){value, mod_revision};
     uint64_t seen = atomic_load_explicit(&p->c->counter, memory_order_relaxed);
-    while (value > seen && !atomic_compare_exchange_weak_explicit(
-                               &p->c->counter, &seen, value, memory_order_relaxed,
-                               memory_order_relaxed))
+    while (value > seen &&
+           !atomic_compare_exchange_weak_explicit(&p->c->counter, &seen, value,
+                                                  memory_order_relaxed, memory_order_relaxed))
         ;
 }
 
@@ -199,11 +199,9 @@ static int read_counter(struct part *p, const struct etcd_op_result *r)
 
 static struct etcd_op range_op(const char *key, bool prefix, bool count_only)
 {
-    return (struct etcd_op){.type = ETCD_OP_RANGE,
-                            .range = {.key = key,
-                                      .key_len = strlen(key),
-                                      .prefix = prefix,
-                                      .count_only = count_only}};
+    return (struct etcd_op){
+        .type = ETCD_OP_RANGE,
+        .range = {.key = key, .key_len = strlen(key), .prefix = prefix, .count_only = count_only}};
 }
 
 /* ---- tickets ---- */
@@ -339,7 +337,8 @@ static int lease_grant(struct part *p)
 {
     struct cluster *c = p->c;
     int64_t id, ttl;
-    int rc = etcd_lease_grant(&c->lease_client, c->ttl_s, &id, &ttl, call_deadline(c, LOOP_FOREVER));
+    int rc =
+        etcd_lease_grant(&c->lease_client, c->ttl_s, &id, &ttl, call_deadline(c, LOOP_FOREVER));
     if (rc < 0)
         return rc;
     if (c->stale_lease) /* its keys would block the queue until it expires */
@@ -540,9 +539,8 @@ static int resync(struct part *p)
  * requests wait, compare with a fresh read now and then. */
 static bool watch_alive(struct part *p)
 {
-    struct etcd_range_req req = {.key = p->c->counter_key,
-                                 .key_len = strlen(p->c->counter_key),
-                                 .count_only = true};
+    struct etcd_range_req req = {
+        .key = p->c->counter_key, .key_len = strlen(p->c->counter_key), .count_only = true};
     struct etcd_reply r;
     if (p->stats.lock.waiters == 0)
         return true;
@@ -785,7 +783,8 @@ static int settle_unsure(struct part *p, struct commit *k, const struct etcd_op_
     bool moved = counter->nkvs && counter->kvs[0].mod_revision != k->read.mod_revision;
     if (!moved)
         return -EAGAIN; /* nothing was written since I read: not applied */
-    int rc = etcd_lease_keepalive(&p->section, k->t->lease, NULL, call_deadline(p->c, LOOP_FOREVER));
+    int rc =
+        etcd_lease_keepalive(&p->section, k->t->lease, NULL, call_deadline(p->c, LOOP_FOREVER));
     if (rc == 0)
         return 0;
     count(p, &p->stats.unknown);
@@ -825,7 +824,7 @@ static int commit_step(struct part *p, struct commit *k, bool *again)
     if (rc < 0) {
         k->unsure = true;
     } else if (r.succeeded) {
-            see_counter(p, k->read.value + 1, r.revision);
+        see_counter(p, k->read.value + 1, r.revision);
         ticket_done(k->t, r.revision);
     } else {
         rc = commit_failed(p, k, &r, again);

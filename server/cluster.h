@@ -47,9 +47,9 @@ struct cluster_stats {
     uint64_t unknown;       /* writes whose outcome could not be learnt (then answered 503) */
     uint64_t resyncs;       /* times a watch was (re)opened and the queue read anew */
     uint64_t errors[ETCD_ERR_COUNT]; /* failed etcd calls by kind, every client */
-    struct hist handoff_us; /* release on another instance -> grant here */
-    char endpoint[72];      /* the etcd endpoint in use */
-    char lease[20];         /* the lease ID in hex, "" while none */
+    struct hist handoff_us;          /* release on another instance -> grant here */
+    char endpoint[72];               /* the etcd endpoint in use */
+    char lease[20];                  /* the lease ID in hex, "" while none */
 };
 
 struct cluster;

@@ -16,9 +16,9 @@
  * etcd little. A call to etcd that takes longer than LIMIT_ETCD_CALL_MS is
  * given up (a stalled member, a partition): /access then answers 503 even
  * with --lock-timeout-ms 0, and the client moves to the next endpoint. */
-#define LIMIT_CLUSTER_NAME  "turnstile"
-#define LIMIT_LEASE_TTL_MS  5000
-#define LIMIT_ETCD_CALL_MS  1000
+#define LIMIT_CLUSTER_NAME "turnstile"
+#define LIMIT_LEASE_TTL_MS 5000
+#define LIMIT_ETCD_CALL_MS 1000
 
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;

@@ -23,7 +23,7 @@ struct server {
     struct cfg cfg;
     struct loop loop;
     struct resource resource;
-    struct state state; /* --state-file; in use when resource.state points here */
+    struct state state;      /* --state-file; in use when resource.state points here */
     struct cluster *cluster; /* --etcd; NULL without */
     struct grants grants;
     struct tally_requests requests; /* bumped by connections and handlers */

@@ -90,8 +90,8 @@ struct load {
     int max;         /* requests at most */
     long long until; /* now_ms() at which to stop */
     int n, ok, unavailable, other;
-    long long *ns;     /* N of each 200 */
-    long long *ok_at;  /* now_ms() of each 200 */
+    long long *ns;    /* N of each 200 */
+    long long *ok_at; /* now_ms() of each 200 */
 };
 
 static void *load_main(void *arg)

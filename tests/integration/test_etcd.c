@@ -578,9 +578,9 @@ static void stalled_scenario(void)
     /* Queued behind that call (the worker still awaits its reply): its
      * own, earlier deadline ends it, and it leaves the queue. */
     t0 = loop_now_us();
-    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r,
-                                in_ms(200)),
-                     -ETIMEDOUT);
+    ck_assert_int_eq(
+        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(200)),
+        -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 200);
     ck_assert_int_lt(ms_since(t0), 500);
     ck_assert_ptr_null(client.head);
