@@ -19,7 +19,7 @@ struct etcd_proc_member {
     pid_t pid; /* 0 while not running */
     int client_port, peer_port;
     char name[12]; /* "m0" */
-    char url[32]; /* client URL: "http://127.0.0.1:PORT" */
+    char url[32];  /* client URL: "http://127.0.0.1:PORT" */
 };
 
 struct etcd_proc {
