@@ -130,7 +130,7 @@ static void answer_error(struct conn *c, int status)
                            .body_len = (size_t)len,
                            .keep_alive = false,
                            .head = c->parser.req.method == HTTP_HEAD};
-    c->ctx->tally->total++;
+    tally_add(&c->ctx->tally->total, 1);
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
     int rc = append_reply(c, &r, TALLY_NONE);
@@ -217,7 +217,7 @@ static int handle(struct conn *c)
     char body[ROUTE_BODY_CAP];
     struct handler_reply rr;
 
-    c->ctx->tally->total++;
+    tally_add(&c->ctx->tally->total, 1);
     if (c->out_len > 0 && route_may_block(req)) {
         int rc = flush(c);
         if (rc < 0)
@@ -227,7 +227,7 @@ static int handle(struct conn *c)
     if (c->gone || rr.status == 0) {
         route_release(rr.owned);
         c->gone = true;
-        c->ctx->tally->gone++;
+        tally_add(&c->ctx->tally->gone, 1);
         return -EPIPE;
     }
     bool keep = req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream;

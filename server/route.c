@@ -96,7 +96,7 @@ static void route_access_head(const struct handler_ctx *ctx, struct handler_repl
                               size_t cap)
 {
     (void)cap;
-    size_t len = access_body(buf, ctx->resource->counter + 1);
+    size_t len = access_body(buf, resource_counter(ctx->resource) + 1);
     *out = (struct handler_reply){
         .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
@@ -108,7 +108,7 @@ static void route_access(const struct handler_ctx *ctx, struct handler_reply *ou
     uint64_t n;
     struct resource_timing t;
     (void)cap;
-    ctx->tally->access++;
+    tally_add(&ctx->tally->access, 1);
     switch (resource_access(ctx->resource, &n, &t)) {
     case 0:
         access_ok(ctx, out, buf, n, &t);
@@ -131,7 +131,7 @@ typedef size_t (*document_fn)(const struct stats_source *src, char *buf, size_t 
 
 /* One document buffer kept back: a dashboard polling /stats, or pipelined
  * requests for it, reuse it instead of allocating each time. */
-static char *spare_doc;
+static _Thread_local char *spare_doc; /* each loop its own */
 
 void route_release(void *owned)
 {
