@@ -715,6 +715,109 @@ START_TEST(bad_requests)
 }
 END_TEST
 
+/* What a parse ended with, to compare runs fed differently. */
+struct verdict {
+    bool complete;
+    int status;
+    struct http_request req;
+};
+
+/* Feeds s in pieces: 0 means one call, otherwise random sizes up to
+ * max_piece. Stops at the first verdict. */
+static struct verdict feed(const char *s, size_t len, size_t max_piece)
+{
+    struct verdict v;
+    size_t off = 0;
+
+    http_parser_init(&P, NULL);
+    while (off < len && !P.complete && !P.error_status) {
+        size_t n = max_piece ? 1 + (size_t)(rng() % max_piece) : len;
+        n = n < len - off ? n : len - off;
+        size_t used = http_parse(&P, s + off, n);
+        ck_assert_uint_le(used, n);
+        ck_assert(used == n || P.complete || P.error_status);
+        off += used;
+    }
+    v.complete = P.complete;
+    v.status = P.error_status;
+    v.req = P.req;
+    return v;
+}
+
+static void expect_same(const struct verdict *a, const struct verdict *b, const char *s, size_t len)
+{
+    ck_assert_msg(a->complete == b->complete && a->status == b->status,
+                  "complete %d/%d, status %d/%d for %.*s", a->complete, b->complete, a->status,
+                  b->status, (int)len, s);
+    if (!a->complete)
+        return;
+    ck_assert_msg(strcmp(a->req.path, b->req.path) == 0, "path %s/%s for %.*s", a->req.path,
+                  b->req.path, (int)len, s);
+    ck_assert_int_eq(a->req.method, b->req.method);
+    ck_assert_uint_eq(a->req.minor, b->req.minor);
+    ck_assert(a->req.keep_alive == b->req.keep_alive);
+    ck_assert(a->req.expect_continue == b->req.expect_continue);
+    ck_assert_uint_eq(a->req.body_bytes, b->req.body_bytes);
+}
+
+/* Replaces, inserts or deletes a few bytes, mostly ones the parser cares
+ * about. */
+static size_t mutate(char *s, size_t len, size_t cap)
+{
+    static const char alphabet[] = " \t\r\n%./:[],;=?#@\\\"aZ09HTP1-~";
+    int edits = 1 + (int)(rng() % 3);
+
+    for (int e = 0; e < edits && len > 0; e++) {
+        size_t at = (size_t)(rng() % len);
+        char c = alphabet[rng() % (sizeof(alphabet) - 1)];
+        switch (rng() % 3) {
+        case 0:
+            s[at] = c;
+            break;
+        case 1:
+            if (len < cap) {
+                memmove(s + at + 1, s + at, len - at);
+                s[at] = c;
+                len++;
+            }
+            break;
+        default:
+            memmove(s + at, s + at + 1, len - at - 1);
+            len--;
+        }
+    }
+    return len;
+}
+
+START_TEST(split_independent_random)
+{
+    /* Every verdict is tied to the byte that decides it: mutated requests
+     * get the same verdict in one call, a byte at a time and in random
+     * pieces. */
+    const char *seeds[] = {
+        "POST /a/./b/../%61ccess?q HTTP/1.2\r\nHost: [::1]:8080\r\nExpect: 100-continue\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nHost: x\r\n\r\n",
+        "GET http://h/x/%2e%2E/access HTTP/1.1\r\nHost: a%41.b:80\r\nContent-Length: 2\r\n\r\nab",
+        "FROB /x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "HEAD /%7e/./. HTTP/1.0\r\nExpect: 100-continue, x\r\nTransfer-Encoding: gzip, "
+        "chunked\r\n\r\n",
+    };
+    char buf[512];
+
+    for (int iter = 0; iter < 20000; iter++) {
+        const char *seed = seeds[iter % 4];
+        size_t len = strlen(seed);
+        memcpy(buf, seed, len);
+        len = mutate(buf, len, sizeof(buf));
+        struct verdict whole = feed(buf, len, 0);
+        struct verdict bytes = feed(buf, len, 1);
+        struct verdict pieces = feed(buf, len, 7);
+        expect_same(&whole, &bytes, buf, len);
+        expect_same(&whole, &pieces, buf, len);
+    }
+}
+END_TEST
+
 START_TEST(url_too_long)
 {
     size_t len;
@@ -1205,6 +1308,7 @@ static Suite *http_suite(void)
     tcase_add_test(p, path_normalised_long);
     tcase_add_test(p, split_new_fields);
     tcase_add_test(p, verdict_at_line_end);
+    tcase_add_test(p, split_independent_random);
     tcase_add_test(l, unknown_method_limits);
     tcase_add_test(p, guard_page);
     tcase_add_test(l, url_too_long);
