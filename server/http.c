@@ -129,10 +129,33 @@ static enum line_state line_step(struct http_parser *p, unsigned char c)
 
 /* Runs the request-line check over head bytes llhttp consumed; false once
  * the line is malformed. Past the line it costs one comparison per call. */
+/* "HTTP/D.D\r\n" whole at s: the usual end of a line, checked at once. */
+static bool whole_version(const char *s, size_t n)
+{
+    return n >= 10 && memcmp(s, "HTTP/", 5) == 0 && is_digit((unsigned char)s[5]) && s[6] == '.' &&
+           is_digit((unsigned char)s[7]) && s[8] == '\r' && s[9] == '\n';
+}
+
+/* The fast paths take the bytes that change no state: letters of the
+ * method, bytes of the target, a whole version. */
 static bool line_scan(struct http_parser *p, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n && p->st.line < LINE_DONE; i++)
-        p->st.line = (unsigned char)line_step(p, (unsigned char)s[i]);
+    size_t i = 0;
+
+    while (i < n && p->st.line < LINE_DONE) {
+        unsigned char c = (unsigned char)s[i];
+        if ((p->st.line == LINE_METHOD && is_alpha(c)) ||
+            (p->st.line == LINE_TARGET && c > ' ' && c != 0x7f)) {
+            i++;
+        } else if (p->st.line == LINE_PROTO && p->st.line_idx == 0 && whole_version(s + i, n - i)) {
+            p->st.line_major = s[i + 5];
+            p->st.line = LINE_DONE;
+            i += 10;
+        } else {
+            p->st.line = (unsigned char)line_step(p, c);
+            i++;
+        }
+    }
     return p->st.line != LINE_BAD;
 }
 
@@ -333,9 +356,20 @@ static int path_finish(struct http_parser *p)
     return 0;
 }
 
+/* A byte of a path that only needs copying. */
+static bool plain_path_byte(const struct http_parser *p, char c)
+{
+    return p->st.target == TARGET_PATH && !p->st.pct && c != '/' && c != '%' && c != '?' &&
+           c != '#';
+}
+
 static int path_feed(struct http_parser *p, const char *at, size_t n)
 {
     for (size_t i = 0; i < n && !p->st.path_done; i++) {
+        if (plain_path_byte(p, at[i])) {
+            emit(&p->req, at[i]);
+            continue;
+        }
         /* A bad %XX before the '?' is still refused. */
         if ((at[i] == '?' || at[i] == '#') && !p->st.pct)
             return path_finish(p);
@@ -387,32 +421,52 @@ static int on_version_complete(llhttp_t *h)
 
 /* ---- header fields ---- */
 
-/* The fields we read ourselves; enum order is the order of names[]. */
+/* The fields we read ourselves. */
 enum field { FIELD_OTHER, FIELD_HOST, FIELD_EXPECT, FIELD_TE, FIELD_COUNT };
 
-static const char *const field_names[FIELD_COUNT] = {"", "host", "expect", "transfer-encoding"};
+struct word {
+    const char *s; /* lower case */
+    size_t len;
+};
 
-/* Compares the name as it arrives with each field of interest. */
+#define WORD(lit)                                                                                  \
+    {                                                                                              \
+        (lit), sizeof(lit) - 1                                                                     \
+    }
+
+static const struct word field_names[FIELD_COUNT] = {
+    [FIELD_HOST] = WORD("host"),
+    [FIELD_EXPECT] = WORD("expect"),
+    [FIELD_TE] = WORD("transfer-encoding"),
+};
+
+/* The first letter picks the one field a name may be (h, e, t); the rest
+ * is compared with that one as it arrives. Most names are ruled out at
+ * their first byte and cost nothing more. */
 static void name_feed(struct http_parser *p, const char *at, size_t n)
 {
-    for (size_t i = 0; i < n; i++, p->st.name_len += p->st.name_len < 255) {
-        for (int f = FIELD_HOST; f < FIELD_COUNT; f++) {
-            size_t len = strlen(field_names[f]);
-            if (p->st.name_len >= len || lower(at[i]) != field_names[f][p->st.name_len])
-                p->st.name_miss |= (unsigned char)(1u << f);
-        }
+    for (size_t i = 0; i < n && (p->st.name_len == 0 || p->st.name_cand != FIELD_OTHER);
+         i++, p->st.name_len++) {
+        char c = lower(at[i]);
+        const struct word *w = &field_names[p->st.name_cand];
+        if (p->st.name_len == 0)
+            p->st.name_cand = c == 'h'   ? FIELD_HOST
+                              : c == 'e' ? FIELD_EXPECT
+                              : c == 't' ? FIELD_TE
+                                         : FIELD_OTHER;
+        else if (p->st.name_len >= w->len || c != w->s[p->st.name_len])
+            p->st.name_cand = FIELD_OTHER;
     }
 }
 
 static enum field name_end(struct http_parser *p)
 {
-    enum field f = FIELD_OTHER;
+    enum field f = (enum field)p->st.name_cand;
 
-    for (int i = FIELD_HOST; i < FIELD_COUNT; i++)
-        if (!(p->st.name_miss & (1u << i)) && p->st.name_len == strlen(field_names[i]))
-            f = (enum field)i;
+    if (p->st.name_len != field_names[f].len)
+        f = FIELD_OTHER;
     p->st.name_len = 0;
-    p->st.name_miss = 0;
+    p->st.name_cand = FIELD_OTHER;
     /* Trailers are discarded: a Host among them is nobody's business. */
     return p->head_done ? FIELD_OTHER : f;
 }
@@ -528,14 +582,14 @@ static bool host_valid(const struct http_parser *p)
 /* Expect and Transfer-Encoding are comma-separated lists (RFC 9110 5.6.1)
  * of which we know one member each: "100-continue", "chunked" (both
  * case-insensitive). Each member is compared as it arrives. */
-static const char *member_word(enum field f)
-{
-    return f == FIELD_EXPECT ? "100-continue" : "chunked";
-}
+static const struct word members[FIELD_COUNT] = {
+    [FIELD_EXPECT] = WORD("100-continue"),
+    [FIELD_TE] = WORD("chunked"),
+};
 
 static void member_end(struct http_parser *p, enum field f)
 {
-    bool known = !p->st.member_miss && p->st.member_len == strlen(member_word(f));
+    bool known = !p->st.member_miss && p->st.member_len == members[f].len;
 
     if (p->st.member_len == 0) /* empty members are allowed and mean nothing */
         return;
@@ -551,7 +605,7 @@ static void member_end(struct http_parser *p, enum field f)
 
 static void member_char(struct http_parser *p, enum field f, char c)
 {
-    const char *word = member_word(f);
+    const struct word *w = &members[f];
 
     if (c == ',') {
         member_end(p, f);
@@ -560,26 +614,35 @@ static void member_char(struct http_parser *p, enum field f, char c)
     } else {
         /* Anything after the token ("chunked;x", "100-continue x") makes
          * it another member. */
-        if (p->st.member_ws || p->st.member_len >= strlen(word) ||
-            lower(c) != word[p->st.member_len])
+        if (p->st.member_ws || p->st.member_len >= w->len || lower(c) != w->s[p->st.member_len])
             p->st.member_miss = true;
         p->st.member_len += p->st.member_len < 255;
     }
+}
+
+static bool host_feed(struct http_parser *p, const char *at, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)at[i];
+        /* Most of a host name and its port: no state to change. */
+        if ((p->st.host == HOST_REG && (is_alpha(c) || is_digit(c) || c == '.' || c == '-')) ||
+            (p->st.host == HOST_PORT && is_digit(c)))
+            continue;
+        p->st.host = (unsigned char)host_step(p, c);
+        if (p->st.host == HOST_BAD)
+            return false;
+    }
+    return true;
 }
 
 static int on_header_value(llhttp_t *h, const char *at, size_t n)
 {
     struct http_parser *p = h->data;
 
-    for (size_t i = 0; i < n && p->st.field != FIELD_OTHER; i++) {
-        if (p->st.field != FIELD_HOST) {
-            member_char(p, (enum field)p->st.field, at[i]);
-            continue;
-        }
-        p->st.host = (unsigned char)host_step(p, (unsigned char)at[i]);
-        if (p->st.host == HOST_BAD)
-            return fail(p, 400);
-    }
+    if (p->st.field == FIELD_HOST)
+        return host_feed(p, at, n) ? 0 : fail(p, 400);
+    for (size_t i = 0; i < n && p->st.field != FIELD_OTHER; i++)
+        member_char(p, (enum field)p->st.field, at[i]);
     return 0;
 }
 

@@ -77,8 +77,8 @@ struct http_parser {
         bool lf_pending;          /* last head byte was LF: the next must not fold */
         char prev;                /* last head byte fed so far */
         unsigned char field;      /* the header being read: enum field */
-        unsigned char name_len;   /* its name so far (saturates) */
-        unsigned char name_miss;  /* bit per enum field: the name no longer matches */
+        unsigned char name_len;   /* its name so far, while it may match */
+        unsigned char name_cand;  /* the field it may still be: enum field */
         unsigned char host;       /* Host value check: enum host_state */
         unsigned char hosts;      /* Host fields so far */
         unsigned char te_fields;  /* Transfer-Encoding fields so far */
