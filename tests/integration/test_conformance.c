@@ -236,6 +236,7 @@ static void build_big_rows(void)
 }
 
 static struct srv srv;
+static struct srv timer_srv; /* the 408 scenario's own, with short timeouts */
 
 static bool skip_conn(bool needs_conn, const char *name)
 {
@@ -431,15 +432,15 @@ START_TEST(stalled_body_408_on_time)
     static struct reader rd[6];
     static const char get[] = "GET /access HTTP/1.1\r\n" H "\r\n";
     static const char part[] = "GET /access HTTP/1.1\r\n" H "Content-Length: 10\r\n\r\nhello";
-    struct srv s;
+    struct srv *s = &timer_srv;
     struct resp r;
 
     if (skip_conn(true, "stalled body among six connections: 408 on time"))
         return;
-    srv_start(&s, "--header-timeout-ms", "1000", "--keepalive-timeout-ms", "700", "--delay-ms", "0",
+    srv_start(s, "--header-timeout-ms", "1000", "--keepalive-timeout-ms", "700", "--delay-ms", "0",
               NULL);
     for (int i = 0; i < 6; i++)
-        reader_connect(&rd[i], s.port);
+        reader_connect(&rd[i], s->port);
     send_all(rd[5].fd, get, sizeof(get) - 1);
     ck_assert_int_eq(read_reply(&rd[5], &r, false, 5000), 0);
     ck_assert_int_eq(r.status, 200);
@@ -459,7 +460,7 @@ START_TEST(stalled_body_408_on_time)
     expect_clean_close(&rd[5], "stalled body");
     for (int i = 0; i < 6; i++)
         close(rd[i].fd);
-    ck_assert_int_eq(srv_stop(&s, SIGTERM), 0);
+    ck_assert_int_eq(srv_stop(s, SIGTERM), 0);
 }
 END_TEST
 
@@ -473,6 +474,8 @@ static void stop(void)
 {
     if (srv.pid > 0)
         srv_stop(&srv, SIGKILL);
+    if (timer_srv.pid > 0)
+        srv_stop(&timer_srv, SIGKILL);
 }
 
 int main(void)
