@@ -204,14 +204,22 @@ bool route_may_block(const struct http_request *req)
     return r && r->get == route_access && req->method == HTTP_GET;
 }
 
+int route_refusal(const struct http_request *req)
+{
+    if (!find(req))
+        return 404;
+    return req->method == HTTP_GET || req->method == HTTP_HEAD ? 0 : 405;
+}
+
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
                     struct handler_reply *out, char *buf, size_t cap)
 {
     const struct route *r = find(req);
     bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
-    if (!r)
+    int refusal = route_refusal(req);
+    if (refusal == 404)
         text(out, 404, "Not found.\n", NULL);
-    else if (!get && !head)
+    else if (refusal == 405)
         text(out, 405, "Method not allowed.\n", ALLOW);
     else if (head && r->head)
         r->head(ctx, out, buf, cap);

@@ -140,7 +140,7 @@ START_TEST(limits_answer_and_close)
     REJECT("NUL in a header", "GET /access HTTP/1.1\r\nHost: t\r\nX-A: b\0c\r\n\r\n", 400);
     REJECT("bare LF", "GET /access HTTP/1.1\nHost: t\n\n", 400);
     REJECT("obs-fold", "GET /access HTTP/1.1\r\nHost: t\r\nX-A: b\r\n c\r\n\r\n", 400);
-    REJECT("invalid method", "FROB /access HTTP/1.1\r\nHost: t\r\n\r\n", 400);
+    REJECT("unknown method", "FROB /access HTTP/1.1\r\nHost: t\r\n\r\n", 501);
     REJECT("HTTP/2.0", "GET /access HTTP/2.0\r\nHost: t\r\n\r\n", 505);
     ck_assert_int_eq(stat_value(srv.port, "counter"), 0);
     ck_assert_int_eq(stat_value(srv.port, "requests.access"), 0);
