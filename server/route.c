@@ -133,6 +133,12 @@ typedef size_t (*document_fn)(const struct stats_source *src, char *buf, size_t 
  * requests for it, reuse it instead of allocating each time. */
 static _Thread_local char *spare_doc; /* each loop its own */
 
+void route_forget_spare(void)
+{
+    free(spare_doc);
+    spare_doc = NULL;
+}
+
 void route_release(void *owned)
 {
     if (owned && !spare_doc)

@@ -34,4 +34,8 @@ void route_dispatch(const struct handler_ctx *ctx, const struct http_request *re
 /* Gives back a reply's `owned` memory once the reply is sent. */
 void route_release(void *owned);
 
+/* Frees the document buffer this thread keeps for reuse: when a loop's
+ * thread ends. */
+void route_forget_spare(void);
+
 #endif

@@ -28,6 +28,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "route.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -691,6 +692,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     loop_run(&w->loop);
+    route_forget_spare();
     return NULL;
 }
 
@@ -718,6 +720,7 @@ int server_run(struct server *srv)
     int rc = start_threads(srv);
     if (rc == 0)
         rc = loop_run(&srv->workers[0].loop);
+    route_forget_spare();
     for (unsigned i = 1; i < srv->nworkers; i++) {
         struct worker *w = &srv->workers[i];
         if (!w->thread_started)

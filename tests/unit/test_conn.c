@@ -591,7 +591,7 @@ START_TEST(unread_replies_hit_the_send_timeout)
     client_reads = false;
     accept_conn();
     /* Each /stats reply is about a kilobyte: far more than fits. */
-    static char burst[40 * 24];
+    static char burst[40 * 32 + 1];
     burst[0] = '\0';
     for (int i = 0; i < 40; i++)
         strcat(burst, "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
