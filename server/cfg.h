@@ -26,6 +26,7 @@ struct cfg {
     uint64_t send_timeout_ms;      /* --send-timeout-ms, 1..86400000 */
     uint64_t drain_timeout_ms;     /* --drain-timeout-ms, 1..86400000 */
     uint64_t max_connections;      /* --max-connections, 1..1000000 */
+    unsigned threads;              /* --threads, 0..1024: event loops, 0 = one per core */
     uint64_t max_header_bytes;     /* --max-header-bytes, 512..1048576 */
     uint64_t max_headers;          /* --max-headers, 1..10000 */
     uint64_t max_body;             /* --max-body-bytes, 0..1 GiB */

@@ -145,6 +145,24 @@ static void count_waiters(struct part *p, int delta)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* What other threads read (cluster_read_stats) of this loop's state,
+ * copied under the stats mutex after each step that changes it. */
+static void publish(struct part *p)
+{
+    const struct etcd_client *clients[4] = {&p->queue, &p->section, &p->watchc,
+                                            p->first ? &p->c->lease_client : NULL};
+    pthread_mutex_lock(&p->mu);
+    p->stats.healthy = p->synced;
+    p->stats.queue_length = p->mirror.queued;
+    p->stats.revision = (uint64_t)p->revision;
+    memset(p->stats.errors, 0, sizeof(p->stats.errors));
+    for (int i = 0; i < 4; i++)
+        for (int e = 0; clients[i] && e < ETCD_ERR_COUNT; e++)
+            p->stats.errors[e] += clients[i]->stats.errors[e];
+    snprintf(p->stats.endpoint, sizeof(p->stats.endpoint), "%s", etcd_endpoint(&p->queue));
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void see_counter(struct part *p, uint64_t value, int64_t mod_revision)
 {
     if (mod_revision <= p->counter.mod_revision)
@@ -383,9 +401,11 @@ static void keeper_main(void *arg)
         int64_t id = atomic_load(&c->lease);
         if (id) {
             lease_keep(p, id, &valid_until);
+            publish(p);
             continue;
         }
         int rc = lease_grant(p);
+        publish(p);
         if (rc == 0) {
             said_down = false;
             valid_until = loop_now_us() + atomic_load(&c->lease_ttl_ms) * 1000;
@@ -484,6 +504,7 @@ static void apply_event(struct part *p, const struct etcd_event *ev)
         on_released(p, kv);
     collect(p);
     grant_head(p);
+    publish(p);
 }
 
 /* Forgets the mirror's queue: what is not ours goes, ours wait for the range. */
@@ -586,11 +607,13 @@ static void watcher_main(void *arg)
             p->synced = true;
             count(p, &p->stats.resyncs);
             grant_head(p);
+            publish(p);
             follow(p, &w);
         } else {
             loop_sleep_us(RETRY_US);
         }
         p->synced = false;
+        publish(p);
         etcd_watch_close(&w);
     }
     p->running--;
@@ -615,7 +638,8 @@ static void reaper_main(void *arg)
         int rc = etcd_delete(&p->queue, &del, &r, call_deadline(c, LOOP_FOREVER));
         if (rc == 0)
             ticket_done(t, r.revision);
-        else
+        publish(p);
+        if (rc < 0)
             loop_sleep_us(RETRY_US);
         etcd_reply_free(&r);
     }
@@ -710,6 +734,8 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
     struct part *p = here;
     struct ticket *t;
     int64_t asked = loop_now_us(), lease = atomic_load(&c->lease);
+    if (!p) /* this loop could not attach */
+        return -EAGAIN;
     if (!lease || atomic_load(&c->stopping))
         return refusal(p, -EAGAIN, deadline_us);
     if (queue_full(p, max_waiters)) {
@@ -719,6 +745,7 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
     if (ticket_new(p, lease, &t) < 0)
         return refusal(p, -ENOMEM, deadline_us);
     int rc = enter(p, t, deadline_us);
+    publish(p);
     if (rc < 0) {
         ticket_release(t);
         return refusal(p, rc, deadline_us);
@@ -862,6 +889,7 @@ int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n)
     struct commit k = {.t = t, .read = p->counter, .started = loop_now_us()};
     (void)c;
     int rc = commit_run(p, &k);
+    publish(p);
     if (rc == 0)
         *n = k.read.value + 1;
     else if (t->state == T_GRANTED)
@@ -1056,13 +1084,6 @@ static void part_stats(struct part *p, struct cluster_stats *out)
     pthread_mutex_lock(&p->mu);
     *out = p->stats;
     pthread_mutex_unlock(&p->mu);
-    out->healthy = p->synced;
-    out->queue_length = p->mirror.queued;
-    out->revision = (uint64_t)p->revision;
-    const struct etcd_client *clients[3] = {&p->queue, &p->section, &p->watchc};
-    for (int i = 0; i < 3; i++)
-        for (int e = 0; e < ETCD_ERR_COUNT; e++)
-            out->errors[e] += clients[i]->stats.errors[e];
 }
 
 void cluster_read_stats(struct cluster *c, struct cluster_stats *out)
@@ -1082,12 +1103,13 @@ void cluster_read_stats(struct cluster *c, struct cluster_stats *out)
         add_stats(out, one);
         free(one);
     }
-    for (int e = 0; e < ETCD_ERR_COUNT; e++)
-        out->errors[e] += c->lease_client.stats.errors[e];
     int64_t lease = atomic_load(&c->lease);
     out->healthy = healthy && lease;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
-    snprintf(out->endpoint, sizeof(out->endpoint), "%s",
-             n ? etcd_endpoint(&c->parts[0]->queue) : etcd_endpoint(&c->lease_client));
+    if (n && c->parts[0]) {
+        pthread_mutex_lock(&c->parts[0]->mu);
+        memcpy(out->endpoint, c->parts[0]->stats.endpoint, sizeof(out->endpoint));
+        pthread_mutex_unlock(&c->parts[0]->mu);
+    }
 }

@@ -129,8 +129,8 @@ static void answer_error(struct conn *c, int status)
                            .body = body,
                            .body_len = (size_t)len,
                            .keep_alive = false,
-                           .head = c->parser.req.method == HTTP_HEAD};
-    c->ctx->tally->total++;
+                           .head = c->parser.head_done && c->parser.req.method == HTTP_HEAD};
+    tally_add(&c->ctx->tally->total, 1);
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
     int rc = append_reply(c, &r, TALLY_NONE);
@@ -217,7 +217,7 @@ static int handle(struct conn *c)
     char body[ROUTE_BODY_CAP];
     struct handler_reply rr;
 
-    c->ctx->tally->total++;
+    tally_add(&c->ctx->tally->total, 1);
     if (c->out_len > 0 && route_may_block(req)) {
         int rc = flush(c);
         if (rc < 0)
@@ -227,10 +227,13 @@ static int handle(struct conn *c)
     if (c->gone || rr.status == 0) {
         route_release(rr.owned);
         c->gone = true;
-        c->ctx->tally->gone++;
+        tally_add(&c->ctx->tally->gone, 1);
         return -EPIPE;
     }
-    bool keep = req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream;
+    /* A request answered before its body was read (a refused
+     * expectation) cannot leave the connection in a known state. */
+    bool keep =
+        req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream && c->parser.complete;
     struct http_reply r = {
         .status = rr.status,
         .content_type = rr.content_type,
@@ -262,6 +265,30 @@ static int handle(struct conn *c)
     return keep;
 }
 
+/* Expect: 100-continue (RFC 9110 10.1.1): the client waits for a word
+ * before it sends the body. A request that will be refused anyway (no
+ * such path, or a method the path does not take) gets its final status at
+ * once and the connection ends; any other is told to go on. (A body over
+ * the limit was refused by its Content-Length already: 413.) Returns 1 to
+ * go on reading, 0 when answered, or a negative errno. */
+static int answer_expectation(struct conn *c)
+{
+    http_parser_continue_sent(&c->parser);
+    if (route_refusal(&c->parser.req)) {
+        int rc = handle(c); /* the refusal, with Connection: close */
+        return rc < 0 ? rc : flush(c) < 0 ? -EPIPE : 0;
+    }
+    if (c->out_len + HTTP_CONTINUE_LEN > sizeof(c->out)) {
+        int rc = flush(c);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(c->out + c->out_len, HTTP_CONTINUE, HTTP_CONTINUE_LEN);
+    c->out_len += HTTP_CONTINUE_LEN;
+    int rc = flush(c);
+    return rc < 0 ? rc : 1;
+}
+
 /* True if the client sent more than we read: pipelined requests after
  * one that closes the connection, or a body we did not wait for. */
 static bool unread_input(const struct conn *c)
@@ -291,6 +318,15 @@ static enum tally_end serve(struct conn *c)
         if (c->parser.error_status) {
             answer_error(c, c->parser.error_status);
             return TALLY_END_BAD_REQUEST;
+        }
+        if (http_parser_continue_due(&c->parser)) {
+            int rc = answer_expectation(c);
+            if (rc < 0)
+                return send_failure(c, rc);
+            if (rc == 0) {
+                c->linger = true; /* the body may come all the same */
+                return TALLY_END_DONE;
+            }
         }
         if (c->parser.complete) {
             int rc = handle(c);

@@ -4,6 +4,7 @@
 #ifndef TURNSTILE_GRANTS_H
 #define TURNSTILE_GRANTS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #define GRANTS_CAP 32
@@ -21,14 +22,17 @@ struct grant {
 };
 
 struct grants {
+    pthread_mutex_t mu; /* sections end on any loop's thread */
     struct grant ring[GRANTS_CAP];
     uint64_t total; /* ever recorded; the next goes to ring[total % GRANTS_CAP] */
 };
 
+void grants_init(struct grants *g);
+void grants_fini(struct grants *g);
 void grants_record(struct grants *g, uint64_t n, uint64_t us, int64_t at_us);
 
 /* Appends the /stats "grants" object: the recent grants oldest first,
  * their times in seconds since since_us (the server's start). */
-void grants_json(const struct grants *g, struct textbuf *o, int64_t since_us);
+void grants_json(struct grants *g, struct textbuf *o, int64_t since_us);
 
 #endif

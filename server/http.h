@@ -1,11 +1,13 @@
 /* http: an allocation-free HTTP/1.1 request parser (a thin wrapper around
  * llhttp) and reply formatter for one connection.
  *
- * The parser copies what the routes need (method, path, version, keep-alive)
- * into struct http_request, so the caller may compact or reuse its read
- * buffer between calls. Bodies are counted and discarded. Every limit is
- * enforced across calls: a client that sends one byte at a time meets the
- * same 414/431/413 as one that sends everything at once. */
+ * The parser copies what the routes need (method, normalised path, version,
+ * keep-alive, the 100-continue expectation) into struct http_request, so the
+ * caller may compact or reuse its read buffer between calls. Bodies are
+ * counted and discarded. Every limit and every verdict is the same however
+ * the bytes are split across calls: a client that sends one byte at a time
+ * meets the same 400/413/414/417/431/501/505 as one that sends everything at
+ * once. */
 #ifndef TURNSTILE_HTTP_H
 #define TURNSTILE_HTTP_H
 
@@ -34,37 +36,67 @@ struct http_limits {
         .max_header_bytes = 8192, .max_url = 8192, .max_headers = 100, .max_body = 1024 * 1024     \
     }
 
+/* Valid from head_done on (body_bytes and keep_alive: from complete on). */
 struct http_request {
-    int method;                   /* llhttp_method_t */
-    char path[HTTP_MAX_PATH + 1]; /* NUL-terminated, without query or fragment */
+    int method; /* llhttp_method_t; HEAD parses like GET */
+    /* NUL-terminated, without query or fragment. An origin-form path is
+     * normalised (RFC 3986 6.2.2): %XX of an unreserved character decoded,
+     * other %XX kept with upper-case digits (so %2F never becomes a
+     * separator), "." and ".." segments removed. Absolute-form
+     * ("http://host/p") keeps only its path; any other form is kept as sent. */
+    char path[HTTP_MAX_PATH + 1];
     size_t path_len;
     bool path_truncated;        /* path was longer than HTTP_MAX_PATH */
-    unsigned char major, minor; /* always 1.0 or 1.1 on a complete request */
+    unsigned char major, minor; /* 1.0 or 1.1; 1.2 and up are read as 1.1 */
     bool keep_alive;            /* the connection may serve another request */
-    uint64_t body_bytes;        /* body bytes seen (and discarded) */
+    /* "Expect: 100-continue" on an HTTP/1.1 request that has a body: the
+     * client may wait for "100 Continue" before sending it. See
+     * http_parser_continue_due(). */
+    bool expect_continue;
+    uint64_t body_bytes; /* body bytes seen (and discarded) */
 };
 
 struct http_parser {
     llhttp_t llhttp;
     struct http_limits limits;
     struct http_request req;
-    int error_status;         /* != 0: reply with this status and close */
-    bool complete;            /* req holds one whole request; call http_parser_next() */
-    struct {                  /* per request, see http.c; zeroed by http_parser_next() */
-        bool head_done;       /* request line and headers parsed */
-        bool url_open;        /* inside the request target */
-        bool path_done;       /* '?' or '#' seen: the rest of the target is ignored */
-        bool lf_pending;      /* last head byte was LF: the next must not fold */
-        char prev;            /* last head byte fed so far */
-        bool version_done;    /* llhttp accepted the version's syntax */
-        char version[3];      /* "D.D" as sent, to tell 505 from 400 */
-        size_t version_len;   /* all version bytes, even past version[] */
-        size_t head_bytes;    /* request line + headers so far */
-        size_t url_bytes;     /* request target so far */
-        size_t field_len;     /* current header name so far */
-        unsigned nheaders;    /* header and trailer fields so far */
-        uint64_t body_wire;   /* bytes after the head: data plus chunk framing */
-        uint64_t chunk_total; /* declared chunk sizes so far */
+    int error_status;             /* != 0: reply with this status and close */
+    bool head_done;               /* request line and headers parsed: req's head fields are final */
+    bool complete;                /* req holds one whole request; call http_parser_next() */
+    struct {                      /* per request, see http.c; zeroed by http_parser_next() */
+        unsigned char line;       /* request-line check: enum line_state */
+        unsigned char line_idx;   /* bytes of "HTTP/" matched */
+        char line_major;          /* the version's major digit */
+        bool line_only;           /* llhttp gave up on the method: we read the line */
+        unsigned char target;     /* request-target form: enum target_state */
+        unsigned char pct;        /* hex digits of a %XX in the path seen so far */
+        unsigned char pct_hi;     /* the value of the first one */
+        uint16_t seg;             /* where the path's last segment starts */
+        bool path_done;           /* '?' or '#' seen: the rest of the target is ignored */
+        bool url_open;            /* inside the request target */
+        bool lf_pending;          /* last head byte was LF: the next must not fold */
+        char prev;                /* last head byte fed so far */
+        unsigned char field;      /* the header being read: enum field */
+        unsigned char name_len;   /* its name so far, while it may match */
+        unsigned char name_cand;  /* the field it may still be: enum field */
+        unsigned char host;       /* Host value check: enum host_state */
+        unsigned char hosts;      /* Host fields so far */
+        unsigned char te_fields;  /* Transfer-Encoding fields so far */
+        unsigned char v6_len;     /* bytes in v6 */
+        char v6[46];              /* an IPv6 literal in Host, for inet_pton */
+        unsigned char member_len; /* list member so far (saturates) */
+        bool member_miss;         /* it is not the member we look for */
+        bool member_ws;           /* whitespace after its token */
+        bool expect_continue;     /* Expect holds 100-continue */
+        bool expect_other;        /* Expect holds another expectation: 417 */
+        bool te_other;            /* a transfer coding other than chunked: 501 */
+        bool continue_sent;       /* see http_parser_continue_sent() */
+        size_t head_bytes;        /* request line + headers so far */
+        size_t url_bytes;         /* request target so far */
+        size_t field_len;         /* current header name so far */
+        unsigned nheaders;        /* header and trailer fields so far */
+        uint64_t body_wire;       /* bytes after the head: data plus chunk framing */
+        uint64_t chunk_total;     /* declared chunk sizes so far */
     } st;
 };
 
@@ -73,9 +105,21 @@ void http_parser_init(struct http_parser *p, const struct http_limits *limits);
 
 /* Feeds len bytes and returns how many were consumed. Afterwards exactly one
  * of: p->complete (one whole request parsed; bytes after it were not
- * consumed), p->error_status != 0 (400, 413, 414, 431 or 505: reply and
- * close), or neither (all bytes consumed, more are needed). Once complete or
- * failed, further calls consume nothing. */
+ * consumed), p->error_status != 0 (reply and close), or neither (all bytes
+ * consumed, more are needed). Once complete or failed, further calls
+ * consume nothing. The error statuses:
+ *  400  malformed request line, header or chunk; HTTP/0.9 (as soon as its
+ *       line ends); HTTP/1.1 without Host; two Host fields; a Host that is
+ *       not host[:port] (reg-name, IPv4 or [IPv6]); a bad %XX, %00 or ".."
+ *       above the root in the path; Transfer-Encoding on HTTP/1.0 or without
+ *       chunked last; CL + TE; obs-fold; bare LF; spaces in field names
+ *  413  Content-Length or chunk sizes over max_body (before the body is read)
+ *  414  request target over max_url
+ *  417  an expectation other than 100-continue
+ *  431  head over max_header_bytes or max_headers
+ *  501  a method llhttp does not know (on a well-formed request line), or
+ *       a transfer coding other than chunked ("gzip, chunked")
+ *  505  a major version other than 1 */
 size_t http_parse(struct http_parser *p, const char *data, size_t len);
 
 /* Forgets the complete request and readies p for the next pipelined one.
@@ -83,9 +127,25 @@ size_t http_parse(struct http_parser *p, const char *data, size_t len);
  * and the caller must close instead. */
 void http_parser_next(struct http_parser *p);
 
+/* True when the client waits for "100 Continue" (HTTP_CONTINUE) before
+ * sending the body: the head of a request with expect_continue is parsed,
+ * the request is neither complete nor failed, and http_parser_continue_sent()
+ * was not called. The caller sends HTTP_CONTINUE and goes on reading, or
+ * sends the final status at once (404, 405) without reading the body, and
+ * then closes (RFC 9110 10.1.1). Parsing does not stop for it. */
+bool http_parser_continue_due(const struct http_parser *p);
+
+/* Records that the expectation was answered (until http_parser_next()). */
+void http_parser_continue_sent(struct http_parser *p);
+
 /* True while no byte of the next request has arrived (keep-alive idle, as
  * opposed to a header in progress). */
 bool http_parser_idle(const struct http_parser *p);
+
+/* The interim reply to "Expect: 100-continue" (RFC 9110 15.2.1): a status
+ * line and nothing else. http_format_reply() gives the same for status 100. */
+#define HTTP_CONTINUE     "HTTP/1.1 100 Continue\r\n\r\n"
+#define HTTP_CONTINUE_LEN (sizeof(HTTP_CONTINUE) - 1)
 
 struct http_reply {
     int status;               /* 100..999 */
@@ -103,7 +163,10 @@ struct http_reply {
 
 /* Formats a whole response (status line, Date, Server, Content-Type,
  * Content-Length, Connection, extra_headers, body) into buf; returns its
- * length, or 0 if cap is too small or the status is not three digits. */
+ * length, or 0 if cap is too small or the status is not three digits. A 1xx
+ * reply is its status line and extra_headers only; a 1xx or 204 reply never
+ * has a body, nor a HEAD reply (whose Content-Length stays that of the body
+ * a GET would get). */
 size_t http_format_reply(char *buf, size_t cap, const struct http_reply *r);
 
 /* Writes v in decimal at dst (room for 20 digits); returns the length.

@@ -46,7 +46,12 @@
 /* Two mappings per coroutine stack: 10 000 connections use 20 000 of the
  * default vm.max_map_count (65 530). Above the limit the listener pauses. */
 #define LIMIT_MAX_CONNECTIONS 10000
-#define LIMIT_BACKLOG         4096 /* listen(2) queue; the kernel caps it */
+
+/* Event loops (--threads). One: the lock is then a plain single-thread
+ * lock, the cheapest; more spread parsing, /stats and many connections
+ * over cores (docs/design.md, "Many cores"). */
+#define LIMIT_THREADS 1
+#define LIMIT_BACKLOG 4096 /* listen(2) queue; the kernel caps it */
 
 #define LIMIT_MAX_HEADER_BYTES 8192       /* request line + headers: 431 (URL alone: 414) */
 #define LIMIT_MAX_HEADERS      100        /* header fields: 431 */

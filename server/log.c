@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +33,12 @@ const char *log_level_name(unsigned level)
 
 void log_set_level(enum log_level level)
 {
-    threshold = level;
+    __atomic_store_n(&threshold, level, __ATOMIC_RELAXED); /* a reload, read by every loop */
 }
 
 bool log_enabled(enum log_level level)
 {
-    return level <= threshold;
+    return level <= __atomic_load_n(&threshold, __ATOMIC_RELAXED);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -80,6 +81,24 @@ static FILE *open_buffered(const char *path, char **buffer)
 /* The new file is open before the old one closes: a path that cannot be
  * opened leaves the log where it was, and every buffered line reaches the
  * old file before it is closed. */
+/* Every loop writes the access log: the file and its path change only
+ * under access_mu, and every line is written whole under it. */
+static pthread_mutex_t access_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Closes the file open now; under access_mu. */
+static void close_locked(void)
+{
+    if (!access_file)
+        return;
+    if (access_file == stdout)
+        fflush(stdout);
+    else
+        fclose(access_file);
+    __atomic_store_n(&access_file, NULL, __ATOMIC_RELAXED);
+    free(access_buffer);
+    access_buffer = NULL;
+}
+
 int log_access_open(const char *path)
 {
     char *buffer = NULL;
@@ -88,20 +107,23 @@ int log_access_open(const char *path)
     FILE *f = open_buffered(path, &buffer);
     if (!f)
         return -errno;
-    log_access_close();
-    access_file = f;
+    pthread_mutex_lock(&access_mu);
+    close_locked();
+    __atomic_store_n(&access_file, f, __ATOMIC_RELAXED);
     access_buffer = buffer;
     snprintf(access_path, sizeof(access_path), "%s", path);
+    pthread_mutex_unlock(&access_mu);
     return 0;
 }
 
 int log_access_reopen(void)
 {
-    if (!access_file || strcmp(access_path, "-") == 0)
-        return 0;
     char path[sizeof(access_path)];
+    pthread_mutex_lock(&access_mu);
+    bool reopen = access_file && strcmp(access_path, "-") != 0;
     snprintf(path, sizeof(path), "%s", access_path);
-    return log_access_open(path);
+    pthread_mutex_unlock(&access_mu);
+    return reopen ? log_access_open(path) : 0;
 }
 
 const char *log_access_path(void)
@@ -111,14 +133,14 @@ const char *log_access_path(void)
 
 bool log_access_enabled(void)
 {
-    return access_file != NULL;
+    return __atomic_load_n(&access_file, __ATOMIC_RELAXED) != NULL;
 }
 
 void log_access(const char *client, const char *method, const char *path, int minor, int status,
                 uint64_t bytes, int64_t wait_us)
 {
-    static time_t cached_second;
-    static char stamp[40];
+    static _Thread_local time_t cached_second;
+    static _Thread_local char stamp[40];
     time_t now = time(NULL);
     if (now != cached_second) { /* strftime once a second, not per request */
         struct tm tm;
@@ -126,28 +148,28 @@ void log_access(const char *client, const char *method, const char *path, int mi
         strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
         cached_second = now;
     }
-    fprintf(access_file, "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu", client, stamp, method, path,
-            minor, status, (unsigned long long)bytes);
-    if (wait_us >= 0)
-        fprintf(access_file, " wait_ms=%.3f", (double)wait_us / 1000.0);
-    fputc('\n', access_file);
+    pthread_mutex_lock(&access_mu);
+    if (access_file) {
+        fprintf(access_file, "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu", client, stamp, method, path,
+                minor, status, (unsigned long long)bytes);
+        if (wait_us >= 0)
+            fprintf(access_file, " wait_ms=%.3f", (double)wait_us / 1000.0);
+        fputc('\n', access_file);
+    }
+    pthread_mutex_unlock(&access_mu);
 }
 
 void log_access_flush(void)
 {
+    pthread_mutex_lock(&access_mu);
     if (access_file)
         fflush(access_file);
+    pthread_mutex_unlock(&access_mu);
 }
 
 void log_access_close(void)
 {
-    if (!access_file)
-        return;
-    if (access_file == stdout)
-        fflush(stdout);
-    else
-        fclose(access_file);
-    access_file = NULL;
-    free(access_buffer);
-    access_buffer = NULL;
+    pthread_mutex_lock(&access_mu);
+    close_locked();
+    pthread_mutex_unlock(&access_mu);
 }

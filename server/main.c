@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     if (rc == -EINVAL)
         return 2;
     if (rc == 0)
-        log_msg(LOG_LEVEL_INFO, "stopped: counter %llu", (unsigned long long)srv.resource.counter);
+        log_msg(LOG_LEVEL_INFO, "stopped: counter %llu",
+                (unsigned long long)resource_counter(&srv.resource));
     return rc < 0 ? 1 : 0;
 }

@@ -10,37 +10,62 @@ static int64_t ms_to_us(double ms)
     return (int64_t)(ms * 1000.0 + 0.5);
 }
 
+/* With several loops, the section runs on whichever thread holds the lock,
+ * and /stats reads from any: the fields below that more than one thread
+ * touches are read and written whole, with relaxed atomics. */
+#define LOAD(field)       __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define STORE(field, val) __atomic_store_n(&(field), (val), __ATOMIC_RELAXED)
+
 void resource_init(struct resource *r, const struct resource_settings *s)
 {
-    *r = (struct resource){.use_lock = s->use_lock, .rng = (uint64_t)loop_now_us() | 1};
+    *r = (struct resource){.use_lock = s->use_lock};
     lock_init(&r->lock, s->max_waiters);
     resource_configure(r, s);
 }
 
 void resource_configure(struct resource *r, const struct resource_settings *s)
 {
-    r->delay_us = ms_to_us(s->delay_ms);
-    r->jitter_us = ms_to_us(s->jitter_ms);
-    r->lock_timeout_us = ms_to_us(s->lock_timeout_ms);
-    r->lock.max_queue = s->max_waiters;
+    STORE(r->delay_us, ms_to_us(s->delay_ms));
+    STORE(r->jitter_us, ms_to_us(s->jitter_ms));
+    STORE(r->lock_timeout_us, ms_to_us(s->lock_timeout_ms));
+    lock_set_max_queue(&r->lock, s->max_waiters);
 }
 
-/* xorshift64: jitter needs to be spread, not unpredictable. */
-static uint64_t next_random(struct resource *r)
+uint64_t resource_counter(const struct resource *r)
 {
-    r->rng ^= r->rng << 13;
-    r->rng ^= r->rng >> 7;
-    r->rng ^= r->rng << 17;
-    return r->rng;
+    return r->cluster ? cluster_counter(r->cluster) : LOAD(r->counter);
+}
+
+uint64_t resource_in_section(const struct resource *r)
+{
+    return LOAD(r->in_section);
+}
+
+void resource_set_counter(struct resource *r, uint64_t value)
+{
+    STORE(r->counter, value);
+}
+
+/* xorshift64, one per thread: jitter needs to be spread, not
+ * unpredictable, and --no-lock sections run on several threads at once. */
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t rng;
+    if (!rng)
+        rng = (uint64_t)loop_now_us() | 1;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
 }
 
 /* The simulated work. A cancellation (the client hung up) does not cut it
  * short: the update was promised to run to the end once started. */
 static void work(struct resource *r)
 {
-    int64_t us = r->delay_us;
-    if (r->jitter_us > 0)
-        us += (int64_t)(next_random(r) % (uint64_t)(r->jitter_us + 1));
+    int64_t us = LOAD(r->delay_us), jitter = LOAD(r->jitter_us);
+    if (jitter > 0)
+        us += (int64_t)(next_random() % (uint64_t)(jitter + 1));
     if (us <= 0)
         return; /* --delay-ms 0: no clock to read */
     int64_t end = loop_now_us() + us;
@@ -50,7 +75,8 @@ static void work(struct resource *r)
 
 static int64_t lock_deadline(const struct resource *r)
 {
-    return r->lock_timeout_us ? loop_now_us() + r->lock_timeout_us : LOOP_FOREVER;
+    int64_t timeout = LOAD(r->lock_timeout_us);
+    return timeout ? loop_now_us() + timeout : LOOP_FOREVER;
 }
 
 /* The same section with the cluster's lock and counter (cluster.h): the
@@ -63,12 +89,10 @@ static int access_cluster(struct resource *r, uint64_t *n, struct resource_timin
     if (rc < 0)
         return rc;
     int64_t entered = loop_clock_us();
-    r->in_section++;
+    __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
     work(r);
     rc = cluster_commit(r->cluster, &hold, n);
-    r->in_section--;
-    if (rc == 0)
-        r->counter = *n;
+    __atomic_sub_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
     t->wait_us = entered - asked;
     t->work_us = loop_clock_us() - entered;
     return rc;
@@ -85,20 +109,20 @@ int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
             return rc;
     }
     int64_t entered = loop_clock_us();
-    r->in_section++;
-    uint64_t value = r->counter; /* read ... */
+    __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
+    uint64_t value = LOAD(r->counter); /* read ... */
     work(r);
-    r->counter = value + 1; /* ... write: without the lock, updates get lost */
+    STORE(r->counter, value + 1); /* ... write: without the lock, updates get lost */
     t->wait_us = entered - asked;
     t->work_us = loop_clock_us() - entered;
-    uint64_t seq = r->state ? state_commit(r->state, r->counter) : 0;
-    r->in_section--;
+    uint64_t seq = r->state ? state_commit(r->state, value + 1) : 0;
+    __atomic_sub_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
     *n = value + 1;
     if (r->use_lock) {
         lock_release(&r->lock);
         /* Handed to a waiter: let its section start before we spend time
          * sending our reply, so the lock is never held idle. */
-        if (lock_locked(&r->lock) && r->delay_us > 0)
+        if (lock_locked(&r->lock) && LOAD(r->delay_us) > 0)
             loop_yield();
     }
     /* Outside the lock: the next section runs while this one's value is

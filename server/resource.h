@@ -19,11 +19,10 @@ struct resource {
     int64_t jitter_us;       /* plus uniform random 0..jitter_us */
     int64_t lock_timeout_us; /* longest wait for the lock; 0: forever */
     bool use_lock;           /* false only for the --no-lock demonstration */
-    uint64_t rng;
-    uint64_t in_section; /* coroutines inside the critical section now */
-    struct state *state; /* set by the owner after resource_init; NULL: memory only */
+    uint64_t in_section;     /* coroutines inside the critical section now */
+    struct state *state;     /* set by the owner after resource_init; NULL: memory only */
     /* Cluster mode (--etcd), set by the owner after resource_init: the
-     * counter and the lock live in etcd, `counter` and `lock` are unused
+     * counter and the lock live in etcd; `counter` and `lock` are unused
      * but for the queue cap. NULL: everything is here. */
     struct cluster *cluster;
 };
@@ -42,6 +41,13 @@ void resource_init(struct resource *r, const struct resource_settings *s);
  * the next request to queue, see them; the counter, the lock's holder and
  * its queue are untouched. use_lock cannot change here. */
 void resource_configure(struct resource *r, const struct resource_settings *s);
+
+/* The counter now, and how many requests are inside the section now:
+ * from any thread. */
+uint64_t resource_counter(const struct resource *r);
+uint64_t resource_in_section(const struct resource *r);
+/* Before serving: the counter recovered from disk or from the cluster. */
+void resource_set_counter(struct resource *r, uint64_t value);
 
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {

@@ -96,8 +96,7 @@ static void route_access_head(const struct handler_ctx *ctx, struct handler_repl
                               size_t cap)
 {
     (void)cap;
-    const struct resource *r = ctx->resource;
-    size_t len = access_body(buf, (r->cluster ? cluster_counter(r->cluster) : r->counter) + 1);
+    size_t len = access_body(buf, resource_counter(ctx->resource) + 1);
     *out = (struct handler_reply){
         .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
@@ -109,7 +108,7 @@ static void route_access(const struct handler_ctx *ctx, struct handler_reply *ou
     uint64_t n;
     struct resource_timing t;
     (void)cap;
-    ctx->tally->access++;
+    tally_add(&ctx->tally->access, 1);
     switch (resource_access(ctx->resource, &n, &t)) {
     case 0:
         access_ok(ctx, out, buf, n, &t);
@@ -136,7 +135,13 @@ typedef size_t (*document_fn)(const struct stats_source *src, char *buf, size_t 
 
 /* One document buffer kept back: a dashboard polling /stats, or pipelined
  * requests for it, reuse it instead of allocating each time. */
-static char *spare_doc;
+static _Thread_local char *spare_doc; /* each loop its own */
+
+void route_forget_spare(void)
+{
+    free(spare_doc);
+    spare_doc = NULL;
+}
 
 void route_release(void *owned)
 {
@@ -209,14 +214,22 @@ bool route_may_block(const struct http_request *req)
     return r && r->get == route_access && req->method == HTTP_GET;
 }
 
+int route_refusal(const struct http_request *req)
+{
+    if (!find(req))
+        return 404;
+    return req->method == HTTP_GET || req->method == HTTP_HEAD ? 0 : 405;
+}
+
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
                     struct handler_reply *out, char *buf, size_t cap)
 {
     const struct route *r = find(req);
     bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
-    if (!r)
+    int refusal = route_refusal(req);
+    if (refusal == 404)
         text(out, 404, "Not found.\n", NULL);
-    else if (!get && !head)
+    else if (refusal == 405)
         text(out, 405, "Method not allowed.\n", ALLOW);
     else if (head && r->head)
         r->head(ctx, out, buf, cap);

@@ -24,11 +24,19 @@
  * replies waiting before them are sent first. */
 bool route_may_block(const struct http_request *req);
 
+/* The status req will be refused with (404: no such path, 405: a method
+ * it does not take), or 0 if a handler will answer it. */
+int route_refusal(const struct http_request *req);
+
 /* Answers req; a body the handler builds goes into buf (cap bytes). */
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
                     struct handler_reply *out, char *buf, size_t cap);
 
 /* Gives back a reply's `owned` memory once the reply is sent. */
 void route_release(void *owned);
+
+/* Frees the document buffer this thread keeps for reuse: when a loop's
+ * thread ends. */
+void route_forget_spare(void);
 
 #endif

@@ -1,11 +1,16 @@
-/* server: listener, connection limit, signals and graceful stop. See
- * server.h.
+/* server: workers, listeners, connection limit, signals, reload and the
+ * graceful stop. See server.h.
  *
- * Stopping (SIGINT/SIGTERM): the listening socket closes at once,
- * connections idle between requests close, and requests already read or
- * queued for the lock run to the end with "Connection: close" on their
- * reply. The process exits when the last connection is gone, when the drain
- * deadline passes, or at a second signal. */
+ * Stopping (SIGINT/SIGTERM): every worker closes its listening socket at
+ * once, closes its connections idle between requests, and lets requests
+ * already read or queued for the lock run to the end with "Connection:
+ * close" on their reply. A worker with no connection left tells worker 0;
+ * the process exits when every worker is done, when the drain deadline
+ * passes, or at a second signal.
+ *
+ * Worker 0 (the caller's thread) runs the daemon's own events and talks to
+ * the others only through their loops' inboxes (to_worker()), so every
+ * worker's fields are touched by its own thread alone. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -15,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -22,12 +28,13 @@
 
 #include "limits.h"
 #include "log.h"
+#include "route.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
-#define ACCEPT_RETRY_MS 100 /* pause after EMFILE/ENFILE before accepting again */
+#define ACCEPT_RETRY_MS 100 /* pause after EMFILE/ENFILE or at the limit, then look again */
 #define ACCEPT_BATCH    64  /* connections taken per readiness of the listener */
 
 /* Tells systemd (Type=notify) where we are; nothing without NOTIFY_SOCKET
@@ -46,139 +53,241 @@ static int64_t ms_to_us(uint64_t ms)
     return (int64_t)ms * 1000;
 }
 
+/* Runs post on worker w, from worker 0 (whose thread the daemon's events
+ * run on): at once for worker 0 itself, else through w's inbox. */
+static void to_worker(struct worker *w, struct loop_post *post)
+{
+    if (w->id == 0)
+        post->fn(post->arg);
+    else
+        loop_post(&w->loop, post);
+}
+
+/* Connections open in the whole server: the limit is the server's. A
+ * worker reserves a place before it accepts, so that workers accepting at
+ * once cannot together pass the limit. */
+static uint64_t total_active(const struct server *srv)
+{
+    return __atomic_load_n(&srv->open, __ATOMIC_RELAXED);
+}
+
+static bool reserve(struct worker *w)
+{
+    if (__atomic_add_fetch(&w->srv->open, 1, __ATOMIC_RELAXED) <= w->max_connections)
+        return true;
+    __atomic_sub_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+static void unreserve(struct worker *w)
+{
+    __atomic_sub_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- accepting ---- */
+
+static void pause_accepting(struct worker *w)
+{
+    if (w->listener && !w->accept_paused)
+        loop_watch_stop(w->listener);
+    w->accept_paused = true;
+}
+
+static void resume_accepting(struct worker *w)
+{
+    if (w->listener && w->accept_paused)
+        loop_watch_start(w->listener, 0);
+    w->accept_paused = false;
+}
+
+/* At the connection limit: pause, and look again shortly (a connection of
+ * another worker may be the one that closes). */
+static void pause_at_limit(struct worker *w)
+{
+    pause_accepting(w);
+    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
+}
+
+static void on_accept_retry(void *arg)
+{
+    struct worker *w = arg;
+    if (w->draining)
+        return;
+    if (total_active(w->srv) < w->max_connections)
+        resume_accepting(w);
+    else
+        pause_at_limit(w);
+}
+
 /* ---- connections ---- */
-
-static void pause_accepting(struct server *srv)
-{
-    if (srv->listener && !srv->accept_paused)
-        loop_watch_stop(srv->listener);
-    srv->accept_paused = true;
-}
-
-static void resume_accepting(struct server *srv)
-{
-    if (srv->listener && srv->accept_paused)
-        loop_watch_start(srv->listener, 0);
-    srv->accept_paused = false;
-}
 
 static void conn_opened(void *owner, struct conn *c)
 {
-    struct server *srv = owner;
-    list_push_back(&srv->conns, conn_node(c));
+    struct worker *w = owner;
+    list_push_back(&w->conns, conn_node(c));
 }
 
 static void conn_lingering(void *owner, struct conn *c, bool on)
 {
-    struct server *srv = owner;
+    struct worker *w = owner;
     (void)c;
-    if (on)
-        srv->conns_tally.lingering++;
-    else
-        srv->conns_tally.lingering--;
+    tally_add(&w->tally.lingering, on ? 1 : -1);
 }
+
+static void check_drained(struct worker *w);
 
 /* Every connection ends here, served or not: the one place that counts
  * it out. */
 static void conn_closed(void *owner, struct conn *c, enum tally_end why)
 {
-    struct server *srv = owner;
+    struct worker *w = owner;
     if (c)
         list_remove(conn_node(c));
-    srv->conns_tally.ended[why]++;
-    srv->conns_tally.active--;
-    if (srv->draining && srv->conns_tally.active == 0)
-        loop_break(&srv->loop);
-    else if (srv->accept_paused && !loop_watch_active(srv->accept_retry))
-        resume_accepting(srv); /* back under the limit */
+    tally_add(&w->tally.ended[why], 1);
+    tally_add(&w->tally.active, -1);
+    unreserve(w);
+    if (w->draining)
+        check_drained(w);
+    else if (w->accept_paused && !loop_watch_active(w->accept_retry))
+        resume_accepting(w); /* back under the limit */
 }
 
-void server_adopt(struct server *srv, int fd)
+/* A connection whose place is reserved. */
+static void adopt(struct worker *w, int fd)
 {
-    srv->conns_tally.accepted++;
-    srv->conns_tally.active++;
-    if (conn_accept(&srv->conn_ctx, fd) < 0) {
+    tally_add(&w->tally.accepted, 1);
+    tally_add(&w->tally.active, 1);
+    if (conn_accept(&w->conn_ctx, fd) < 0) {
         conn_refuse(fd);
         close(fd);
-        srv->conns_tally.refused++;
-        tally_response(&srv->requests, TALLY_NONE, 503);
-        conn_closed(srv, NULL, TALLY_END_DONE);
+        tally_add(&w->tally.refused, 1);
+        tally_response(&w->requests, TALLY_NONE, 503);
+        conn_closed(w, NULL, TALLY_END_DONE);
     }
+}
+
+void server_adopt(struct worker *w, int fd)
+{
+    __atomic_add_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
+    adopt(w, fd);
 }
 
 /* Out of descriptors (EMFILE/ENFILE) or another accept failure: retrying at
  * once would spin, so pause and try again shortly. */
-static void accept_failed(struct server *srv, int err)
+static void accept_failed(struct worker *w, int err)
 {
-    if (!srv->accept_paused) /* once per episode, not every retry */
+    if (!w->accept_paused) /* once per episode, not every retry */
         log_msg(LOG_LEVEL_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
-                strerror(err), ACCEPT_RETRY_MS, (unsigned long long)srv->conns_tally.active);
-    pause_accepting(srv);
-    loop_watch_start(srv->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
+                strerror(err), ACCEPT_RETRY_MS, (unsigned long long)total_active(w->srv));
+    pause_accepting(w);
+    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
 }
 
 static void on_accept(void *arg)
 {
-    struct server *srv = arg;
+    struct worker *w = arg;
     int one = 1;
-    for (int i = 0; i < ACCEPT_BATCH && !srv->accept_paused; i++) {
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    for (int i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
+        if (!reserve(w)) {
+            pause_at_limit(w);
+            return;
+        }
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            int err = errno;
+            unreserve(w);
+            if (err == EINTR || err == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
-                accept_failed(srv, errno);
+            if (err != EAGAIN)
+                accept_failed(w, err);
             return;
         }
         /* Replies are whole and sent at once: do not let Nagle hold them. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        server_adopt(srv, fd);
-        if (srv->conns_tally.active >= srv->cfg.max_connections)
-            pause_accepting(srv); /* resumed by conn_closed() */
+        adopt(w, fd);
     }
-}
-
-static void on_accept_retry(void *arg)
-{
-    struct server *srv = arg;
-    if (srv->conns_tally.active < srv->cfg.max_connections)
-        resume_accepting(srv);
 }
 
 /* ---- stopping ---- */
 
-static void close_listener(struct server *srv)
+static void close_listener(struct worker *w)
 {
-    loop_watch_free(srv->listener);
-    srv->listener = NULL;
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
-    srv->listen_fd = -1;
+    loop_watch_free(w->listener);
+    w->listener = NULL;
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    w->listen_fd = -1;
+}
+
+/* On worker 0: one more worker has nothing left; the last one ends the
+ * run. */
+static void on_worker_drained(void *arg)
+{
+    struct server *srv = arg;
+    if (++srv->drained == srv->nworkers)
+        loop_break(&srv->workers[0].loop);
+}
+
+/* A draining worker with no connection left is done: it tells worker 0,
+ * and its own loop ends (worker 0's goes on until every worker is done,
+ * to keep serving signals and the deadline). */
+static void check_drained(struct worker *w)
+{
+    if (w->drained || __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED) > 0)
+        return;
+    w->drained = true;
+    if (w->id == 0) {
+        on_worker_drained(w->srv);
+        return;
+    }
+    loop_post(&w->srv->workers[0].loop, &w->drained_post);
+    loop_break(&w->loop);
+}
+
+static void drain_worker(void *arg)
+{
+    struct worker *w = arg;
+    w->draining = true;
+    close_listener(w);
+    loop_watch_stop(w->accept_retry);
+    list_for_each(n, &w->conns) conn_drain(conn_of_node(n));
+    check_drained(w);
+}
+
+static void stop_worker(void *arg)
+{
+    struct worker *w = arg;
+    loop_break(&w->loop);
+}
+
+/* Now, drained or not: the deadline passed, or a second signal came. */
+static void stop_all(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        to_worker(&srv->workers[i], &srv->workers[i].stop_post);
 }
 
 static void start_drain(struct server *srv)
 {
     notify("STOPPING=1");
-    srv->draining = true;
-    close_listener(srv);
-    list_for_each(n, &srv->conns) conn_drain(conn_of_node(n));
-    if (srv->conns_tally.active == 0)
-        loop_break(&srv->loop);
-    else
-        loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
+    __atomic_store_n(&srv->draining, true, __ATOMIC_RELAXED);
+    loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        to_worker(&srv->workers[i], &srv->workers[i].drain_post);
 }
 
 static void on_signal(struct server *srv, const char *name)
 {
     if (srv->draining) {
         log_msg(LOG_LEVEL_WARN, "%s again: stopping now, %llu connections still open", name,
-                (unsigned long long)srv->conns_tally.active);
-        loop_break(&srv->loop); /* a second signal: stop now */
+                (unsigned long long)total_active(srv));
+        stop_all(srv); /* a second signal: stop now */
         return;
     }
+    struct lock_stats ls;
+    lock_read_stats(&srv->resource.lock, &ls);
     log_msg(LOG_LEVEL_INFO, "%s: stopping; %llu connections open, %llu queued for the lock", name,
-            (unsigned long long)srv->conns_tally.active,
-            (unsigned long long)srv->resource.lock.stats.waiters);
+            (unsigned long long)total_active(srv), (unsigned long long)ls.waiters);
     start_drain(srv);
 }
 
@@ -196,9 +305,8 @@ static void on_drain_timeout(void *arg)
 {
     struct server *srv = arg;
     log_msg(LOG_LEVEL_WARN, "drain deadline (%llu ms) passed with %llu connections open",
-            (unsigned long long)srv->cfg.drain_timeout_ms,
-            (unsigned long long)srv->conns_tally.active);
-    loop_break(&srv->loop);
+            (unsigned long long)srv->cfg.drain_timeout_ms, (unsigned long long)total_active(srv));
+    stop_all(srv);
 }
 
 /* ---- reload (SIGHUP) and log reopening (SIGUSR1) ---- */
@@ -256,6 +364,19 @@ static void move_access_log(struct server *srv, struct cfg *next)
         loop_watch_stop(srv->log_flush);
 }
 
+/* On each worker: the new limits for its next reads and connections. */
+static void apply_reload(void *arg)
+{
+    struct worker *w = arg;
+    struct server *srv = w->srv;
+    pthread_mutex_lock(&srv->reload_mu);
+    w->limits = srv->next_limits;
+    w->max_connections = srv->next_max_connections;
+    pthread_mutex_unlock(&srv->reload_mu);
+    if (w->accept_paused && !w->draining && !loop_watch_active(w->accept_retry))
+        on_accept_retry(w);
+}
+
 void server_reload(struct server *srv, struct cfg *next)
 {
     unsigned kept = cfg_keep_restart_settings(&srv->cfg, next, keep_for_restart, NULL);
@@ -263,11 +384,13 @@ void server_reload(struct server *srv, struct cfg *next)
     log_set_level((enum log_level)next->log_level);
     struct resource_settings rs = resource_settings(next);
     resource_configure(&srv->resource, &rs);
-    srv->limits = conn_limits(next); /* new reads and new connections see them */
+    pthread_mutex_lock(&srv->reload_mu);
+    srv->next_limits = conn_limits(next);
+    srv->next_max_connections = next->max_connections;
+    pthread_mutex_unlock(&srv->reload_mu);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        to_worker(&srv->workers[i], &srv->workers[i].reload_post);
     srv->cfg = *next;
-    if (srv->accept_paused && srv->conns_tally.active < next->max_connections &&
-        !loop_watch_active(srv->accept_retry))
-        resume_accepting(srv);
     log_msg(LOG_LEVEL_INFO,
             "reload: applied %s; delay %g ms, lock timeout %g ms, max waiters %llu%s",
             next->config_path[0] ? next->config_path : "the flags", next->delay_ms,
@@ -296,8 +419,7 @@ static void on_sigusr1(void *arg)
     int rc = log_access_reopen();
     if (rc < 0)
         log_msg(LOG_LEVEL_ERROR,
-                "SIGUSR1: cannot reopen access log %s: %s; still writing to the "
-                "old file",
+                "SIGUSR1: cannot reopen access log %s: %s; still writing to the old file",
                 log_access_path(), strerror(-rc));
     else
         log_msg(LOG_LEVEL_INFO, "SIGUSR1: access log reopened");
@@ -352,13 +474,18 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap
     }
 }
 
-static int open_listener(const struct sockaddr_storage *ss, socklen_t len)
+/* reuseport: one socket per worker on the same address, the kernel
+ * spreading connections over them (no thundering herd, no shared accept
+ * queue to fight over). */
+static int open_listener(const struct sockaddr_storage *ss, socklen_t len, bool reuseport)
 {
     int one = 1;
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LIMIT_BACKLOG) != 0) {
         int err = errno;
         close(fd);
@@ -367,7 +494,19 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len)
     return fd;
 }
 
-static int listen_on(struct server *srv)
+/* Accepting waits for the rest of the turn (LOOP_PRIO_LATE): a loop first
+ * serves what its open connections have ready, so a flood of new clients
+ * cannot starve the ones it already took. */
+static int watch_listener(struct worker *w, int fd)
+{
+    w->listen_fd = fd;
+    w->listener = loop_watch_fd(&w->loop, fd, LOOP_PRIO_LATE, on_accept, w);
+    if (!w->listener || loop_watch_start(w->listener, 0) != 0)
+        return -ENOMEM; /* server_fini() closes fd */
+    return 0;
+}
+
+static int listen_all(struct server *srv)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -375,56 +514,56 @@ static int listen_on(struct server *srv)
     int rc = resolve(&srv->cfg, &ss, &len);
     if (rc < 0)
         return rc;
-    int fd = open_listener(&ss, len);
-    if (fd < 0) {
-        format_addr(&ss, addr, sizeof(addr));
-        fprintf(stderr, "turnstile: cannot listen on %s: %s\n", addr, strerror(-fd));
-        return fd;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        int fd = open_listener(&ss, len, srv->nworkers > 1);
+        if (fd < 0) {
+            format_addr(&ss, addr, sizeof(addr));
+            fprintf(stderr, "turnstile: cannot listen on %s: %s\n", addr, strerror(-fd));
+            return fd;
+        }
+        len = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &len); /* the others take the port the first got */
+        rc = watch_listener(&srv->workers[i], fd);
+        if (rc < 0)
+            return rc;
     }
-    len = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &len); /* the port --port 0 got */
     format_addr(&ss, addr, sizeof(addr));
     snprintf(srv->url, sizeof(srv->url), "http://%s", addr);
-    srv->listen_fd = fd;
-    /* Accepting waits for the rest of the turn (LOOP_PRIO_LATE): a loop
-     * first serves what its open connections have ready, so a flood of
-     * new clients cannot starve the ones it already took. */
-    srv->listener = loop_watch_fd(&srv->loop, fd, LOOP_PRIO_LATE, on_accept, srv);
-    if (!srv->listener || loop_watch_start(srv->listener, 0) != 0)
-        return -ENOMEM; /* server_fini() closes fd */
     return 0;
 }
 
-/* The daemon's own events. A stop (SIGINT, SIGTERM) is urgent:
- * LOOP_PRIO_IO. A reload, a log reopening and the timers are housekeeping:
- * they run after the turn's work. */
+/* The daemon's own events, on worker 0. A stop (SIGINT, SIGTERM) is
+ * urgent: LOOP_PRIO_IO. A reload, a log reopening and the timers are
+ * housekeeping: they run after the turn's work. */
 static int make_events(struct server *srv)
 {
-    struct loop *loop = &srv->loop;
+    struct loop *loop = &srv->workers[0].loop;
     srv->signals[0] = loop_watch_signal(loop, SIGINT, LOOP_PRIO_IO, on_sigint, srv);
     srv->signals[1] = loop_watch_signal(loop, SIGTERM, LOOP_PRIO_IO, on_sigterm, srv);
     srv->signals[2] = loop_watch_signal(loop, SIGHUP, LOOP_PRIO_LATE, on_sighup, srv);
     srv->signals[3] = loop_watch_signal(loop, SIGUSR1, LOOP_PRIO_LATE, on_sigusr1, srv);
     srv->drain_timer = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_drain_timeout, srv);
-    srv->accept_retry = loop_watch_timer(loop, false, LOOP_PRIO_LATE, on_accept_retry, srv);
     srv->log_flush = loop_watch_timer(loop, true, LOOP_PRIO_LATE, on_log_flush, srv);
     for (int i = 0; i < 4; i++)
         if (!srv->signals[i] || loop_watch_start(srv->signals[i], 0) != 0)
             return -ENOMEM;
-    if (!srv->drain_timer || !srv->accept_retry || !srv->log_flush)
+    if (!srv->drain_timer || !srv->log_flush)
         return -ENOMEM;
     if (log_access_enabled())
         loop_watch_start(srv->log_flush, 1000000);
     return 0;
 }
 
-/* --state-file: recover the counter, then save every update (state.h). */
+/* --state-file: recover the counter, then save every update (state.h). Its
+ * rounds are watched on worker 0; its waiters may be on any worker. */
 static int open_state(struct server *srv)
 {
-    int rc = state_open(&srv->state, srv->cfg.state_file, &srv->resource.counter);
+    uint64_t counter;
+    int rc = state_open(&srv->state, srv->cfg.state_file, &counter);
     if (rc < 0)
         return rc;
-    rc = state_start(&srv->state, &srv->loop);
+    resource_set_counter(&srv->resource, counter);
+    rc = state_start(&srv->state, &srv->workers[0].loop);
     if (rc < 0) {
         state_close(&srv->state);
         return rc;
@@ -435,7 +574,8 @@ static int open_state(struct server *srv)
 
 /* --etcd: the counter and the lock live in etcd (cluster.h). Refused with
  * --state-file (etcd keeps the counter) and --no-lock (a demonstration of
- * one process). */
+ * one process). Each worker attaches its loop on its own thread (see
+ * worker_main); worker 0's, attached first, keeps the lease. */
 static int open_cluster(struct server *srv)
 {
     const struct cfg *cfg = &srv->cfg;
@@ -457,7 +597,7 @@ static int open_cluster(struct server *srv)
         return rc;
     }
     if (rc == 0)
-        rc = cluster_attach(srv->cluster, &srv->loop);
+        rc = cluster_attach(srv->cluster, &srv->workers[0].loop);
     if (rc < 0)
         return rc;
     srv->resource.cluster = srv->cluster;
@@ -465,68 +605,95 @@ static int open_cluster(struct server *srv)
     return 0;
 }
 
-/* What connections and handlers see of the server: set up once. */
-static void lend_contexts(struct server *srv)
+/* ---- workers ---- */
+
+static int worker_init(struct server *srv, struct worker *w, unsigned id)
 {
-    const struct cfg *cfg = &srv->cfg;
-    srv->limits = (struct conn_limits){
-        .http = {.max_header_bytes = cfg->max_header_bytes,
-                 .max_url = cfg->max_header_bytes,
-                 .max_headers = (unsigned)cfg->max_headers,
-                 .max_body = cfg->max_body},
-        .header_timeout_ms = cfg->header_timeout_ms,
-        .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
-        .send_timeout_ms = cfg->send_timeout_ms,
-    };
-    srv->stats = (struct stats_source){.resource = &srv->resource,
-                                       .requests = &srv->requests,
-                                       .conns = &srv->conns_tally,
+    *w = (struct worker){.srv = srv,
+                         .id = id,
+                         .listen_fd = -1,
+                         .limits = conn_limits(&srv->cfg),
+                         .max_connections = srv->cfg.max_connections};
+    list_init(&w->conns);
+    w->drain_post = (struct loop_post){.fn = drain_worker, .arg = w};
+    w->stop_post = (struct loop_post){.fn = stop_worker, .arg = w};
+    w->reload_post = (struct loop_post){.fn = apply_reload, .arg = w};
+    w->drained_post = (struct loop_post){.fn = on_worker_drained, .arg = srv};
+    /* Keep idle stacks for this loop's share of the connection limit:
+     * reuse, no mmap, and no loop hoarding what the others need. */
+    unsigned share = (unsigned)(srv->cfg.max_connections / srv->nworkers);
+    int rc = loop_init(&w->loop, 0, share ? share : 1);
+    if (rc == 0 && srv->nworkers > 1)
+        rc = loop_open_inbox(&w->loop);
+    w->accept_retry = loop_watch_timer(&w->loop, false, LOOP_PRIO_LATE, on_accept_retry, w);
+    if (rc == 0 && !w->accept_retry)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "turnstile: cannot start an event loop: %s\n", strerror(-rc));
+        return rc;
+    }
+    w->handlers = (struct handler_ctx){.resource = &srv->resource,
+                                       .tally = &w->requests,
                                        .grants = &srv->grants,
-                                       .draining = &srv->draining,
-                                       .started_us = loop_now_us()};
-    srv->handlers = (struct handler_ctx){.resource = &srv->resource,
-                                         .tally = &srv->requests,
-                                         .grants = &srv->grants,
-                                         .stats = &srv->stats};
-    srv->conn_ctx = (struct conn_ctx){.loop = &srv->loop,
-                                      .limits = &srv->limits,
-                                      .handlers = &srv->handlers,
-                                      .tally = &srv->requests,
-                                      .draining = &srv->draining,
-                                      .opened = conn_opened,
-                                      .closed = conn_closed,
-                                      .lingering = conn_lingering,
-                                      .owner = srv};
+                                       .stats = &srv->stats};
+    w->conn_ctx = (struct conn_ctx){.loop = &w->loop,
+                                    .limits = &w->limits,
+                                    .handlers = &w->handlers,
+                                    .tally = &w->requests,
+                                    .draining = &w->draining,
+                                    .opened = conn_opened,
+                                    .closed = conn_closed,
+                                    .lingering = conn_lingering,
+                                    .owner = w};
+    srv->requests[id] = &w->requests;
+    srv->conns_tallies[id] = &w->tally;
+    return 0;
+}
+
+static unsigned worker_count(const struct cfg *cfg)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cfg->threads ? cfg->threads : cores > 0 ? (unsigned)cores : 1;
+}
+
+static int alloc_workers(struct server *srv)
+{
+    srv->nworkers = worker_count(&srv->cfg);
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    srv->requests = calloc(srv->nworkers, sizeof(*srv->requests));
+    srv->conns_tallies = calloc(srv->nworkers, sizeof(*srv->conns_tallies));
+    if (srv->workers && srv->requests && srv->conns_tallies)
+        return 0;
+    fprintf(stderr, "turnstile: cannot start: %s\n", strerror(ENOMEM));
+    return -ENOMEM;
 }
 
 int server_init(struct server *srv, const struct cfg *cfg)
 {
-    *srv = (struct server){.cfg = *cfg, .listen_fd = -1};
-    list_init(&srv->conns);
-    lend_contexts(srv);
-    /* Keep idle stacks for every connection the limit allows: reuse, no mmap. */
-    int rc = loop_init(&srv->loop, 0, (unsigned)cfg->max_connections);
-    if (rc < 0) {
-        fprintf(stderr, "turnstile: cannot start the event loop: %s\n", strerror(-rc));
-        return rc;
-    }
-    struct resource_settings rs = {.delay_ms = cfg->delay_ms,
-                                   .jitter_ms = cfg->jitter_ms,
-                                   .lock_timeout_ms = cfg->lock_timeout_ms,
-                                   .max_waiters = cfg->max_waiters,
-                                   .use_lock = !cfg->no_lock};
+    *srv = (struct server){.cfg = *cfg};
+    pthread_mutex_init(&srv->reload_mu, NULL);
+    grants_init(&srv->grants);
+    struct resource_settings rs = resource_settings(cfg);
     resource_init(&srv->resource, &rs);
-    if (cfg->state_file[0]) {
+    int rc = alloc_workers(srv);
+    if (rc < 0)
+        return rc;
+    if (srv->nworkers > 1)
+        lock_share(&srv->resource.lock);
+    srv->stats = (struct stats_source){.resource = &srv->resource,
+                                       .requests = srv->requests,
+                                       .conns = srv->conns_tallies,
+                                       .nloops = srv->nworkers,
+                                       .grants = &srv->grants,
+                                       .draining = &srv->draining,
+                                       .started_us = loop_now_us()};
+    for (unsigned i = 0; i < srv->nworkers && rc == 0; i++)
+        rc = worker_init(srv, &srv->workers[i], i);
+    if (rc == 0 && cfg->state_file[0])
         rc = open_state(srv);
-        if (rc < 0)
-            return rc;
-    }
-    if (cfg->etcd[0]) {
+    if (rc == 0 && cfg->etcd[0])
         rc = open_cluster(srv);
-        if (rc < 0)
-            return rc;
-    }
-    return make_events(srv);
+    return rc < 0 ? rc : make_events(srv);
 }
 
 /* Each connection is a descriptor: lift the soft limit (often 1024) toward
@@ -547,7 +714,7 @@ int server_start(struct server *srv, const struct cfg *cfg)
     raise_fd_limit(cfg->max_connections);
     int rc = server_init(srv, cfg);
     if (rc == 0)
-        rc = listen_on(srv);
+        rc = listen_all(srv);
     if (rc < 0)
         return rc;
     printf("turnstile listening on %s\n", srv->url);
@@ -556,30 +723,88 @@ int server_start(struct server *srv, const struct cfg *cfg)
     return 0;
 }
 
+/* A worker's loop, with its part of the cluster (cluster.h) around it:
+ * a part belongs to the thread that runs its loop. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct cluster *c = w->srv->cluster;
+    if (c && cluster_attach(c, &w->loop) < 0)
+        log_msg(LOG_LEVEL_ERROR, "worker %u: cannot join the cluster; its /access answers 503",
+                w->id);
+    loop_run(&w->loop);
+    if (c)
+        cluster_detach(c, &w->loop);
+    route_forget_spare();
+    return NULL;
+}
+
+/* Signals are worker 0's business (a stop, a reload): the other workers'
+ * threads start with all of them blocked. */
+static int start_threads(struct server *srv)
+{
+    sigset_t all, old;
+    int rc = 0;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 1; i < srv->nworkers && rc == 0; i++) {
+        struct worker *w = &srv->workers[i];
+        rc = -pthread_create(&w->thread, NULL, worker_main, w);
+        w->thread_started = rc == 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc < 0)
+        log_msg(LOG_LEVEL_ERROR, "cannot start a worker thread: %s", strerror(-rc));
+    return rc;
+}
+
 int server_run(struct server *srv)
 {
-    return loop_run(&srv->loop);
+    int rc = start_threads(srv);
+    if (rc == 0)
+        rc = loop_run(&srv->workers[0].loop);
+    route_forget_spare();
+    for (unsigned i = 1; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        if (!w->thread_started)
+            continue;
+        loop_post(&w->loop, &w->stop_post); /* at once, if it is not done already */
+        pthread_join(w->thread, NULL);
+        w->thread_started = false;
+    }
+    return rc;
+}
+
+static void worker_fini(struct worker *w)
+{
+    close_listener(w);
+    loop_watch_free(w->accept_retry);
+    /* Connections still open (a forced stop) keep their coroutines: the
+     * process is about to exit, and their stacks go with it. */
+    if (w->tally.active == 0)
+        loop_fini(&w->loop);
 }
 
 int server_fini(struct server *srv)
 {
-    /* First, while the loop still exists: the writer saves the last
+    /* First, while worker 0's loop still exists: the writer saves the last
      * update, and its watch goes. */
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
-    if (srv->cluster) { /* its keys go with its lease, revoked here */
-        cluster_detach(srv->cluster, &srv->loop);
+    if (srv->cluster) { /* the other workers detached on their threads */
+        cluster_detach(srv->cluster, &srv->workers[0].loop);
         cluster_close(srv->cluster);
         srv->resource.cluster = srv->cluster = NULL;
     }
-    close_listener(srv);
     for (int i = 0; i < 4; i++)
         loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);
-    loop_watch_free(srv->accept_retry);
     loop_watch_free(srv->log_flush);
-    /* Connections still open (a forced stop) keep their coroutines: the
-     * process is about to exit, and their stacks go with it. */
-    if (srv->conns_tally.active == 0)
-        loop_fini(&srv->loop);
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
+        worker_fini(&srv->workers[i]);
+    free(srv->workers);
+    free(srv->requests);
+    free(srv->conns_tallies);
+    srv->workers = NULL;
+    grants_fini(&srv->grants);
     return rc;
 }

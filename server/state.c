@@ -197,6 +197,9 @@ int state_open(struct state *st, const char *path, uint64_t *value)
 {
     *st = (struct state){.path = path, .sync = fdatasync, .efd = -1};
     waitq_init(&st->waiters);
+    /* Waiters may be coroutines of any loop: the line is guarded by mu,
+     * which the writer holds only for a few stores (waitq.h). */
+    st->waiters.mu = &st->mu;
     *value = 0;
     st->fd = open_or_create(path);
     if (st->fd < 0)
@@ -320,8 +323,8 @@ static void on_round(void *arg)
     pthread_mutex_lock(&st->mu);
     st->durable_seq = st->saved_seq;
     st->lost_seq = st->failed_seq;
-    pthread_mutex_unlock(&st->mu);
     wake_settled(st);
+    pthread_mutex_unlock(&st->mu);
 }
 
 int state_start(struct state *st, struct loop *loop)
@@ -359,15 +362,21 @@ uint64_t state_commit(struct state *st, uint64_t value)
 
 int state_wait(struct state *st, uint64_t seq)
 {
-    if (seq <= st->durable_seq)
-        return 0;
-    if (seq <= st->lost_seq)
-        return -EIO;
-    struct state_waiter w = {.e = {.co = coro_current()}, .seq = seq};
-    join_in_order(st, &w);
-    /* A wake beats a cancel of the same turn; a waiter destroyed while
-     * parked just leaves the line (waitq.h). */
-    return waitq_park(&w.e, LOOP_FOREVER);
+    int rc = 0;
+    pthread_mutex_lock(&st->mu);
+    if (seq <= st->durable_seq) {
+        rc = 0;
+    } else if (seq <= st->lost_seq) {
+        rc = -EIO;
+    } else {
+        struct state_waiter w = {.e = {.co = coro_current()}, .seq = seq};
+        join_in_order(st, &w);
+        /* A wake beats a cancel of the same turn; a waiter destroyed while
+         * parked just leaves the line (waitq.h). */
+        rc = waitq_park(&w.e, LOOP_FOREVER);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }
 
 /* ---- closing ---- */

@@ -81,9 +81,10 @@ struct state {
     pthread_t writer;
     int efd;                  /* eventfd: the writer finished a round */
     struct loop_watch *watch; /* on efd */
-    uint64_t durable_seq;     /* saved_seq as the loop last saw it */
-    uint64_t lost_seq;        /* failed_seq as the loop last saw it */
-    struct waitq waiters;     /* parked in state_wait(), by seq */
+    /* Under mu too: waiters come from every loop. */
+    uint64_t durable_seq; /* saved_seq as the loop last saw it */
+    uint64_t lost_seq;    /* failed_seq as the loop last saw it */
+    struct waitq waiters; /* parked in state_wait(), by seq */
 };
 
 /* Opens the state file at path, creating it with counter 0 if it does not

@@ -37,6 +37,7 @@ const struct stats_row stats_rows[] = {
         "The shared counter: the N of the latest GET /access."),
     ROW(SECONDS, "uptime_s", "uptime_seconds", uptime_us, "Seconds since the server started."),
     ROW(FLAG, "draining", "draining", draining, "1 while the server is stopping (SIGINT/SIGTERM)."),
+    ROW(GAUGE, "threads", "threads", threads, "Event loops, each on its own thread (--threads)."),
 
     ROW(COUNTER, "requests.total", NULL, requests.total,
         "Requests answered or dropped, malformed ones included."),
@@ -136,21 +137,25 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     /* Thread-local and static: two struct hist are too big for a
      * coroutine's stack, and taking a snapshot never yields. */
     static _Thread_local struct stats_snapshot s;
-    const struct resource *r = src->resource;
-    s.counter = r->counter;
+    struct resource *r = src->resource;
+    s.counter = resource_counter(r);
     s.uptime_us = (uint64_t)(loop_now_us() - src->started_us);
-    s.draining = *src->draining;
-    s.requests = *src->requests;
-    s.in_section = r->in_section;
+    s.draining = __atomic_load_n(src->draining, __ATOMIC_RELAXED);
+    s.threads = src->nloops;
+    memset(&s.requests, 0, sizeof(s.requests));
+    memset(&s.conns, 0, sizeof(s.conns));
+    for (unsigned i = 0; i < src->nloops; i++) {
+        tally_sum_requests(&s.requests, src->requests[i]);
+        tally_sum_conns(&s.conns, src->conns[i]);
+    }
+    s.in_section = resource_in_section(r);
     count_classes(&s);
-    s.conns = *src->conns;
     s.lock_enabled = r->use_lock;
     s.lock_locked = lock_locked(&r->lock);
-    s.lock = r->lock.stats;
+    lock_read_stats(&r->lock, &s.lock);
     s.cluster_enabled = r->cluster != NULL;
-    if (r->cluster) {
+    if (r->cluster) { /* this instance's requests for the cluster's lock */
         cluster_read_stats(r->cluster, &s.cluster);
-        s.counter = cluster_counter(r->cluster);
         s.lock = s.cluster.lock;
         s.lock_locked = s.cluster.queue_length > 0;
     }

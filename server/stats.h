@@ -23,17 +23,19 @@ struct grants;
 
 /* Where the numbers come from; set up once by the server. */
 struct stats_source {
-    const struct resource *resource;
-    const struct tally_requests *requests;
-    const struct tally_conns *conns;
-    const struct grants *grants;
-    const bool *draining;
-    int64_t started_us; /* loop_now_us() at start */
+    struct resource *resource;
+    /* One of each per loop, summed when read. */
+    const struct tally_requests *const *requests;
+    const struct tally_conns *const *conns;
+    unsigned nloops;
+    struct grants *grants;
+    const bool *draining; /* read atomically: another thread sets it */
+    int64_t started_us;   /* loop_now_us() at start */
 };
 
 /* Every value at one moment. */
 struct stats_snapshot {
-    uint64_t counter, uptime_us, draining;
+    uint64_t counter, uptime_us, draining, threads;
     struct tally_requests requests;
     uint64_t in_section;
     uint64_t responses[4]; /* by class: 2xx, 3xx, 4xx, 5xx */

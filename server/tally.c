@@ -1,6 +1,8 @@
 /* tally: see tally.h. */
 #include "tally.h"
 
+#include <stddef.h>
+
 const char *const tally_route_names[TALLY_ROUTES] = {
     [TALLY_ACCESS] = "/access", [TALLY_STATS] = "/stats",   [TALLY_METRICS] = "/metrics",
     [TALLY_DASHBOARD] = "/",    [TALLY_EVENTS] = "/events", [TALLY_UNKNOWN] = "unknown",
@@ -44,5 +46,24 @@ int tally_status_code(enum tally_status slot)
 
 void tally_response(struct tally_requests *t, enum tally_route route, int status)
 {
-    t->by_route[route][tally_status_of(status)]++;
+    tally_add(&t->by_route[route][tally_status_of(status)], 1);
+}
+
+/* The structs are nothing but uint64_t counts: summed word by word. */
+static void sum_words(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+void tally_sum_requests(struct tally_requests *dst, const struct tally_requests *src)
+{
+    _Static_assert(sizeof(*src) % sizeof(uint64_t) == 0, "only counts");
+    sum_words((uint64_t *)dst, (const uint64_t *)src, sizeof(*src) / sizeof(uint64_t));
+}
+
+void tally_sum_conns(struct tally_conns *dst, const struct tally_conns *src)
+{
+    _Static_assert(sizeof(*src) % sizeof(uint64_t) == 0, "only counts");
+    sum_words((uint64_t *)dst, (const uint64_t *)src, sizeof(*src) / sizeof(uint64_t));
 }

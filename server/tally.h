@@ -72,8 +72,22 @@ struct tally_conns {
     uint64_t ended[TALLY_ENDS];
 };
 
+/* Every count has one writer, the loop that owns its struct, and may be
+ * read from any thread (/stats sums the loops). The add is a relaxed
+ * load and store, no locked instruction: atomic only so that a reader
+ * always sees a whole value. */
+static inline void tally_add(uint64_t *count, int64_t n)
+{
+    __atomic_store_n(count, __atomic_load_n(count, __ATOMIC_RELAXED) + (uint64_t)n,
+                     __ATOMIC_RELAXED);
+}
+
 /* Counts one response. */
 void tally_response(struct tally_requests *t, enum tally_route route, int status);
+
+/* Adds the counts of src to dst, reading src as another thread writes it. */
+void tally_sum_requests(struct tally_requests *dst, const struct tally_requests *src);
+void tally_sum_conns(struct tally_conns *dst, const struct tally_conns *src);
 
 /* The slot of a status (TALLY_OTHER for one without its own), and the
  * status of a slot (0 for TALLY_OTHER). */

@@ -53,19 +53,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
         abort();
-    const uint64_t *granted = &srv.requests.by_route[TALLY_ACCESS][TALLY_200];
-    uint64_t counter = srv.resource.counter, ok = *granted;
+    struct worker *w = &srv.workers[0];
+    const uint64_t *granted = &w->requests.by_route[TALLY_ACCESS][TALLY_200];
+    uint64_t counter = resource_counter(&srv.resource), ok = *granted;
     size_t off = 0;
     bool shut = false;
-    server_adopt(&srv, sv[1]);
-    while (srv.conns_tally.active > 0) {
+    server_adopt(w, sv[1]);
+    while (w->tally.active > 0) {
         pump(sv[0], data, size, &off, &shut);
-        loop_run_once(&srv.loop);
+        loop_run_once(&w->loop);
     }
     close(sv[0]);
     /* Only a 200 from /access moves the counter, by exactly one. */
-    if (lock_locked(&srv.resource.lock) || srv.resource.counter < counter ||
-        srv.resource.counter - counter > *granted - ok)
+    uint64_t now = resource_counter(&srv.resource);
+    if (lock_locked(&srv.resource.lock) || now < counter || now - counter > *granted - ok)
         abort();
     return 0;
 }

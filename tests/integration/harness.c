@@ -69,9 +69,16 @@ static void collect_args(const char **argv, int start, const char *first, va_lis
 void srv_start(struct srv *s, const char *arg, ...)
 {
     const char *argv[MAX_ARGS] = {binary(), "--port", "0"};
+    int first = 3;
+    /* The same tests with N event loops: meson test --setup threads4. */
+    const char *threads = getenv("TURNSTILE_THREADS");
+    if (threads && *threads) {
+        argv[first++] = "--threads";
+        argv[first++] = threads;
+    }
     va_list ap;
     va_start(ap, arg);
-    collect_args(argv, 3, arg, ap);
+    collect_args(argv, first, arg, ap);
     va_end(ap);
     int out[2], err[2];
     ck_assert(pipe(out) == 0 && pipe(err) == 0);
@@ -271,6 +278,15 @@ static long long json_path(const char *json, const char *path)
     if (strncmp(at, "false", 5) == 0)
         return 0;
     return strtoll(at, NULL, 10);
+}
+
+bool stat_try(int port, const char *key, long long *value)
+{
+    struct resp r;
+    if (http_get(port, "/stats", &r) != 0 || r.status != 200)
+        return false;
+    *value = json_path(r.body, key);
+    return true;
 }
 
 long long stat_value(int port, const char *key)

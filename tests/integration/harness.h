@@ -61,6 +61,9 @@ long long access_n(const struct resp *r);
 
 /* A number from /stats: key is a path of object keys, "lock.waiters". */
 long long stat_value(int port, const char *key);
+/* Like stat_value, but false instead of a failed test when the server
+ * answers /stats with anything but 200 (a 503 under memory pressure). */
+bool stat_try(int port, const char *key, long long *value);
 /* Polls /stats until key == want; false if the deadline passes. */
 bool wait_stat(int port, const char *key, long long want, int timeout_ms);
 

@@ -14,6 +14,8 @@ trap cleanup EXIT
 # start_server ARGS...: --port 0 is added; stdout/stderr go to $dir/out, err.
 start_server() {
     : >"$dir/out" # exists before the server opens it, for the grep below
+    # The same tests with N event loops: meson test --setup threads4.
+    if [ -n "${TURNSTILE_THREADS:-}" ]; then set -- --threads "$TURNSTILE_THREADS" "$@"; fi
     "$TURNSTILE_BIN" --port 0 "$@" >"$dir/out" 2>"$dir/err" &
     pid=$!
     tries=0

@@ -36,11 +36,12 @@ static void new_cluster_name(void)
     snprintf(cluster_name, sizeof(cluster_name), "t%d-%d", (int)getpid(), ++n);
 }
 
-/* Starts instance i of the current cluster. */
+/* Starts instance i of the current cluster, two loops each: each loop has
+ * its own part of the cluster (clients, watch, queue copy). */
 static void start_one(int i, const char *endpoints, const char *delay_ms)
 {
     srv_start(&srv[i], "--etcd", endpoints, "--cluster", cluster_name, "--lease-ttl-ms", LEASE_MS,
-              "--delay-ms", delay_ms, NULL);
+              "--delay-ms", delay_ms, "--threads", "2", NULL);
 }
 
 static void start_all(const char *endpoints, const char *delay_ms)

@@ -19,6 +19,10 @@
 static struct resource res;
 static struct tally_requests requests;
 static struct tally_conns conns;
+/* One loop's counts: the source sums a list of them. */
+static const struct tally_requests *one_requests[1] = {&requests};
+static const struct tally_conns *one_conns[1] = {&conns};
+
 static struct grants grants;
 static bool draining;
 static struct stats_source src;
@@ -69,8 +73,9 @@ static void setup(void)
     grants = (struct grants){0};
     draining = false;
     src = (struct stats_source){.resource = &res,
-                                .requests = &requests,
-                                .conns = &conns,
+                                .requests = one_requests,
+                                .conns = one_conns,
+                                .nloops = 1,
                                 .grants = &grants,
                                 .draining = &draining,
                                 .started_us = loop_now_us()};

@@ -24,6 +24,10 @@ static struct loop loop;
 static struct resource res;
 static struct tally_requests tally;
 static struct tally_conns conns;
+/* One loop's counts: the source sums a list of them. */
+static const struct tally_requests *one_requests[1] = {&tally};
+static const struct tally_conns *one_conns[1] = {&conns};
+
 static struct grants grants;
 static bool draining;
 static struct stats_source src;
@@ -55,8 +59,9 @@ static void setup(void)
     grants = (struct grants){0};
     draining = false;
     src = (struct stats_source){.resource = &res,
-                                .requests = &tally,
-                                .conns = &conns,
+                                .requests = one_requests,
+                                .conns = one_conns,
+                                .nloops = 1,
                                 .grants = &grants,
                                 .draining = &draining,
                                 .started_us = loop_now_us()};

@@ -34,6 +34,10 @@ static struct loop loop;
 static struct resource res;
 static struct tally_requests requests;
 static struct tally_conns conns;
+/* One loop's counts: the source sums a list of them. */
+static const struct tally_requests *one_requests[1] = {&requests};
+static const struct tally_conns *one_conns[1] = {&conns};
+
 static struct grants grants;
 static bool draining;
 static struct stats_source src;
@@ -77,8 +81,9 @@ static void fill_source(void)
     grants = (struct grants){0};
     draining = true;
     src = (struct stats_source){.resource = &res,
-                                .requests = &requests,
-                                .conns = &conns,
+                                .requests = one_requests,
+                                .conns = one_conns,
+                                .nloops = 1,
                                 .grants = &grants,
                                 .draining = &draining,
                                 .started_us = loop_now_us() - 3500000};
