@@ -82,6 +82,7 @@ struct part {
     int64_t read_rev; /* of the last resync's range: older events are in it */
     struct counter_copy counter;
     struct list_node live, leaving, done;
+    char mine[KEY_MAX]; /* this loop's keys: queue_prefix + instance + '.' + loop + '-' */
     uint64_t seq;
     coro_t *watcher, *reaper, *keeper;
     bool reaper_idle;
@@ -97,7 +98,6 @@ struct cluster {
     char endpoints[ETCD_MAX_ENDPOINTS * 80];
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[KEY_MAX], queue_prefix[KEY_MAX], released_key[KEY_MAX];
-    char mine[KEY_MAX]; /* queue_prefix + this instance + '-' */
     char self[17];
     char name[CLUSTER_NAME_MAX];
     int64_t ttl_s;
@@ -224,10 +224,10 @@ static struct etcd_op range_op(const char *key, bool prefix, bool count_only)
 
 /* ---- tickets ---- */
 
-static bool is_mine(const struct cluster *c, const struct mirror_entry *e)
+static bool is_mine(const struct part *p, const struct mirror_entry *e)
 {
-    size_t n = strlen(c->mine);
-    return e->key_len > n && memcmp(e->key, c->mine, n) == 0;
+    size_t n = strlen(p->mine);
+    return e->key_len > n && memcmp(e->key, p->mine, n) == 0;
 }
 
 static void ticket_move(struct ticket *t, struct list_node *to, enum ticket_state state)
@@ -270,7 +270,7 @@ static void ticket_leave(struct ticket *t)
 static int ticket_new(struct part *p, int64_t lease, struct ticket **out)
 {
     char key[KEY_MAX];
-    int len = snprintf(key, sizeof(key), "%s%016" PRIx64, p->c->mine, ++p->seq);
+    int len = snprintf(key, sizeof(key), "%s%016" PRIx64, p->mine, ++p->seq);
     struct ticket *t = calloc(1, sizeof(*t));
     if (!t || mirror_add(&p->mirror, key, (size_t)len, &t->entry) < 0) {
         free(t);
@@ -429,7 +429,7 @@ static void on_queue_put(struct part *p, const struct etcd_kv *kv)
         return; /* out of memory: the next resync repairs the mirror */
     mirror_queue(&p->mirror, e, kv->create_revision);
     struct ticket *t = e->tag;
-    if (!t && is_mine(p->c, e)) {
+    if (!t && is_mine(p, e)) {
         /* Ours, but no request has it: a PUT applied after its request
          * gave up. It would block the queue until the lease ends. */
         struct ticket *ghost = calloc(1, sizeof(*ghost));
@@ -926,7 +926,6 @@ static void make_keys(struct cluster *c)
      * never mistakes its predecessor's keys for its own. */
     uint64_t id = (uint64_t)wall_us() * 2654435761u ^ ((uint64_t)getpid() << 40);
     snprintf(c->self, sizeof(c->self), "%016" PRIx64, id);
-    snprintf(c->mine, sizeof(c->mine), "%squeue/%s-", c->prefix, c->self);
 }
 
 int cluster_open(struct cluster **out, const struct cluster_settings *s)
@@ -964,6 +963,7 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     if (!p)
         return -ENOMEM;
     *p = (struct part){.c = c, .loop = loop, .first = i == 0};
+    snprintf(p->mine, sizeof(p->mine), "%squeue/%s.%u-", c->prefix, c->self, i);
     pthread_mutex_init(&p->mu, NULL);
     hist_init(&p->stats.lock.wait_us);
     hist_init(&p->stats.lock.hold_us);

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "check_run.h"
 #include "etcd_proc.h"
 #include "harness.h"
@@ -93,23 +97,39 @@ struct load {
     int n, ok, unavailable, other;
     long long *ns;    /* N of each 200 */
     long long *ok_at; /* now_ms() of each 200 */
+    struct reader rd; /* 64 KiB: off the thread's stack */
+    char why[96];     /* the last failure */
 };
+
+/* A connection and a request without Check: a failed assertion on this
+ * thread would unwind the test's own. False if either failed. */
+static bool thread_send(struct reader *rd, int port)
+{
+    if (rd->fd < 0) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *rd = (struct reader){.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+        if (rd->fd < 0 || connect(rd->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+            return false;
+    }
+    return send(rd->fd, get_access, sizeof(get_access) - 1, MSG_NOSIGNAL) ==
+           (ssize_t)sizeof(get_access) - 1;
+}
 
 static void *load_main(void *arg)
 {
     struct load *l = arg;
-    struct reader rd = {.fd = -1};
+    struct reader *rd = &l->rd;
+    rd->fd = -1;
     while (l->n < l->max && now_ms() < l->until) {
         struct resp r;
-        if (rd.fd < 0) {
-            rd = (struct reader){.fd = tcp_connect(l->port)};
-        }
-        send_all(rd.fd, get_access, sizeof(get_access) - 1);
         l->n++;
-        if (read_response(&rd, &r, 20000) < 0) {
+        if (!thread_send(rd, l->port) || read_response(rd, &r, 20000) < 0) {
+            snprintf(l->why, sizeof(l->why), "request %d: %s", l->n, strerror(errno));
             l->other++;
-            close(rd.fd);
-            rd.fd = -1;
+            if (rd->fd >= 0)
+                close(rd->fd);
+            rd->fd = -1;
             continue;
         }
         if (r.status == 200) {
@@ -121,8 +141,8 @@ static void *load_main(void *arg)
             l->other++;
         }
     }
-    if (rd.fd >= 0)
-        close(rd.fd);
+    if (rd->fd >= 0)
+        close(rd->fd);
     return NULL;
 }
 
@@ -163,7 +183,8 @@ static int load_finish(int *unavailable, int *ok_after, long long after_ms)
     for (int i = 0; i < run.nthreads; i++) {
         pthread_join(run.th[i], NULL);
         struct load *l = &run.l[i];
-        ck_assert_msg(l->other == 0, "thread %d: %d replies neither 200 nor 503", i, l->other);
+        ck_assert_msg(l->other == 0, "thread %d: %d replies neither 200 nor 503 (%s)", i, l->other,
+                      l->why);
         for (int k = 0; k < l->ok; k++) {
             all[ok++] = l->ns[k];
             *ok_after += l->ok_at[k] > after_ms;
