@@ -27,8 +27,8 @@
 #define NSRV     3
 #define LEASE_MS "2000"
 
-static struct etcd_proc single, trio;
-static struct srv srv[NSRV + 1]; /* one more started while etcd is down */
+static struct etcd_proc single, trio, solo; /* solo: a node to take down */
+static struct srv srv[NSRV + 1];            /* one more started while etcd is down */
 static int nsrv;
 static char cluster_name[32];
 
@@ -359,7 +359,6 @@ END_TEST
 
 START_TEST(etcd_down_then_back)
 {
-    struct etcd_proc solo = {0};
     struct resp r;
     ck_assert_int_eq(etcd_proc_start(&solo, 1, START_MS), 0);
     start_all(solo.endpoints, "0");
@@ -394,6 +393,13 @@ END_TEST
 
 /* ---- fixtures ---- */
 
+/* After every test, passed or failed: what it started goes. */
+static void test_teardown(void)
+{
+    stop_all();
+    etcd_proc_stop(&solo);
+}
+
 static void single_start(void)
 {
     ck_assert_int_eq(etcd_proc_start(&single, 1, START_MS), 0);
@@ -422,6 +428,7 @@ int main(void)
     TCase *one = tcase_create("single_node");
     tcase_set_timeout(one, 120);
     tcase_add_unchecked_fixture(one, single_start, single_stop);
+    tcase_add_checked_fixture(one, NULL, test_teardown); /* a failed test's too */
     tcase_add_test(one, counter_exact_single_node);
     tcase_add_test(one, fifo_across_instances);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
@@ -431,6 +438,7 @@ int main(void)
     TCase *three = tcase_create("three_members");
     tcase_set_timeout(three, 180);
     tcase_add_unchecked_fixture(three, trio_start, trio_stop);
+    tcase_add_checked_fixture(three, NULL, test_teardown);
     tcase_add_test(three, counter_exact_three_members);
     tcase_add_test(three, member_killed_under_load);
     suite_add_tcase(s, three);
