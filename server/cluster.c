@@ -754,7 +754,7 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
     p->stats.lock.acquisitions++;
     hist_record(&p->stats.lock.wait_us, (uint64_t)(loop_now_us() - asked));
     pthread_mutex_unlock(&p->mu);
-    *h = (struct cluster_hold){.t = t, .value = p->counter.value};
+    *h = (struct cluster_hold){.t = t};
     return 0;
 }
 
@@ -765,6 +765,9 @@ struct commit {
     struct counter_copy read; /* what the write is based on */
     bool unsure;              /* a try may have been applied unseen */
     int64_t started;
+    /* Tries go on this long: while etcd elects a new leader, and for as
+     * long as the lease may live, an unseen try can still be settled. */
+    int64_t give_up;
 };
 
 static int commit_try(struct part *p, struct commit *k, struct etcd_reply *r)
@@ -810,8 +813,14 @@ static int settle_unsure(struct part *p, struct commit *k, const struct etcd_op_
     bool moved = counter->nkvs && counter->kvs[0].mod_revision != k->read.mod_revision;
     if (!moved)
         return -EAGAIN; /* nothing was written since I read: not applied */
-    int rc =
-        etcd_lease_keepalive(&p->section, k->t->lease, NULL, call_deadline(p->c, LOOP_FOREVER));
+    int rc = -ETIMEDOUT;
+    /* etcd may be electing a leader: ask again until it answers. */
+    while (rc != 0 && rc != -ENOENT && loop_now_us() < k->give_up) {
+        rc =
+            etcd_lease_keepalive(&p->section, k->t->lease, NULL, call_deadline(p->c, LOOP_FOREVER));
+        if (rc != 0 && rc != -ENOENT)
+            loop_sleep_us(RETRY_US);
+    }
     if (rc == 0)
         return 0;
     count(p, &p->stats.unknown);
@@ -864,13 +873,12 @@ static int commit_step(struct part *p, struct commit *k, bool *again)
 
 static int commit_run(struct part *p, struct commit *k)
 {
-    int64_t give_up = k->started + 2 * p->c->s.call_ms * 1000;
     for (int tries = 0;;) {
         bool again;
         int rc = commit_step(p, k, &again);
         if (rc == 0 || (rc == -EAGAIN && !again))
             return rc;
-        if (again ? ++tries >= COMMIT_TRIES : loop_now_us() >= give_up)
+        if (again ? ++tries >= COMMIT_TRIES : loop_now_us() >= k->give_up)
             break;
         if (!again && rc != -ECANCELED)
             loop_sleep_us(RETRY_US / 10);
@@ -887,7 +895,7 @@ int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n)
     /* The copy with the highest revision seen: what the section read,
      * unless a late event brought a newer one (the compare tells). */
     struct commit k = {.t = t, .read = p->counter, .started = loop_now_us()};
-    (void)c;
+    k.give_up = k.started + (atomic_load(&c->lease_ttl_ms) + 2 * c->s.call_ms) * 1000;
     int rc = commit_run(p, &k);
     publish(p);
     if (rc == 0)

@@ -12,8 +12,8 @@
  * Each loop (thread) that serves requests has a part of its own: its etcd
  * clients, a watch of the cluster's keys and its copy of the queue; the
  * lease is the instance's, kept alive from the first loop. Every function
- * but cluster_open(), cluster_close() and cluster_read_stats() runs on a
- * loop that cluster_attach() attached. */
+ * but cluster_open(), cluster_close(), cluster_counter() and
+ * cluster_read_stats() runs on a loop that cluster_attach() attached. */
 #ifndef TURNSTILE_CLUSTER_H
 #define TURNSTILE_CLUSTER_H
 
@@ -74,11 +74,10 @@ void cluster_close(struct cluster *c);
 /* A place in the queue, held between cluster_acquire() and cluster_commit(). */
 struct cluster_hold {
     struct ticket *t;
-    uint64_t value; /* the counter as read when the lock was granted */
 };
 
 /* Joins the cluster-wide queue and waits for the lock. Returns 0 (the
- * caller holds it; h->value is the counter), -ETIMEDOUT (deadline_us
+ * caller holds it), -ETIMEDOUT (deadline_us
  * passed), -ECANCELED, -EBUSY (the cluster's queue is max_waiters long) or
  * -EAGAIN (etcd unreachable, no lease, or the place was lost). */
 int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters,
@@ -90,7 +89,7 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
  * could not be learnt): then no reply may claim a number. Always releases. */
 int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n);
 
-/* The counter as this loop last saw it. */
+/* The highest value of the counter this instance has seen; any thread. */
 uint64_t cluster_counter(const struct cluster *c);
 
 /* A copy of the statistics, from any thread. */
