@@ -36,4 +36,11 @@ struct fixture {
 void fixture_init(struct fixture *f, const struct resource_settings *s);
 void fixture_fini(struct fixture *f);
 
+/* The longest /stats and /metrics a server can come to, for the tests that
+ * its buffers hold them: every count and gauge at its largest (or as large
+ * as it goes without a sum of them wrapping), the matrix counted in every
+ * cell, a full ring of grants, a long uptime. The flags and the number of
+ * loops are left as they are. */
+void fixture_fill_max(struct fixture *f);
+
 #endif

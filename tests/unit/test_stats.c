@@ -881,22 +881,7 @@ END_TEST
  * that has simply run long enough. */
 START_TEST(the_largest_documents_fit_the_route_buffer)
 {
-    struct lock_stats *l = &fx.res.lock.stats;
-    fx.res.counter = fx.res.in_section = UINT64_MAX;
-    l->waiters = l->max_waiters = l->acquisitions = l->contended = UINT64_MAX;
-    l->timeouts = l->cancellations = l->shed = UINT64_MAX;
-    hist_record(&l->wait_us, UINT64_MAX / 4);
-    hist_record(&l->hold_us, UINT64_MAX / 4);
-    fx.requests.total = fx.requests.access = fx.requests.gone = UINT64_MAX;
-    for (unsigned r = 0; r < TALLY_ROUTES; r++)
-        for (unsigned s = 0; s < TALLY_STATUSES; s++)
-            fx.requests.by_route[r][s] = UINT64_MAX / (TALLY_ROUTES * TALLY_STATUSES);
-    fx.conns.accepted = fx.conns.active = fx.conns.refused = UINT64_MAX;
-    for (unsigned i = 0; i < TALLY_ENDS; i++)
-        fx.conns.ended[i] = UINT64_MAX;
-    for (int i = 0; i < 2 * GRANTS_CAP; i++)
-        grants_record(&fx.grants, UINT64_MAX, UINT64_MAX, INT64_MAX / 2);
-    fx.src.started_us = -INT64_MAX / 4; /* a long uptime */
+    fixture_fill_max(&fx);
     size_t json = stats_json(&fx.src, doc, sizeof(doc));
     size_t text = metrics_text(&fx.src, doc, sizeof(doc));
     ck_assert_uint_gt(json, 0);
