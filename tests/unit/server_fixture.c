@@ -1,6 +1,7 @@
 /* server_fixture: see server_fixture.h. */
 #include "server_fixture.h"
 
+#include <check.h>
 #include <stdint.h>
 
 void fixture_init(struct fixture *f, const struct resource_settings *s)
@@ -55,4 +56,26 @@ void fixture_fill_max(struct fixture *f)
     /* Uptime and grant times (each less the start) as long as they get
      * without overflowing. */
     f->src.started_us = -INT64_MAX / 4;
+}
+
+static void holder_main(void *arg)
+{
+    struct fixture_holder *h = arg;
+    ck_assert_int_eq(lock_acquire(h->lock, LOOP_FOREVER), 0);
+    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
+    ck_assert_int_eq(lock_release(h->lock), 0);
+    h->co = NULL;
+}
+
+void fixture_hold(struct fixture_holder *h, struct loop *loop, struct lock *lock)
+{
+    h->lock = lock;
+    ck_assert_int_eq(loop_spawn(loop, holder_main, h, &h->co), 0);
+    ck_assert(lock_locked(lock));
+}
+
+void fixture_release(struct fixture_holder *h)
+{
+    ck_assert_ptr_nonnull(h->co);
+    ck_assert_int_eq(loop_wake(h->co, 0), 0);
 }

@@ -4,7 +4,10 @@
  * stats source and handler context over them, wired as server.c wires a
  * server with one loop, but with no socket, thread or configuration. The
  * loop itself stays with each suite: not every suite needs one, and each
- * sizes its own. */
+ * sizes its own.
+ *
+ * Also a coroutine that holds a lock until the test lets it go, so that
+ * "the lock is busy" never depends on how fast the machine is. */
 #ifndef TURNSTILE_SERVER_FIXTURE_H
 #define TURNSTILE_SERVER_FIXTURE_H
 
@@ -42,5 +45,16 @@ void fixture_fini(struct fixture *f);
  * cell, a full ring of grants, a long uptime. The flags and the number of
  * loops are left as they are. */
 void fixture_fill_max(struct fixture *f);
+
+struct fixture_holder {
+    struct lock *lock;
+    coro_t *co; /* NULL once it has let go */
+};
+
+/* Starts a coroutine on loop (from inside a coroutine or not) that takes
+ * lock and keeps it; returns once it holds it. */
+void fixture_hold(struct fixture_holder *h, struct loop *loop, struct lock *lock);
+/* Wakes it: it lets go of the lock on a coming turn of its loop. */
+void fixture_release(struct fixture_holder *h);
 
 #endif

@@ -349,26 +349,7 @@ END_TEST
 
 /* ---- the lock held by a coroutine of the test's ---- */
 
-static coro_t *holder;
-
-static void holder_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(lock_acquire(&fx.res.lock, LOOP_FOREVER), 0);
-    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
-    ck_assert_int_eq(lock_release(&fx.res.lock), 0);
-    holder = NULL;
-}
-
-static void hold_lock(void)
-{
-    ck_assert_int_eq(loop_spawn(&loop, holder_main, NULL, &holder), 0);
-}
-
-static void release_lock(void)
-{
-    ck_assert_int_eq(loop_wake(holder, 0), 0);
-}
+static struct fixture_holder holder;
 
 static bool one_queued(void)
 {
@@ -424,7 +405,7 @@ END_TEST
 /* A reply is never held back behind a request that waits for the lock. */
 START_TEST(reply_before_a_queued_request_is_not_held_back)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
                 "GET /access HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -432,7 +413,7 @@ START_TEST(reply_before_a_queued_request_is_not_held_back)
     await_responses(1); /* while /access still waits */
     ck_assert_int_eq(resps[0].status, 404);
     ck_assert_uint_eq(fx.res.lock.stats.waiters, 1);
-    release_lock();
+    fixture_release(&holder);
     await_responses(2);
     assert_body(&resps[1], "Resource accessed 1 times.");
 }
@@ -581,7 +562,7 @@ END_TEST
 
 START_TEST(client_that_leaves_while_queued_is_gone)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send(get_access);
     run_until(one_queued, 10000, "the request to queue");
@@ -593,7 +574,7 @@ START_TEST(client_that_leaves_while_queued_is_gone)
     ck_assert_uint_eq(fx.res.lock.stats.cancellations, 1);
     ck_assert_uint_eq(fx.requests.gone, 1);
     ck_assert_uint_eq(fx.requests.total, 1);
-    release_lock();
+    fixture_release(&holder);
     ck_assert_uint_eq(fx.res.counter, 0);
     ck_assert_uint_eq(loop.pool.nlive, 0);
 }
@@ -647,7 +628,7 @@ static bool a_few_ticks(void)
  * answered, with Connection: close. */
 START_TEST(drain_lets_a_busy_connection_finish)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send(get_access);
     run_until(one_queued, 10000, "the request to queue");
@@ -657,7 +638,7 @@ START_TEST(drain_lets_a_busy_connection_finish)
     run_until(a_few_ticks, 10000, "a few loop turns"); /* room for a wrong cancel to land */
     ck_assert_int_eq(hooks.closed, 0);
     ck_assert_uint_eq(fx.res.lock.stats.waiters, 1);
-    release_lock();
+    fixture_release(&holder);
     await_close(TALLY_END_DONE);
     ck_assert_int_eq(parse_responses(), 1);
     ck_assert_int_eq(resps[0].status, 200);

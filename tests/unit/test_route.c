@@ -205,16 +205,8 @@ START_TEST(access_reports_the_work_in_server_timing)
 }
 END_TEST
 
-/* The lock busy in a coroutine of its own until the director wakes it. */
-static coro_t *holder;
-
-static void holder_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(lock_acquire(&fx.res.lock, LOOP_FOREVER), 0);
-    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
-    ck_assert_int_eq(lock_release(&fx.res.lock), 0);
-}
+/* The lock busy in a coroutine of its own until the director lets it go. */
+static struct fixture_holder holder;
 
 struct busy_case {
     struct call calls[2]; /* the second is the one looked at */
@@ -225,7 +217,7 @@ struct busy_case {
 static void with_lock_busy(void *arg)
 {
     struct busy_case *b = arg;
-    ck_assert_int_eq(loop_spawn(&loop, holder_main, NULL, &holder), 0);
+    fixture_hold(&holder, &loop, &fx.res.lock);
     for (int i = b->first ? 0 : 1; i < 2; i++)
         ck_assert_int_eq(loop_spawn(&loop, dispatch_main, &b->calls[i], &b->calls[i].co), 0);
     if (b->cancel)
@@ -235,7 +227,7 @@ static void with_lock_busy(void *arg)
         ck_assert_int_eq(loop_sleep_us(1000), 0);
     ck_assert(b->calls[1].done);
     ck_assert_uint_eq(fx.res.counter, 0);
-    ck_assert_int_eq(loop_wake(holder, 0), 0);
+    fixture_release(&holder);
 }
 
 static void busy(struct busy_case *b)
