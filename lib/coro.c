@@ -352,7 +352,7 @@ static void unmap(coro_t *co)
     munmap(map_base(co), co->pool->map_size);
 }
 
-void coro_pool_fini(struct coro_pool *pool)
+void coro_pool_trim(struct coro_pool *pool)
 {
     while (pool->free_list) {
         coro_t *co = pool->free_list;
@@ -360,6 +360,11 @@ void coro_pool_fini(struct coro_pool *pool)
         unmap(co);
     }
     pool->nfree = 0;
+}
+
+void coro_pool_fini(struct coro_pool *pool)
+{
+    coro_pool_trim(pool);
 }
 
 static coro_t *map_stack(struct coro_pool *pool)

@@ -37,6 +37,8 @@ struct coro_pool {
 void coro_pool_init(struct coro_pool *pool, size_t stack_size, unsigned max_free);
 /* Unmaps idle stacks. Live coroutines must be finished or destroyed first. */
 void coro_pool_fini(struct coro_pool *pool);
+/* Unmaps the idle stacks kept for reuse (memory is short), live ones stay. */
+void coro_pool_trim(struct coro_pool *pool);
 
 /* Creates a suspended coroutine that will run fn(arg). Returns 0, or
  * -ENOMEM when no stack can be mapped (memory or vm.max_map_count). */

@@ -337,6 +337,11 @@ static struct loop_task *current_task(void)
     return co ? coro_data(co) : NULL;
 }
 
+void loop_trim(struct loop *loop)
+{
+    coro_pool_trim(&loop->pool);
+}
+
 struct loop *loop_current(void)
 {
     struct loop_task *t = current_task();
@@ -474,7 +479,9 @@ void loop_wake_park(coro_t *co, uint64_t ticket, int result)
 {
     struct loop_task *t = coro_data(co);
     struct loop *here = caller_loop();
-    if (!here || here == t->loop) {
+    /* Outside any loop, only a loop with no inbox is ours to touch: one
+     * thread drives it by hand (tests, the fuzz driver). */
+    if (here == t->loop || (!here && t->loop->inbox_fd < 0)) {
         /* Through the ready queue even on the loop's own stack: the caller
          * may hold a mutex that the woken coroutine takes at once. */
         if (t->parks == ticket && (t->state == TASK_PARKED || t->state == TASK_LATE))
@@ -533,21 +540,26 @@ static struct loop_post *pop_post(struct loop *loop)
 }
 
 /* One item at a time, each taken under the lock: what a woken task does
- * (leave, unwake another) may change the inbox meanwhile. */
+ * (leave, unwake another) may change the inbox meanwhile. Until both lists
+ * are empty: a pusher pokes the eventfd only when it finds both empty, so
+ * stopping at the first empty one could strand an item in the other. */
 static void on_inbox(void *arg)
 {
     struct loop *loop = arg;
     eventfd_t n;
     uint64_t ticket;
     int result;
-    struct loop_task *t;
-    struct loop_post *p;
     eventfd_read(loop->inbox_fd, &n);
-    while ((t = pop_wake(loop, &ticket, &result)))
-        if (t->parks == ticket)
+    for (;;) {
+        struct loop_task *t = pop_wake(loop, &ticket, &result);
+        struct loop_post *p = t ? NULL : pop_post(loop);
+        if (t && t->parks == ticket)
             deliver(t, result);
-    while ((p = pop_post(loop)))
-        p->fn(p->arg);
+        else if (p)
+            p->fn(p->arg);
+        else if (!t)
+            break;
+    }
 }
 
 int loop_open_inbox(struct loop *loop)

@@ -72,6 +72,10 @@ int64_t loop_clock_us(void);
  * NULL) names the coroutine while it lives, for loop_cancel(). */
 int loop_spawn(struct loop *loop, coro_fn fn, void *arg, coro_t **out);
 
+/* Gives back the coroutine stacks this loop keeps idle for reuse: for when
+ * memory runs short (an allocation failed). */
+void loop_trim(struct loop *loop);
+
 /* The loop of the running coroutine's task. */
 struct loop *loop_current(void);
 

@@ -153,10 +153,23 @@ void route_release(void *owned)
 
 /* A generated document (/metrics, /stats) in a buffer of its own; 500 if
  * it does not fit, 503 if no memory can be had. */
+/* A document buffer. Short of memory, the loop first gives back the
+ * coroutine stacks it keeps idle for reuse: under a memory limit they are
+ * what holds it, and /stats is the very page that should say so. */
+static char *new_doc(void)
+{
+    char *doc = malloc(ROUTE_DOC_CAP);
+    if (!doc && loop_current()) {
+        loop_trim(loop_current());
+        doc = malloc(ROUTE_DOC_CAP);
+    }
+    return doc;
+}
+
 static void document(const struct handler_ctx *ctx, struct handler_reply *out, const char *ctype,
                      document_fn write)
 {
-    char *doc = spare_doc ? spare_doc : malloc(ROUTE_DOC_CAP);
+    char *doc = spare_doc ? spare_doc : new_doc();
     spare_doc = NULL;
     if (!doc) {
         text(out, 503, "Out of memory.\n", "Retry-After: 1\r\n");

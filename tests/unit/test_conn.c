@@ -1,7 +1,8 @@
 /* Unit tests for server/conn.c over a socketpair: one connection served by
- * its coroutine, with a conn_ctx built by hand (a real resource with no
- * delay, counts, the draining flag, and owner hooks that record what they
- * are told), the test playing the client on the other end.
+ * its coroutine, with a conn_ctx built by hand over the shared server
+ * fixture (a real resource with no delay, the counts, the draining flag)
+ * and owner hooks that record what they are told, the test playing the
+ * client on the other end.
  *
  * Covered: GET /access and keep-alive; each way a connection ends and the
  * reason the hooks get (client close, Connection: close, HTTP/1.0, a
@@ -27,23 +28,12 @@
 
 #include "check_run.h"
 #include "conn.h"
-#include "grants.h"
 #include "loop.h"
 #include "resource.h"
-#include "stats.h"
+#include "server_fixture.h"
 
 static struct loop loop;
-static struct resource res;
-static struct tally_requests tally;
-static struct tally_conns conns;
-/* One loop's counts: the source sums a list of them. */
-static const struct tally_requests *one_requests[1] = {&tally};
-static const struct tally_conns *one_conns[1] = {&conns};
-
-static struct grants grants;
-static bool draining;
-static struct stats_source src;
-static struct handler_ctx hctx;
+static struct fixture fx;
 static struct conn_limits limits;
 static struct conn_ctx ctx;
 
@@ -162,30 +152,16 @@ static void run_until(bool (*cond)(void), int64_t timeout_ms, const char *what)
 static void setup(void)
 {
     ck_assert_int_eq(loop_init(&loop, 0, 8), 0);
-    struct resource_settings s = {.use_lock = true};
-    resource_init(&res, &s);
-    tally = (struct tally_requests){0};
-    conns = (struct tally_conns){0};
-    grants = (struct grants){0};
-    draining = false;
-    src = (struct stats_source){.resource = &res,
-                                .requests = one_requests,
-                                .conns = one_conns,
-                                .nloops = 1,
-                                .grants = &grants,
-                                .draining = &draining,
-                                .started_us = loop_now_us()};
-    hctx =
-        (struct handler_ctx){.resource = &res, .tally = &tally, .grants = &grants, .stats = &src};
+    fixture_init(&fx, &(struct resource_settings){.use_lock = true});
     limits = (struct conn_limits){.http = HTTP_LIMITS_DEFAULT,
                                   .header_timeout_ms = 10000,
                                   .keepalive_timeout_ms = 15000,
                                   .send_timeout_ms = 10000};
     ctx = (struct conn_ctx){.loop = &loop,
                             .limits = &limits,
-                            .handlers = &hctx,
-                            .tally = &tally,
-                            .draining = &draining,
+                            .handlers = &fx.hctx,
+                            .tally = &fx.requests,
+                            .draining = &fx.draining,
                             .opened = on_opened,
                             .closed = on_closed,
                             .lingering = on_lingering,
@@ -212,6 +188,7 @@ static void teardown(void)
         close(sv[1]); /* never handed over */
     sv[0] = sv[1] = server_fd = -1;
     loop_watch_free(tick);
+    fixture_fini(&fx);
     loop_fini(&loop);
 }
 
@@ -336,12 +313,12 @@ START_TEST(get_access_then_keep_alive_then_client_close)
 
     shutdown(sv[0], SHUT_WR); /* the client is done */
     await_close(TALLY_END_CLIENT);
-    ck_assert_uint_eq(res.counter, 2);
-    ck_assert_uint_eq(tally.total, 2);
-    ck_assert_uint_eq(tally.access, 2);
-    ck_assert_uint_eq(tally.by_route[TALLY_ACCESS][TALLY_200], 2);
-    ck_assert_uint_eq(tally.gone, 0);
-    ck_assert_uint_eq(grants.total, 2);
+    ck_assert_uint_eq(fx.res.counter, 2);
+    ck_assert_uint_eq(fx.requests.total, 2);
+    ck_assert_uint_eq(fx.requests.access, 2);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_ACCESS][TALLY_200], 2);
+    ck_assert_uint_eq(fx.requests.gone, 0);
+    ck_assert_uint_eq(fx.grants.total, 2);
 }
 END_TEST
 
@@ -355,7 +332,7 @@ START_TEST(connection_close_ends_after_the_reply)
     ck_assert_int_eq(resps[0].status, 200);
     ck_assert(has_header(&resps[0], "\r\nConnection: close\r\n"));
     ck_assert_uint_eq(resps[0].body + resps[0].body_len - rx, rx_len); /* nothing after it */
-    ck_assert_uint_eq(tally.by_route[TALLY_ACCESS][TALLY_200], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_ACCESS][TALLY_200], 1);
 }
 END_TEST
 
@@ -366,36 +343,17 @@ START_TEST(http10_without_keep_alive_ends_after_the_reply)
     await_close(TALLY_END_DONE);
     ck_assert_int_eq(parse_responses(), 1);
     ck_assert_int_eq(resps[0].status, 404);
-    ck_assert_uint_eq(tally.by_route[TALLY_UNKNOWN][TALLY_404], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_UNKNOWN][TALLY_404], 1);
 }
 END_TEST
 
 /* ---- the lock held by a coroutine of the test's ---- */
 
-static coro_t *holder;
-
-static void holder_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(lock_acquire(&res.lock, LOOP_FOREVER), 0);
-    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
-    ck_assert_int_eq(lock_release(&res.lock), 0);
-    holder = NULL;
-}
-
-static void hold_lock(void)
-{
-    ck_assert_int_eq(loop_spawn(&loop, holder_main, NULL, &holder), 0);
-}
-
-static void release_lock(void)
-{
-    ck_assert_int_eq(loop_wake(holder, 0), 0);
-}
+static struct fixture_holder holder;
 
 static bool one_queued(void)
 {
-    return res.lock.stats.waiters == 1;
+    return fx.res.lock.stats.waiters == 1;
 }
 
 /* ---- pipelining ---- */
@@ -415,10 +373,10 @@ START_TEST(pipelined_requests_answered_in_order_in_one_write)
     ck_assert_int_eq(resps[2].status, 404);
     ck_assert_int_eq(server_sends, 1);
     ck_assert_int_eq(hooks.closed, 0);
-    ck_assert_uint_eq(tally.total, 3);
-    ck_assert_uint_eq(tally.by_route[TALLY_UNKNOWN][TALLY_404], 2);
-    ck_assert_uint_eq(tally.by_route[TALLY_UNKNOWN][TALLY_405], 1);
-    ck_assert_uint_eq(res.counter, 0);
+    ck_assert_uint_eq(fx.requests.total, 3);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_UNKNOWN][TALLY_404], 2);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_UNKNOWN][TALLY_405], 1);
+    ck_assert_uint_eq(fx.res.counter, 0);
 }
 END_TEST
 
@@ -439,23 +397,23 @@ START_TEST(pipelined_access_requests_answered_in_order)
     assert_body(&resps[3], "Resource accessed 3 times.");
     ck_assert(has_header(&resps[3], "\r\nConnection: close\r\n"));
     ck_assert_msg(server_sends <= 3, "%d writes for 4 pipelined replies", server_sends);
-    ck_assert_uint_eq(tally.total, 4);
-    ck_assert_uint_eq(tally.access, 3);
+    ck_assert_uint_eq(fx.requests.total, 4);
+    ck_assert_uint_eq(fx.requests.access, 3);
 }
 END_TEST
 
 /* A reply is never held back behind a request that waits for the lock. */
 START_TEST(reply_before_a_queued_request_is_not_held_back)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send("GET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
                 "GET /access HTTP/1.1\r\nHost: t\r\n\r\n");
     run_until(one_queued, 10000, "the request to queue");
     await_responses(1); /* while /access still waits */
     ck_assert_int_eq(resps[0].status, 404);
-    ck_assert_uint_eq(res.lock.stats.waiters, 1);
-    release_lock();
+    ck_assert_uint_eq(fx.res.lock.stats.waiters, 1);
+    fixture_release(&holder);
     await_responses(2);
     assert_body(&resps[1], "Resource accessed 1 times.");
 }
@@ -481,10 +439,10 @@ START_TEST(malformed_request_is_400_and_closes)
     ck_assert_int_eq(resps[0].status, 200);
     ck_assert_int_eq(resps[1].status, 400);
     ck_assert(has_header(&resps[1], "\r\nConnection: close\r\n"));
-    ck_assert_uint_eq(res.counter, 1); /* only the good request touched it */
-    ck_assert_uint_eq(tally.total, 2);
-    ck_assert_uint_eq(tally.by_route[TALLY_NONE][TALLY_400], 1);
-    ck_assert_uint_eq(tally.by_route[TALLY_ACCESS][TALLY_200], 1);
+    ck_assert_uint_eq(fx.res.counter, 1); /* only the good request touched it */
+    ck_assert_uint_eq(fx.requests.total, 2);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_NONE][TALLY_400], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_ACCESS][TALLY_200], 1);
 }
 END_TEST
 
@@ -501,8 +459,8 @@ START_TEST(header_deadline_is_408)
     ck_assert_int_eq(parse_responses(), 1);
     ck_assert_int_eq(resps[0].status, 408);
     ck_assert(has_header(&resps[0], "\r\nConnection: close\r\n"));
-    ck_assert_uint_eq(tally.by_route[TALLY_NONE][TALLY_408], 1);
-    ck_assert_uint_eq(res.counter, 0);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_NONE][TALLY_408], 1);
+    ck_assert_uint_eq(fx.res.counter, 0);
 }
 END_TEST
 
@@ -576,7 +534,7 @@ START_TEST(silent_connection_times_out_as_idle)
     await_close(TALLY_END_IDLE);
     ck_assert_int_ge(hooks.closed_at - t0, 50000);
     ck_assert_uint_eq(rx_len, 0);
-    ck_assert_uint_eq(tally.total, 0);
+    ck_assert_uint_eq(fx.requests.total, 0);
 }
 END_TEST
 
@@ -604,7 +562,7 @@ END_TEST
 
 START_TEST(client_that_leaves_while_queued_is_gone)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send(get_access);
     run_until(one_queued, 10000, "the request to queue");
@@ -612,12 +570,12 @@ START_TEST(client_that_leaves_while_queued_is_gone)
     sv[0] = -1;
     run_until(conn_closed, 10000, "the connection to close");
     ck_assert_int_eq(hooks.why, TALLY_END_GONE);
-    ck_assert_uint_eq(res.lock.stats.waiters, 0); /* it left the queue at once */
-    ck_assert_uint_eq(res.lock.stats.cancellations, 1);
-    ck_assert_uint_eq(tally.gone, 1);
-    ck_assert_uint_eq(tally.total, 1);
-    release_lock();
-    ck_assert_uint_eq(res.counter, 0);
+    ck_assert_uint_eq(fx.res.lock.stats.waiters, 0); /* it left the queue at once */
+    ck_assert_uint_eq(fx.res.lock.stats.cancellations, 1);
+    ck_assert_uint_eq(fx.requests.gone, 1);
+    ck_assert_uint_eq(fx.requests.total, 1);
+    fixture_release(&holder);
+    ck_assert_uint_eq(fx.res.counter, 0);
     ck_assert_uint_eq(loop.pool.nlive, 0);
 }
 END_TEST
@@ -629,7 +587,7 @@ START_TEST(drain_closes_an_idle_connection_at_once)
     accept_conn();
     client_send(get_access);
     await_responses(1);
-    draining = true;
+    fx.draining = true;
     conn_drain(hooks.c);
     /* At once: long before the 15 s keep-alive timeout. */
     await_close(TALLY_END_DONE);
@@ -645,7 +603,7 @@ START_TEST(drain_ends_a_staged_close)
     client_send("BAD\r\n\r\n");
     run_until(client_saw_eof, 10000, "end of stream");
     ck_assert_int_eq(hooks.lingering, 1);
-    draining = true;
+    fx.draining = true;
     conn_drain(hooks.c);
     await_close(TALLY_END_BAD_REQUEST);
 }
@@ -654,7 +612,7 @@ END_TEST
 START_TEST(drain_closes_a_connection_that_sent_nothing)
 {
     accept_conn();
-    draining = true;
+    fx.draining = true;
     conn_drain(hooks.c);
     await_close(TALLY_END_DONE);
     ck_assert_uint_eq(rx_len, 0);
@@ -670,23 +628,23 @@ static bool a_few_ticks(void)
  * answered, with Connection: close. */
 START_TEST(drain_lets_a_busy_connection_finish)
 {
-    hold_lock();
+    fixture_hold(&holder, &loop, &fx.res.lock);
     accept_conn();
     client_send(get_access);
     run_until(one_queued, 10000, "the request to queue");
-    draining = true;
+    fx.draining = true;
     conn_drain(hooks.c);
     ticks = 0;
     run_until(a_few_ticks, 10000, "a few loop turns"); /* room for a wrong cancel to land */
     ck_assert_int_eq(hooks.closed, 0);
-    ck_assert_uint_eq(res.lock.stats.waiters, 1);
-    release_lock();
+    ck_assert_uint_eq(fx.res.lock.stats.waiters, 1);
+    fixture_release(&holder);
     await_close(TALLY_END_DONE);
     ck_assert_int_eq(parse_responses(), 1);
     ck_assert_int_eq(resps[0].status, 200);
     assert_body(&resps[0], "Resource accessed 1 times.");
     ck_assert(has_header(&resps[0], "\r\nConnection: close\r\n"));
-    ck_assert_uint_eq(res.lock.stats.cancellations, 0);
+    ck_assert_uint_eq(fx.res.lock.stats.cancellations, 0);
 }
 END_TEST
 
@@ -725,17 +683,17 @@ START_TEST(counts_match_what_was_sent)
         ck_assert_int_eq(resps[i].status, want[i]);
     shutdown(sv[0], SHUT_WR);
     await_close(TALLY_END_CLIENT);
-    ck_assert_uint_eq(tally.total, 6);
-    ck_assert_uint_eq(tally.access, 2);
-    ck_assert_uint_eq(tally.by_route[TALLY_ACCESS][TALLY_200], 2);
-    ck_assert_uint_eq(tally.by_route[TALLY_STATS][TALLY_200], 1);
-    ck_assert_uint_eq(tally.by_route[TALLY_METRICS][TALLY_200], 1);
-    ck_assert_uint_eq(tally.by_route[TALLY_UNKNOWN][TALLY_405], 1);
-    ck_assert_uint_eq(tally.by_route[TALLY_UNKNOWN][TALLY_404], 1);
+    ck_assert_uint_eq(fx.requests.total, 6);
+    ck_assert_uint_eq(fx.requests.access, 2);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_ACCESS][TALLY_200], 2);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_STATS][TALLY_200], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_METRICS][TALLY_200], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_UNKNOWN][TALLY_405], 1);
+    ck_assert_uint_eq(fx.requests.by_route[TALLY_UNKNOWN][TALLY_404], 1);
     uint64_t sum = 0;
     for (unsigned r = 0; r < TALLY_ROUTES; r++)
         for (unsigned s = 0; s < TALLY_STATUSES; s++)
-            sum += tally.by_route[r][s];
+            sum += fx.requests.by_route[r][s];
     ck_assert_uint_eq(sum, 6);
 }
 END_TEST

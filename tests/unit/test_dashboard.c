@@ -11,22 +11,10 @@
 
 #include "check_run.h"
 #include "dashboard.h"
-#include "grants.h"
-#include "loop.h"
 #include "resource.h"
-#include "stats.h"
+#include "server_fixture.h"
 
-static struct resource res;
-static struct tally_requests requests;
-static struct tally_conns conns;
-/* One loop's counts: the source sums a list of them. */
-static const struct tally_requests *one_requests[1] = {&requests};
-static const struct tally_conns *one_conns[1] = {&conns};
-
-static struct grants grants;
-static bool draining;
-static struct stats_source src;
-static struct handler_ctx hctx;
+static struct fixture fx;
 
 enum { MAX_EVENTS = 8, EVENT_MAX = 16384 };
 
@@ -60,28 +48,19 @@ static bool fake_pause(void *conn, int64_t us)
     int i = fake.pauses++;
     if (i < MAX_EVENTS)
         fake.pause_us[i] = us;
-    res.counter++; /* so each event shows a new value */
+    fx.res.counter++; /* so each event shows a new value */
     return fake.pauses <= fake.pauses_allowed;
 }
 
 static void setup(void)
 {
-    struct resource_settings s = {.use_lock = true};
-    resource_init(&res, &s);
-    requests = (struct tally_requests){0};
-    conns = (struct tally_conns){0};
-    grants = (struct grants){0};
-    draining = false;
-    src = (struct stats_source){.resource = &res,
-                                .requests = one_requests,
-                                .conns = one_conns,
-                                .nloops = 1,
-                                .grants = &grants,
-                                .draining = &draining,
-                                .started_us = loop_now_us()};
-    hctx = (struct handler_ctx){
-        .resource = &res, .tally = &requests, .grants = &grants, .stats = &src};
+    fixture_init(&fx, &(struct resource_settings){.use_lock = true});
     memset(&fake, 0, sizeof(fake));
+}
+
+static void teardown(void)
+{
+    fixture_fini(&fx);
 }
 
 /* Runs the /events stream to its end against the fake connection. */
@@ -89,10 +68,10 @@ static void run_stream(void)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_events(&hctx, &out, buf, sizeof(buf));
+    dashboard_events(&fx.hctx, &out, buf, sizeof(buf));
     ck_assert_ptr_nonnull(out.stream);
     struct handler_stream s = {.write = fake_write, .pause = fake_pause, .conn = &fake};
-    out.stream(&hctx, &s);
+    out.stream(&fx.hctx, &s);
 }
 
 /* ---- the page ---- */
@@ -101,7 +80,7 @@ START_TEST(page_is_one_self_contained_document)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_page(&hctx, &out, buf, sizeof(buf));
+    dashboard_page(&fx.hctx, &out, buf, sizeof(buf));
     ck_assert_int_eq(out.status, 200);
     ck_assert_str_eq(out.content_type, "text/html; charset=utf-8");
     ck_assert_ptr_null(out.stream);
@@ -133,7 +112,7 @@ START_TEST(events_reply_is_a_stream)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_events(&hctx, &out, buf, sizeof(buf));
+    dashboard_events(&fx.hctx, &out, buf, sizeof(buf));
     ck_assert_int_eq(out.status, 200);
     ck_assert_str_eq(out.content_type, "text/event-stream");
     ck_assert_str_eq(out.extra_headers, "Cache-Control: no-store\r\n");
@@ -202,22 +181,7 @@ END_TEST
  * dashboard would go blank. */
 START_TEST(the_largest_document_fits_an_event)
 {
-    struct lock_stats *l = &res.lock.stats;
-    res.counter = res.in_section = UINT64_MAX;
-    l->waiters = l->max_waiters = l->acquisitions = l->contended = UINT64_MAX;
-    l->timeouts = l->cancellations = l->shed = UINT64_MAX;
-    hist_record(&l->wait_us, UINT64_MAX / 4);
-    hist_record(&l->hold_us, UINT64_MAX / 4);
-    requests.total = requests.access = requests.gone = UINT64_MAX;
-    for (unsigned r = 0; r < TALLY_ROUTES; r++)
-        for (unsigned s = 0; s < TALLY_STATUSES; s++)
-            requests.by_route[r][s] = UINT64_MAX / (TALLY_ROUTES * TALLY_STATUSES);
-    conns.accepted = conns.active = conns.refused = UINT64_MAX;
-    for (unsigned i = 0; i < TALLY_ENDS; i++)
-        conns.ended[i] = UINT64_MAX;
-    for (int i = 0; i < GRANTS_CAP; i++)
-        grants_record(&grants, UINT64_MAX, UINT64_MAX, INT64_MAX / 2);
-    src.started_us = -INT64_MAX / 4;
+    fixture_fill_max(&fx);
     run_stream();
     ck_assert_int_eq(fake.writes, 1);
     ck_assert_uint_gt(fake.len[0], 4000);
@@ -229,7 +193,7 @@ int main(void)
 {
     Suite *s = suite_create("dashboard");
     TCase *tc = tcase_create("dashboard");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, page_is_one_self_contained_document);
     tcase_add_test(tc, events_reply_is_a_stream);
     tcase_add_test(tc, an_event_at_once_then_one_per_pause);

@@ -13,7 +13,12 @@ static char buf[8192];
 
 static void setup(void)
 {
-    g = (struct grants){0};
+    grants_init(&g);
+}
+
+static void teardown(void)
+{
+    grants_fini(&g);
 }
 
 static const char *json(int64_t since_us)
@@ -85,7 +90,7 @@ int main(void)
 {
     Suite *s = suite_create("grants");
     TCase *tc = tcase_create("grants");
-    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, no_grants_yet);
     tcase_add_test(tc, grants_oldest_first_with_times_since_the_start);
     tcase_add_test(tc, the_ring_keeps_the_latest_in_order);

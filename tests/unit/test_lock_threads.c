@@ -326,6 +326,78 @@ START_TEST(timeout_against_grant_across_loops)
 }
 END_TEST
 
+/* ---- the inbox ---- */
+
+static uint64_t parked_ticket;
+static coro_t *parked_co;
+static int parked_rc = 1;
+static bool in_post, go;
+
+static void parker(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&rec_mu);
+    parked_ticket = loop_park_ticket();
+    pthread_mutex_unlock(&rec_mu);
+    int rc = loop_park(LOOP_FOREVER);
+    pthread_mutex_lock(&rec_mu);
+    parked_rc = rc;
+    pthread_cond_broadcast(&rec_cv);
+    pthread_mutex_unlock(&rec_mu);
+}
+
+static void spawn_parker(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(loop_spawn(&loops[1], parker, NULL, &parked_co), 0);
+}
+
+/* Blocks loop 1 inside a post until the test says go. */
+static void slow_post(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&rec_mu);
+    in_post = true;
+    pthread_cond_broadcast(&rec_cv);
+    while (!go)
+        pthread_cond_wait(&rec_cv, &rec_mu);
+    pthread_mutex_unlock(&rec_mu);
+}
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* A wake that arrives while the loop is busy with one post and another
+ * post waits behind it: the loop must look at its wakes again before it
+ * sleeps, or the wake is stranded (the pusher does not poke a non-empty
+ * inbox). From a thread that runs no loop, too. */
+START_TEST(wake_during_posts_is_not_stranded)
+{
+    static struct loop_post slow = {.fn = slow_post}, after = {.fn = nothing};
+    on_loop(1, spawn_parker, NULL);
+    loop_post(&loops[1], &slow);
+    loop_post(&loops[1], &after);
+    pthread_mutex_lock(&rec_mu);
+    while (!in_post)
+        pthread_cond_wait(&rec_cv, &rec_mu);
+    uint64_t ticket = parked_ticket;
+    pthread_mutex_unlock(&rec_mu);
+    loop_wake_park(parked_co, ticket, 7);
+    pthread_mutex_lock(&rec_mu);
+    go = true;
+    pthread_cond_broadcast(&rec_cv);
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += 10;
+    while (parked_rc == 1)
+        ck_assert_int_eq(pthread_cond_timedwait(&rec_cv, &rec_mu, &end), 0);
+    pthread_mutex_unlock(&rec_mu);
+    ck_assert_int_eq(parked_rc, 7);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lock_threads");
@@ -335,6 +407,7 @@ int main(void)
     tcase_add_test(tc, fifo_across_loops);
     tcase_add_test(tc, cancel_storm_across_loops);
     tcase_add_test(tc, timeout_against_grant_across_loops);
+    tcase_add_test(tc, wake_during_posts_is_not_stranded);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -14,6 +14,7 @@
 #include "check_run.h"
 #include "loop.h"
 #include "resource.h"
+#include "server_fixture.h"
 
 enum { N = 8 };
 
@@ -29,13 +30,12 @@ static struct loop loop;
 static struct resource res;
 static struct accessor as[N];
 static int order[N], norder; /* ids in the order resource_access() returned 0 */
-static coro_t *holder;
+static struct fixture_holder holder;
 
 static void setup(void)
 {
     ck_assert_int_eq(loop_init(&loop, 0, N + 2), 0);
     norder = 0;
-    holder = NULL;
 }
 
 static void teardown(void)
@@ -68,28 +68,6 @@ static struct accessor *start(int id)
     as[id] = (struct accessor){.id = id, .rc = 1};
     ck_assert_int_eq(loop_spawn(&loop, accessor_main, &as[id], &as[id].co), 0);
     return &as[id];
-}
-
-static void holder_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(lock_acquire(&res.lock, LOOP_FOREVER), 0);
-    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
-    ck_assert_int_eq(lock_release(&res.lock), 0);
-    holder = NULL;
-}
-
-/* Takes the lock in a coroutine of its own and keeps it until release(). */
-static void hold(void)
-{
-    ck_assert_int_eq(loop_spawn(&loop, holder_main, NULL, &holder), 0);
-    ck_assert(lock_locked(&res.lock));
-}
-
-static void release(void)
-{
-    ck_assert_ptr_nonnull(holder);
-    ck_assert_int_eq(loop_wake(holder, 0), 0);
 }
 
 /* Polls, a millisecond at a time, until a has returned (at most 10 s). */
@@ -182,12 +160,12 @@ END_TEST
 static void fifo(void *arg)
 {
     (void)arg;
-    hold();
+    fixture_hold(&holder, &loop, &res.lock);
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(start(i)->rc, 1);
     ck_assert_uint_eq(res.lock.stats.waiters, 5);
     ck_assert_uint_eq(res.in_section, 0);
-    release();
+    fixture_release(&holder);
 }
 
 START_TEST(concurrent_callers_are_served_in_arrival_order)
@@ -210,7 +188,7 @@ END_TEST
 static void timeout(void *arg)
 {
     (void)arg;
-    hold();
+    fixture_hold(&holder, &loop, &res.lock);
     int64_t t0 = loop_now_us();
     struct accessor *a = start(0);
     wait_done(a);
@@ -218,7 +196,7 @@ static void timeout(void *arg)
     ck_assert_int_ge(loop_now_us() - t0, 5000); /* not before the timeout */
     ck_assert_uint_eq(res.counter, 0);
     ck_assert_uint_eq(res.lock.stats.waiters, 0);
-    release();
+    fixture_release(&holder);
 }
 
 START_TEST(lock_timeout_is_etimedout_and_leaves_the_counter)
@@ -234,11 +212,11 @@ END_TEST
 static void full(void *arg)
 {
     (void)arg;
-    hold();
+    fixture_hold(&holder, &loop, &res.lock);
     ck_assert_int_eq(start(0)->rc, 1);      /* queued */
     ck_assert_int_eq(start(1)->rc, -EBUSY); /* refused at once */
     ck_assert_uint_eq(res.counter, 0);
-    release();
+    fixture_release(&holder);
 }
 
 START_TEST(max_waiters_is_ebusy)
@@ -255,7 +233,7 @@ END_TEST
 static void cancel_queued(void *arg)
 {
     (void)arg;
-    hold();
+    fixture_hold(&holder, &loop, &res.lock);
     struct accessor *a = start(0);
     start(1);
     ck_assert_int_eq(loop_cancel(a->co), 0);
@@ -263,7 +241,7 @@ static void cancel_queued(void *arg)
     ck_assert_int_eq(a->rc, -ECANCELED);
     ck_assert_uint_eq(res.counter, 0);
     ck_assert_uint_eq(res.lock.stats.waiters, 1);
-    release();
+    fixture_release(&holder);
 }
 
 START_TEST(cancelled_waiter_is_ecanceled_and_leaves_the_counter)

@@ -13,25 +13,14 @@
 #include <string.h>
 
 #include "check_run.h"
-#include "grants.h"
 #include "loop.h"
 #include "metrics.h"
 #include "resource.h"
 #include "route.h"
-#include "stats.h"
+#include "server_fixture.h"
 
 static struct loop loop;
-static struct resource res;
-static struct tally_requests tally;
-static struct tally_conns conns;
-/* One loop's counts: the source sums a list of them. */
-static const struct tally_requests *one_requests[1] = {&tally};
-static const struct tally_conns *one_conns[1] = {&conns};
-
-static struct grants grants;
-static bool draining;
-static struct stats_source src;
-static struct handler_ctx hctx;
+static struct fixture fx;
 
 struct call {
     struct http_request req;
@@ -41,36 +30,26 @@ struct call {
     coro_t *co;
 };
 
+/* A fresh resource in place of the fixture's: the source and the context
+ * still find it. */
 static void init_resource(double delay_ms, double lock_timeout_ms, uint64_t max_waiters)
 {
     struct resource_settings s = {.delay_ms = delay_ms,
                                   .lock_timeout_ms = lock_timeout_ms,
                                   .max_waiters = max_waiters,
                                   .use_lock = true};
-    resource_init(&res, &s);
+    resource_init(&fx.res, &s);
 }
 
 static void setup(void)
 {
     ck_assert_int_eq(loop_init(&loop, 0, 8), 0);
-    init_resource(0, 0, 0);
-    tally = (struct tally_requests){0};
-    conns = (struct tally_conns){0};
-    grants = (struct grants){0};
-    draining = false;
-    src = (struct stats_source){.resource = &res,
-                                .requests = one_requests,
-                                .conns = one_conns,
-                                .nloops = 1,
-                                .grants = &grants,
-                                .draining = &draining,
-                                .started_us = loop_now_us()};
-    hctx =
-        (struct handler_ctx){.resource = &res, .tally = &tally, .grants = &grants, .stats = &src};
+    fixture_init(&fx, &(struct resource_settings){.use_lock = true});
 }
 
 static void teardown(void)
 {
+    fixture_fini(&fx);
     loop_fini(&loop);
 }
 
@@ -86,7 +65,7 @@ static void request(struct call *c, int method, const char *path)
 static void dispatch_main(void *arg)
 {
     struct call *c = arg;
-    route_dispatch(&hctx, &c->req, &c->out, c->buf, sizeof(c->buf));
+    route_dispatch(&fx.hctx, &c->req, &c->out, c->buf, sizeof(c->buf));
     c->done = true;
     c->co = NULL;
 }
@@ -128,8 +107,8 @@ START_TEST(unknown_paths_are_404)
         ck_assert_msg(c.out.route == TALLY_UNKNOWN, "%s: route %d", paths[i], c.out.route);
         ck_assert_ptr_null(c.out.extra_headers);
     }
-    ck_assert_uint_eq(res.counter, 0);
-    ck_assert_uint_eq(tally.access, 0);
+    ck_assert_uint_eq(fx.res.counter, 0);
+    ck_assert_uint_eq(fx.requests.access, 0);
 }
 END_TEST
 
@@ -146,9 +125,9 @@ START_TEST(known_paths_with_another_method_are_405_with_allow)
             ck_assert_str_eq(c.out.extra_headers, "Allow: GET, HEAD\r\n");
             ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
         }
-    ck_assert_uint_eq(res.counter, 0);
-    ck_assert_uint_eq(tally.access, 0);
-    ck_assert_uint_eq(res.lock.stats.acquisitions, 0);
+    ck_assert_uint_eq(fx.res.counter, 0);
+    ck_assert_uint_eq(fx.requests.access, 0);
+    ck_assert_uint_eq(fx.res.lock.stats.acquisitions, 0);
 }
 END_TEST
 
@@ -163,7 +142,7 @@ START_TEST(truncated_path_matches_nothing)
     dispatch(&c);
     assert_text(&c.out, 404, "Not found.\n");
     ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
-    ck_assert_uint_eq(res.counter, 0);
+    ck_assert_uint_eq(fx.res.counter, 0);
 
     request(&c, HTTP_POST, "/stats");
     c.req.path_truncated = true;
@@ -206,12 +185,12 @@ START_TEST(access_moves_the_counter_through_the_resource)
                   c.out.extra_headers < c.buf + sizeof(c.buf));
         server_timing_work_us(c.out.extra_headers);
         ck_assert_int_ge(c.out.wait_us, 0);
-        ck_assert_uint_eq(res.counter, i);
-        ck_assert_uint_eq(tally.access, i);
-        ck_assert_uint_eq(grants.total, i);
-        ck_assert_uint_eq(grants.ring[i - 1].n, i);
+        ck_assert_uint_eq(fx.res.counter, i);
+        ck_assert_uint_eq(fx.requests.access, i);
+        ck_assert_uint_eq(fx.grants.total, i);
+        ck_assert_uint_eq(fx.grants.ring[i - 1].n, i);
     }
-    ck_assert_uint_eq(res.lock.stats.acquisitions, 2);
+    ck_assert_uint_eq(fx.res.lock.stats.acquisitions, 2);
 }
 END_TEST
 
@@ -226,16 +205,8 @@ START_TEST(access_reports_the_work_in_server_timing)
 }
 END_TEST
 
-/* The lock busy in a coroutine of its own until the director wakes it. */
-static coro_t *holder;
-
-static void holder_main(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(lock_acquire(&res.lock, LOOP_FOREVER), 0);
-    ck_assert_int_eq(loop_park(LOOP_FOREVER), 0);
-    ck_assert_int_eq(lock_release(&res.lock), 0);
-}
+/* The lock busy in a coroutine of its own until the director lets it go. */
+static struct fixture_holder holder;
 
 struct busy_case {
     struct call calls[2]; /* the second is the one looked at */
@@ -246,7 +217,7 @@ struct busy_case {
 static void with_lock_busy(void *arg)
 {
     struct busy_case *b = arg;
-    ck_assert_int_eq(loop_spawn(&loop, holder_main, NULL, &holder), 0);
+    fixture_hold(&holder, &loop, &fx.res.lock);
     for (int i = b->first ? 0 : 1; i < 2; i++)
         ck_assert_int_eq(loop_spawn(&loop, dispatch_main, &b->calls[i], &b->calls[i].co), 0);
     if (b->cancel)
@@ -255,8 +226,8 @@ static void with_lock_busy(void *arg)
     while (!b->calls[1].done && loop_now_us() < limit)
         ck_assert_int_eq(loop_sleep_us(1000), 0);
     ck_assert(b->calls[1].done);
-    ck_assert_uint_eq(res.counter, 0);
-    ck_assert_int_eq(loop_wake(holder, 0), 0);
+    ck_assert_uint_eq(fx.res.counter, 0);
+    fixture_release(&holder);
 }
 
 static void busy(struct busy_case *b)
@@ -267,9 +238,9 @@ static void busy(struct busy_case *b)
     ck_assert_int_eq(loop_run(&loop), 0);
     ck_assert_uint_eq(loop.pool.nlive, 0);
     ck_assert_int_eq(b->calls[1].out.route, TALLY_ACCESS);
-    ck_assert_uint_eq(tally.access, b->first ? 2 : 1); /* refused ones are counted too */
-    ck_assert_uint_eq(grants.total, b->first ? 1 : 0); /* but only a 200 is a grant */
-    ck_assert_uint_eq(res.counter, b->first ? 1 : 0);
+    ck_assert_uint_eq(fx.requests.access, b->first ? 2 : 1); /* refused ones are counted too */
+    ck_assert_uint_eq(fx.grants.total, b->first ? 1 : 0);    /* but only a 200 is a grant */
+    ck_assert_uint_eq(fx.res.counter, b->first ? 1 : 0);
     if (b->first)
         ck_assert_int_eq(b->calls[0].out.status, 200);
 }
@@ -312,7 +283,7 @@ END_TEST
 START_TEST(stats_is_a_json_document_to_release)
 {
     struct call c;
-    res.counter = 4242;
+    fx.res.counter = 4242;
     request(&c, HTTP_GET, "/stats");
     ck_assert(!route_may_block(&c.req));
     dispatch(&c);
@@ -329,7 +300,7 @@ START_TEST(stats_is_a_json_document_to_release)
     /* The whole document is stats_json()'s: see test_stats.c for its shape. */
     ck_assert_ptr_nonnull(memmem(c.out.body, c.out.body_len, "\"counter\": 4242,", 16));
     route_release(c.out.owned);
-    ck_assert_uint_eq(res.counter, 4242);
+    ck_assert_uint_eq(fx.res.counter, 4242);
 }
 END_TEST
 

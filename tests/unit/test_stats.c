@@ -25,22 +25,14 @@
 #include "metrics.h"
 #include "resource.h"
 #include "route.h"
+#include "server_fixture.h"
 #include "stats.h"
 #include "tally.h"
 
 enum { DOC_CAP = 65536 };
 
 static struct loop loop;
-static struct resource res;
-static struct tally_requests requests;
-static struct tally_conns conns;
-/* One loop's counts: the source sums a list of them. */
-static const struct tally_requests *one_requests[1] = {&requests};
-static const struct tally_conns *one_conns[1] = {&conns};
-
-static struct grants grants;
-static bool draining;
-static struct stats_source src;
+static struct fixture fx;
 static char doc[DOC_CAP];
 static size_t doc_len;
 
@@ -48,11 +40,10 @@ static size_t doc_len;
 
 static void fill_source(void)
 {
-    struct resource_settings s = {.use_lock = true};
-    resource_init(&res, &s);
-    res.counter = 4242;
-    res.in_section = 104;
-    struct lock_stats *l = &res.lock.stats;
+    fixture_init(&fx, &(struct resource_settings){.use_lock = true});
+    fx.res.counter = 4242;
+    fx.res.in_section = 104;
+    struct lock_stats *l = &fx.res.lock.stats;
     l->waiters = 401;
     l->max_waiters = 402;
     l->acquisitions = 403;
@@ -66,29 +57,22 @@ static void fill_source(void)
     hist_record(&l->hold_us, 70);
     hist_record(&l->hold_us, 700000);
 
-    requests = (struct tally_requests){.total = 101, .access = 102, .gone = 103};
-    requests.by_route[TALLY_ACCESS][TALLY_200] = 201;
-    requests.by_route[TALLY_ACCESS][TALLY_503] = 202;
-    requests.by_route[TALLY_NONE][TALLY_400] = 203;
-    requests.by_route[TALLY_UNKNOWN][TALLY_404] = 204;
-    requests.by_route[TALLY_STATS][TALLY_OTHER] = 205; /* no class: not in responses */
+    fx.requests = (struct tally_requests){.total = 101, .access = 102, .gone = 103};
+    fx.requests.by_route[TALLY_ACCESS][TALLY_200] = 201;
+    fx.requests.by_route[TALLY_ACCESS][TALLY_503] = 202;
+    fx.requests.by_route[TALLY_NONE][TALLY_400] = 203;
+    fx.requests.by_route[TALLY_UNKNOWN][TALLY_404] = 204;
+    fx.requests.by_route[TALLY_STATS][TALLY_OTHER] = 205; /* no class: not in responses */
 
-    conns = (struct tally_conns){.accepted = 302, .active = 301, .refused = 303};
+    fx.conns = (struct tally_conns){.accepted = 302, .active = 301, .refused = 303};
     for (unsigned i = 0; i < TALLY_ENDS; i++)
-        conns.ended[i] = 310 + i;
-    conns.ended[TALLY_END_GONE] = 0; /* a vector lists zeros too */
+        fx.conns.ended[i] = 310 + i;
+    fx.conns.ended[TALLY_END_GONE] = 0; /* a vector lists zeros too */
 
-    grants = (struct grants){0};
-    draining = true;
-    src = (struct stats_source){.resource = &res,
-                                .requests = one_requests,
-                                .conns = one_conns,
-                                .nloops = 1,
-                                .grants = &grants,
-                                .draining = &draining,
-                                .started_us = loop_now_us() - 3500000};
-    grants_record(&grants, 5, 55, src.started_us + 1000000);
-    grants_record(&grants, 6, 66, src.started_us + 2000000);
+    fx.draining = true;
+    fx.src.started_us = loop_now_us() - 3500000;
+    grants_record(&fx.grants, 5, 55, fx.src.started_us + 1000000);
+    grants_record(&fx.grants, 6, 66, fx.src.started_us + 2000000);
 }
 
 static void setup(void)
@@ -99,19 +83,20 @@ static void setup(void)
 
 static void teardown(void)
 {
+    fixture_fini(&fx);
     loop_fini(&loop);
 }
 
 static void take_json(void)
 {
-    doc_len = stats_json(&src, doc, sizeof(doc));
+    doc_len = stats_json(&fx.src, doc, sizeof(doc));
     ck_assert_uint_gt(doc_len, 0);
     ck_assert_uint_eq(strlen(doc), doc_len);
 }
 
 static void take_metrics(void)
 {
-    doc_len = metrics_text(&src, doc, sizeof(doc));
+    doc_len = metrics_text(&fx.src, doc, sizeof(doc));
     ck_assert_uint_gt(doc_len, 0);
     ck_assert_uint_eq(strlen(doc), doc_len);
 }
@@ -524,9 +509,9 @@ START_TEST(stats_values_match_the_source)
     ck_assert(get_bool("draining"));
     ck_assert(get_bool("lock.enabled"));
     ck_assert(!get_bool("lock.locked"));
-    ck_assert_uint_eq(get_u64("lock.wait_us.p50"), hist_percentile(&res.lock.stats.wait_us, 50));
-    ck_assert_uint_eq(get_u64("lock.wait_us.p99"), hist_percentile(&res.lock.stats.wait_us, 99));
-    ck_assert_uint_eq(get_u64("lock.hold_us.p90"), hist_percentile(&res.lock.stats.hold_us, 90));
+    ck_assert_uint_eq(get_u64("lock.wait_us.p50"), hist_percentile(&fx.res.lock.stats.wait_us, 50));
+    ck_assert_uint_eq(get_u64("lock.wait_us.p99"), hist_percentile(&fx.res.lock.stats.wait_us, 99));
+    ck_assert_uint_eq(get_u64("lock.hold_us.p90"), hist_percentile(&fx.res.lock.stats.hold_us, 90));
     ck_assert_double_ge(strtod(must_get("uptime_s"), NULL), 3.5); /* started 3.5 s ago */
 }
 END_TEST
@@ -574,11 +559,11 @@ START_TEST(stats_shows_the_lock_held)
 {
     take_json();
     ck_assert(!get_bool("lock.locked"));
-    res.lock.owner = (coro_t *)&res; /* any non-NULL owner: stats only looks */
+    fx.res.lock.owner = (coro_t *)&fx.res; /* any non-NULL owner: stats only looks */
     take_json();
     ck_assert(get_bool("lock.locked"));
-    res.lock.owner = NULL;
-    res.use_lock = false;
+    fx.res.lock.owner = NULL;
+    fx.res.use_lock = false;
     take_json();
     ck_assert(!get_bool("lock.enabled"));
 }
@@ -637,24 +622,17 @@ static const char *find_line(const char *prefix, int *count)
     return found;
 }
 
-static const char *type_for(enum stats_kind kind)
-{
-    switch (kind) {
-    case STATS_COUNTER:
-    case STATS_VECTOR:
-    case STATS_MATRIX:
-        return "counter";
-    case STATS_HIST:
-        return "histogram";
-    default:
-        return "gauge";
-    }
-}
-
 static bool ends_with(const char *s, const char *tail)
 {
     size_t a = strlen(s), b = strlen(tail);
     return a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+/* Whether the rest of the line at s is word. */
+static bool rest_is(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    return strncmp(s, word, n) == 0 && s[n] == '\n';
 }
 
 START_TEST(metrics_lines_are_well_formed)
@@ -684,9 +662,13 @@ START_TEST(metrics_lines_are_well_formed)
 }
 END_TEST
 
-/* One HELP and one TYPE per family, TYPE right after HELP, of the type its
- * kind calls for; counters end in _total and nothing else does; every
- * sample after them belongs to the family. */
+/* One HELP and one TYPE per family, TYPE right after HELP; the type, as
+ * the document gives it, is one the format knows and agrees with the
+ * family: a histogram is the kind whose samples are _bucket, _sum and
+ * _count, counters end in _total and nothing else does; every sample after
+ * them belongs to the family. The type is read from the document and
+ * held against the family (its kind's samples, its name), not against a
+ * second copy of metrics.c's choice of type for each kind. */
 START_TEST(metrics_has_one_help_and_type_per_family)
 {
     take_metrics();
@@ -702,14 +684,20 @@ START_TEST(metrics_has_one_help_and_type_per_family)
         char help[256], type[256];
         int n;
         snprintf(help, sizeof(help), "# HELP turnstile_%s %s\n", row->metric, row->help);
-        snprintf(type, sizeof(type), "# TYPE turnstile_%s %s\n", row->metric, type_for(row->kind));
+        snprintf(type, sizeof(type), "# TYPE turnstile_%s ", row->metric);
         const char *h = find_line(help, &n);
         ck_assert_msg(h && n == 1, "%s: %d HELP lines", row->metric, n);
-        ck_assert_msg(strncmp(strchr(h, '\n') + 1, type, strlen(type)) == 0,
-                      "%s: no TYPE %s after its HELP", row->metric, type_for(row->kind));
-        bool counter = strcmp(type_for(row->kind), "counter") == 0;
-        ck_assert_msg(counter == ends_with(row->metric, "_total"), "%s: a %s", row->metric,
-                      type_for(row->kind));
+        const char *t = strchr(h, '\n') + 1;
+        ck_assert_msg(strncmp(t, type, strlen(type)) == 0, "%s: no TYPE after its HELP",
+                      row->metric);
+        t += strlen(type);
+        int tlen = (int)strcspn(t, "\n");
+        bool counter = rest_is(t, "counter"), histogram = rest_is(t, "histogram");
+        ck_assert_msg(counter || histogram || rest_is(t, "gauge"), "%s: TYPE %.*s", row->metric,
+                      tlen, t);
+        ck_assert_msg(histogram == (row->kind == STATS_HIST), "%s: a %.*s", row->metric, tlen, t);
+        ck_assert_msg(counter == ends_with(row->metric, "_total"), "%s: a %.*s", row->metric, tlen,
+                      t);
         /* The samples up to the next family are this one's. */
         char name[128];
         snprintf(name, sizeof(name), "turnstile_%s", row->metric);
@@ -788,7 +776,7 @@ START_TEST(metrics_vectors_list_every_label_and_the_matrix_no_zero)
         char line[128];
         int n;
         snprintf(line, sizeof(line), "turnstile_connections_closed_total{reason=\"%s\"} %llu\n",
-                 tally_end_names[i], (unsigned long long)conns.ended[i]);
+                 tally_end_names[i], (unsigned long long)fx.conns.ended[i]);
         find_line(line, &n);
         ck_assert_msg(n == 1, "missing %s", line);
     }
@@ -867,13 +855,13 @@ END_TEST
  * cap (a heap buffer of exactly cap bytes: ASan sees any overrun too). */
 static void check_fit(size_t (*write)(const struct stats_source *, char *, size_t))
 {
-    size_t len = write(&src, doc, sizeof(doc));
+    size_t len = write(&fx.src, doc, sizeof(doc));
     ck_assert_uint_gt(len, 0);
     for (size_t cap = 0; cap <= len + 1; cap++) {
         char *buf = malloc(cap + 16);
         ck_assert_ptr_nonnull(buf);
         memset(buf, 0xA5, cap + 16);
-        size_t got = write(&src, buf, cap);
+        size_t got = write(&fx.src, buf, cap);
         if (cap <= len)
             ck_assert_msg(got == 0, "cap %zu of %zu: returned %zu", cap, len, got);
         else
@@ -887,7 +875,7 @@ static void check_fit(size_t (*write)(const struct stats_source *, char *, size_
 START_TEST(a_document_that_does_not_fit_is_zero)
 {
     /* The uptime's length must not change while this runs. */
-    src.started_us = loop_now_us() - 3500000;
+    fx.src.started_us = loop_now_us() - 3500000;
     check_fit(stats_json);
     check_fit(metrics_text);
 }
@@ -899,24 +887,9 @@ END_TEST
  * that has simply run long enough. */
 START_TEST(the_largest_documents_fit_the_route_buffer)
 {
-    struct lock_stats *l = &res.lock.stats;
-    res.counter = res.in_section = UINT64_MAX;
-    l->waiters = l->max_waiters = l->acquisitions = l->contended = UINT64_MAX;
-    l->timeouts = l->cancellations = l->shed = UINT64_MAX;
-    hist_record(&l->wait_us, UINT64_MAX / 4);
-    hist_record(&l->hold_us, UINT64_MAX / 4);
-    requests.total = requests.access = requests.gone = UINT64_MAX;
-    for (unsigned r = 0; r < TALLY_ROUTES; r++)
-        for (unsigned s = 0; s < TALLY_STATUSES; s++)
-            requests.by_route[r][s] = UINT64_MAX / (TALLY_ROUTES * TALLY_STATUSES);
-    conns.accepted = conns.active = conns.refused = UINT64_MAX;
-    for (unsigned i = 0; i < TALLY_ENDS; i++)
-        conns.ended[i] = UINT64_MAX;
-    for (int i = 0; i < 2 * GRANTS_CAP; i++)
-        grants_record(&grants, UINT64_MAX, UINT64_MAX, INT64_MAX / 2);
-    src.started_us = -INT64_MAX / 4; /* a long uptime */
-    size_t json = stats_json(&src, doc, sizeof(doc));
-    size_t text = metrics_text(&src, doc, sizeof(doc));
+    fixture_fill_max(&fx);
+    size_t json = stats_json(&fx.src, doc, sizeof(doc));
+    size_t text = metrics_text(&fx.src, doc, sizeof(doc));
     ck_assert_uint_gt(json, 0);
     ck_assert_uint_gt(text, 0);
     ck_assert_msg(json < ROUTE_DOC_CAP, "/stats needs %zu bytes of %d", json, ROUTE_DOC_CAP);
