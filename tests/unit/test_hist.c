@@ -88,6 +88,22 @@ START_TEST(empty_and_single)
 }
 END_TEST
 
+/* Per-loop histograms summed: the same as one that saw every value. */
+START_TEST(merge_equals_recording_all)
+{
+    static struct hist a, b, all;
+    hist_init(&a);
+    hist_init(&b);
+    hist_init(&all);
+    for (uint64_t v = 1; v < 100000; v = v * 3 + 1) {
+        hist_record(v % 2 ? &a : &b, v);
+        hist_record(&all, v);
+    }
+    hist_merge(&a, &b);
+    ck_assert_mem_eq(&a, &all, sizeof(all));
+}
+END_TEST
+
 /* Cumulative counts never exceed the true count at the limit and never
  * fall short of the count at the limit less one bucket's width. */
 START_TEST(count_le_brackets_the_truth)
@@ -124,6 +140,7 @@ int main(void)
     tcase_add_test(tc, percentiles_match_sorted_reference);
     tcase_add_test(tc, empty_and_single);
     tcase_add_test(tc, count_le_brackets_the_truth);
+    tcase_add_test(tc, merge_equals_recording_all);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
