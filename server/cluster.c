@@ -89,6 +89,10 @@ struct part {
     int running; /* coroutines of ours not yet ended */
     int64_t released_wall_us;
     bool released_elsewhere;
+    /* Another loop lost the lease: tell this one on its own thread. */
+    struct loop_post lost_post;
+    _Atomic int64_t lost_lease;
+    _Atomic bool lost_posted;
     pthread_mutex_t mu; /* guards stats against cluster_read_stats() */
     struct cluster_stats stats;
 };
@@ -107,7 +111,7 @@ struct cluster {
     _Atomic uint64_t counter;     /* the highest value seen */
     _Atomic bool stopping;
     int64_t stale_lease; /* lost here but maybe not in etcd: revoke when it answers */
-    struct part *parts[MAX_LOOPS];
+    _Atomic(struct part *) parts[MAX_LOOPS]; /* set once each, read by any thread */
     _Atomic unsigned nparts;
 };
 
@@ -333,9 +337,32 @@ static void drop_lease_tickets(struct part *p, int64_t lease)
     }
 }
 
+/* On a part's own loop: another loop found the lease lost. */
+static void on_lease_lost(void *arg)
+{
+    struct part *p = arg;
+    atomic_store(&p->lost_posted, false);
+    drop_lease_tickets(p, atomic_load(&p->lost_lease));
+}
+
+/* The other loops' waiting requests lose their place too, even when etcd
+ * is too far away for their watches to see the keys go. */
+static void tell_other_parts(struct part *from, int64_t lease)
+{
+    struct cluster *c = from->c;
+    unsigned n = atomic_load(&c->nparts);
+    for (unsigned i = 0; i < n && i < MAX_LOOPS; i++) {
+        struct part *q = atomic_load(&c->parts[i]);
+        if (!q || q == from)
+            continue;
+        atomic_store(&q->lost_lease, lease);
+        if (!atomic_exchange(&q->lost_posted, true))
+            loop_post(q->loop, &q->lost_post);
+    }
+}
+
 /* The lease is gone, with every key on it: waiting requests of every
- * loop lose their place. Other loops learn it from their own watch (the
- * keys' deletions); this loop is told at once. */
+ * loop lose their place (-EAGAIN: 503). */
 static void lease_lost(struct part *p, int64_t lease)
 {
     struct cluster *c = p->c;
@@ -346,7 +373,8 @@ static void lease_lost(struct part *p, int64_t lease)
             (uint64_t)lease);
     count(p, &p->stats.lease_losses);
     drop_lease_tickets(p, lease);
-    struct part *keeper = c->parts[0];
+    tell_other_parts(p, lease);
+    struct part *keeper = atomic_load(&c->parts[0]);
     if (keeper->loop == p->loop && loop_parked(keeper->keeper))
         loop_wake(keeper->keeper, 0);
 }
@@ -971,6 +999,7 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     if (!p)
         return -ENOMEM;
     *p = (struct part){.c = c, .loop = loop, .first = i == 0};
+    p->lost_post = (struct loop_post){.fn = on_lease_lost, .arg = p};
     snprintf(p->mine, sizeof(p->mine), "%squeue/%s.%u-", c->prefix, c->self, i);
     pthread_mutex_init(&p->mu, NULL);
     hist_init(&p->stats.lock.wait_us);
@@ -983,7 +1012,7 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     etcd_client_init(&p->queue, c->endpoints);
     etcd_client_init(&p->section, c->endpoints);
     etcd_client_init(&p->watchc, c->endpoints);
-    c->parts[i] = p;
+    atomic_store(&c->parts[i], p);
     here = p;
     int rc = spawn(p, watcher_main, &p->watcher);
     if (rc == 0)
@@ -1046,9 +1075,10 @@ void cluster_close(struct cluster *c)
 {
     unsigned n = atomic_load(&c->nparts);
     for (unsigned i = 0; i < n && i < MAX_LOOPS; i++) {
-        if (c->parts[i])
-            pthread_mutex_destroy(&c->parts[i]->mu);
-        free(c->parts[i]);
+        struct part *p = atomic_load(&c->parts[i]);
+        if (p)
+            pthread_mutex_destroy(&p->mu);
+        free(p);
     }
     free(c);
 }
@@ -1102,11 +1132,11 @@ void cluster_read_stats(struct cluster *c, struct cluster_stats *out)
     hist_init(&out->lock.hold_us);
     hist_init(&out->handoff_us);
     bool healthy = n > 0;
-    for (unsigned i = 0; i < n && i < MAX_LOOPS && c->parts[i]; i++) {
+    for (unsigned i = 0; i < n && i < MAX_LOOPS && atomic_load(&c->parts[i]); i++) {
         struct cluster_stats *one = malloc(sizeof(*one));
         if (!one)
             return;
-        part_stats(c->parts[i], one);
+        part_stats(atomic_load(&c->parts[i]), one);
         healthy = healthy && one->healthy;
         add_stats(out, one);
         free(one);
@@ -1115,9 +1145,10 @@ void cluster_read_stats(struct cluster *c, struct cluster_stats *out)
     out->healthy = healthy && lease;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
-    if (n && c->parts[0]) {
-        pthread_mutex_lock(&c->parts[0]->mu);
-        memcpy(out->endpoint, c->parts[0]->stats.endpoint, sizeof(out->endpoint));
-        pthread_mutex_unlock(&c->parts[0]->mu);
+    struct part *first = atomic_load(&c->parts[0]);
+    if (first) {
+        pthread_mutex_lock(&first->mu);
+        memcpy(out->endpoint, first->stats.endpoint, sizeof(out->endpoint));
+        pthread_mutex_unlock(&first->mu);
     }
 }

@@ -40,12 +40,17 @@ static void new_cluster_name(void)
     snprintf(cluster_name, sizeof(cluster_name), "t%d-%d", (int)getpid(), ++n);
 }
 
+/* Flags every instance of a test gets beyond the common ones: up to two
+ * pairs, NULL-terminated early. */
+static const char *extra[5];
+
 /* Starts instance i of the current cluster, two loops each: each loop has
  * its own part of the cluster (clients, watch, queue copy). */
 static void start_one(int i, const char *endpoints, const char *delay_ms)
 {
     srv_start(&srv[i], "--etcd", endpoints, "--cluster", cluster_name, "--lease-ttl-ms", LEASE_MS,
-              "--delay-ms", delay_ms, "--threads", "2", NULL);
+              "--delay-ms", delay_ms, "--threads", "2", extra[0], extra[1], extra[2], extra[3],
+              NULL);
 }
 
 static void start_all(const char *endpoints, const char *delay_ms)
@@ -53,6 +58,7 @@ static void start_all(const char *endpoints, const char *delay_ms)
     new_cluster_name();
     for (nsrv = 0; nsrv < NSRV; nsrv++)
         start_one(nsrv, endpoints, delay_ms);
+    memset(extra, 0, sizeof(extra));
     for (int i = 0; i < NSRV; i++)
         ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "instance %d unhealthy",
                       i);
@@ -262,6 +268,49 @@ START_TEST(fifo_across_instances)
 }
 END_TEST
 
+/* ---- lock timeouts, the queue cap and leaving clients, cluster-wide ---- */
+
+START_TEST(timeouts_caps_and_leavers)
+{
+    struct resp r;
+    static const char *flags[] = {"--lock-timeout-ms", "1500", "--max-waiters", "2", NULL};
+    memcpy(extra, flags, sizeof(flags));
+    start_all(single.endpoints, "5000");
+    int held = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    /* A waiter whose client leaves: its key goes at once, as another
+     * instance sees. */
+    int leaver = send_access(srv[1].port);
+    ck_assert(wait_stat(srv[2].port, "cluster.queue_length", 2, 10000));
+    close(leaver);
+    ck_assert(wait_stat(srv[2].port, "cluster.queue_length", 1, 3000));
+    ck_assert(wait_stat(srv[1].port, "lock.cancellations", 1, 3000));
+    /* --max-waiters counts the cluster's queue: the holder and two
+     * waiters on two other instances, and a third is refused at once. */
+    long long t0 = now_ms();
+    int w1 = send_access(srv[1].port), w2 = send_access(srv[2].port);
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 3, 1400));
+    ck_assert_int_eq(http_get(srv[0].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(strstr(r.body, "Too many"), "%s", r.body);
+    ck_assert_int_eq(stat_value(srv[0].port, "lock.shed"), 1);
+    /* --lock-timeout-ms: both waiters get 503, and their keys go. */
+    read_reply(w1, &r, 10000);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    read_reply(w2, &r, 10000);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_ge(now_ms() - t0, 1400);
+    ck_assert_int_eq(stat_value(srv[1].port, "lock.timeouts"), 1);
+    ck_assert_int_eq(stat_value(srv[2].port, "lock.timeouts"), 1);
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 1, 3000));
+    read_reply(held, &r, 10000);
+    ck_assert_int_eq(access_n(&r), 1);
+    assert_counter(1);
+    stop_all();
+}
+END_TEST
+
 /* ---- an instance killed while it holds the lock ---- */
 
 START_TEST(killed_holder_lease_frees_the_queue)
@@ -433,6 +482,7 @@ int main(void)
     tcase_add_checked_fixture(one, NULL, test_teardown); /* a failed test's too */
     tcase_add_test(one, counter_exact_single_node);
     tcase_add_test(one, fifo_across_instances);
+    tcase_add_test(one, timeouts_caps_and_leavers);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
