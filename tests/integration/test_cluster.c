@@ -397,7 +397,6 @@ START_TEST(member_killed_under_load)
     ck_assert_int_eq(etcd_proc_restart(&trio, 0, START_MS), 0);
     int ok = load_finish(&unavailable, &after, killed + 1000);
     ck_assert_msg(after > 100, "only %d 200s after the member died", after);
-    ck_assert_msg(ok > unavailable, "%d 200s, %d 503s", ok, unavailable);
     assert_counter(ok);            /* nothing acknowledged lost, nothing counted twice */
     for (int i = 0; i < nsrv; i++) /* every write whose reply was lost was settled */
         ck_assert_int_eq(stat_value(srv[i].port, "cluster.unknown"), 0);
