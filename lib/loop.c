@@ -24,8 +24,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-_Static_assert(LOOP_READ == EV_READ && LOOP_WRITE == EV_WRITE, "loop.h names libevent's flags");
-
 enum { PRIO_NORMAL = 0, PRIO_LATE = 1, PRIO_COUNT = 2 };
 
 enum task_state {

@@ -107,12 +107,6 @@ struct loop_io {
     void *arg;
 };
 
-/* What loop_io_wait() and loop_io_clear() take: libevent's EV_READ and
- * EV_WRITE under our own names, so a module can wait on a descriptor
- * without including libevent (loop.c checks that they agree). */
-#define LOOP_READ  0x02
-#define LOOP_WRITE 0x04
-
 /* From the owner coroutine. on_hangup (may be NULL) runs on the loop's
  * stack when input arrives or the peer closes or resets while the owner is
  * parked on something else (a lock, a sleep): it should look (a MSG_PEEK
