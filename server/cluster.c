@@ -201,6 +201,16 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+/* The counter's value is "N KEY": the number, then the queue key of the
+ * request that wrote it. The key is the write's receipt: a writer that
+ * cannot tell whether its write was applied finds out from it (see
+ * prove_write). A value without one (an older cluster) is just N. */
+static size_t counter_digits(const char *value, size_t len)
+{
+    const char *space = memchr(value, ' ', len);
+    return space ? (size_t)(space - value) : len;
+}
+
 /* The counter from a range result (none: 0 at revision 0). */
 static int read_counter(struct part *p, const struct etcd_op_result *r)
 {
@@ -209,7 +219,7 @@ static int read_counter(struct part *p, const struct etcd_op_result *r)
         see_counter(p, 0, 0);
         return 0;
     }
-    int rc = parse_u64(r->kvs[0].value, r->kvs[0].value_len, &v);
+    int rc = parse_u64(r->kvs[0].value, counter_digits(r->kvs[0].value, r->kvs[0].value_len), &v);
     if (rc < 0) {
         log_msg(LOG_LEVEL_ERROR, "cluster: %s holds '%.*s', not a number", p->c->counter_key,
                 (int)(r->kvs[0].value_len > 40 ? 40 : r->kvs[0].value_len), r->kvs[0].value);
@@ -801,8 +811,9 @@ struct commit {
 static int commit_try(struct part *p, struct commit *k, struct etcd_reply *r)
 {
     struct cluster *c = p->c;
-    char value[24], released[48];
-    snprintf(value, sizeof(value), "%" PRIu64, k->read.value + 1);
+    char value[24 + KEY_MAX], released[48];
+    snprintf(value, sizeof(value), "%" PRIu64 " %.*s", k->read.value + 1, (int)k->t->entry->key_len,
+             k->t->entry->key);
     snprintf(released, sizeof(released), "%" PRId64 " %s", wall_us(), c->self);
     struct etcd_cmp cmps[2] = {
         {.key = k->t->entry->key,
@@ -834,23 +845,83 @@ static int commit_try(struct part *p, struct commit *k, struct etcd_reply *r)
     return etcd_txn(&p->section, &txn, r, call_deadline(c, LOOP_FOREVER));
 }
 
-/* My key is gone, so an earlier try that may have gone unseen was
- * applied, unless the lease took the key: a live lease means it was. */
-static int settle_unsure(struct part *p, struct commit *k, const struct etcd_op_result *counter)
+/* The counter as of revision rev (0: the latest) into *value and its
+ * mod revision; its writer's key, if out_kv is given, stays in reply r. */
+static int counter_at(struct part *p, int64_t rev, struct etcd_reply *r, uint64_t *value,
+                      const struct etcd_kv **out_kv)
 {
-    bool moved = counter->nkvs && counter->kvs[0].mod_revision != k->read.mod_revision;
-    if (!moved)
+    struct etcd_range_req req = {
+        .key = p->c->counter_key, .key_len = strlen(p->c->counter_key), .revision = rev};
+    int rc = etcd_range(&p->section, &req, r, call_deadline(p->c, LOOP_FOREVER));
+    if (rc < 0)
+        return rc;
+    const struct etcd_kv *kv = r->ops[0].nkvs ? &r->ops[0].kvs[0] : NULL;
+    *value = 0;
+    if (kv && parse_u64(kv->value, counter_digits(kv->value, kv->value_len), value) < 0) {
+        etcd_reply_free(r);
+        return -EIO;
+    }
+    if (out_kv)
+        *out_kv = kv;
+    return 0;
+}
+
+/* Whether my write of N+1 (on N at mod revision R) was applied, when its
+ * reply was lost. Every write compares the counter's mod revision with
+ * the one it read, so exactly one write follows R, and it wrote N+1: the
+ * first revision after R at which the counter exceeds N. etcd keeps the
+ * history (until compacted): a binary search over revisions finds that
+ * version, and the key in its value says whose write it was. Returns 0
+ * (mine: applied), -EAGAIN (someone else's: mine was not), or another
+ * error (not proven: etcd unreachable, or the history compacted). */
+static int prove_write(struct part *p, const struct commit *k)
+{
+    struct etcd_reply r;
+    const struct etcd_kv *kv;
+    uint64_t v;
+    int64_t lo = k->read.mod_revision + 1, hi;
+    int rc = counter_at(p, 0, &r, &v, &kv);
+    if (rc < 0)
+        return rc;
+    hi = kv ? kv->mod_revision : 0;
+    etcd_reply_free(&r);
+    if (v <= k->read.value)
         return -EAGAIN; /* nothing was written since I read: not applied */
+    while (lo < hi) {   /* the first revision in [lo, hi] where the counter exceeds N */
+        int64_t mid = lo + (hi - lo) / 2;
+        if ((rc = counter_at(p, mid, &r, &v, NULL)) < 0)
+            return rc;
+        etcd_reply_free(&r);
+        if (v > k->read.value)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if ((rc = counter_at(p, lo, &r, &v, &kv)) < 0)
+        return rc;
+    const char *tag = kv ? memchr(kv->value, ' ', kv->value_len) : NULL;
+    bool mine = tag && (size_t)(kv->value + kv->value_len - tag - 1) == k->t->entry->key_len &&
+                memcmp(tag + 1, k->t->entry->key, k->t->entry->key_len) == 0;
+    etcd_reply_free(&r);
+    return mine ? 0 : -EAGAIN;
+}
+
+/* My key is gone, so an earlier try that may have gone unseen was
+ * applied, or the lease took the key: the counter's history says which.
+ * etcd may be electing a leader: ask again until it answers. */
+static int settle_unsure(struct part *p, struct commit *k)
+{
     int rc = -ETIMEDOUT;
-    /* etcd may be electing a leader: ask again until it answers. */
-    while (rc != 0 && rc != -ENOENT && loop_now_us() < k->give_up) {
-        rc =
-            etcd_lease_keepalive(&p->section, k->t->lease, NULL, call_deadline(p->c, LOOP_FOREVER));
-        if (rc != 0 && rc != -ENOENT)
+    while (rc != 0 && rc != -EAGAIN && loop_now_us() < k->give_up) {
+        rc = prove_write(p, k);
+        if (rc != 0 && rc != -EAGAIN)
             loop_sleep_us(RETRY_US);
     }
-    if (rc == 0)
-        return 0;
+    if (rc == 0 || rc == -EAGAIN) {
+        log_msg(LOG_LEVEL_INFO, "cluster: a write of %" PRIu64 " whose reply was lost %s",
+                k->read.value + 1, rc == 0 ? "was applied: 200" : "was not: 503");
+        return rc;
+    }
     count(p, &p->stats.unknown);
     log_msg(LOG_LEVEL_WARN,
             "cluster: the write of %" PRIu64 " may have been applied, and cannot be proven: 503",
@@ -866,7 +937,7 @@ static int commit_failed(struct part *p, struct commit *k, struct etcd_reply *r,
     const struct etcd_op_result *counter = &r->ops[0], *key = &r->ops[1];
     bool mine = key->nkvs && key->kvs[0].create_revision == k->t->revision;
     if (!mine) {
-        int rc = k->unsure ? settle_unsure(p, k, counter) : -EAGAIN;
+        int rc = k->unsure ? settle_unsure(p, k) : -EAGAIN;
         if (rc < 0)
             count(p, &p->stats.fenced);
         return rc;

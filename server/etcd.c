@@ -319,6 +319,8 @@ static json_t *range_json(const struct etcd_range_req *r)
         bad |= json_object_set_new(o, "count_only", json_true());
     if (r->max_create_revision)
         bad |= set_int(o, "max_create_revision", r->max_create_revision);
+    if (r->revision)
+        bad |= set_int(o, "revision", r->revision);
     return checked(o, bad);
 }
 
@@ -419,7 +421,8 @@ static bool range_ok(const struct etcd_range_req *r)
 {
     return key_ok(r->key, r->key_len, r->prefix) && r->limit >= 0 &&
            (unsigned)r->sort_order < COUNT(sort_orders) &&
-           (unsigned)r->sort_target < COUNT(sort_targets) && r->max_create_revision >= 0;
+           (unsigned)r->sort_target < COUNT(sort_targets) && r->max_create_revision >= 0 &&
+           r->revision >= 0;
 }
 
 static bool op_ok(const struct etcd_op *op)

@@ -127,6 +127,7 @@ struct etcd_range_req {
     enum etcd_sort_target sort_target;
     bool count_only;             /* count, no kvs */
     int64_t max_create_revision; /* only keys created at or before it; 0: any */
+    int64_t revision;            /* as of this revision (history); 0: the latest */
 };
 
 struct etcd_put_req {

@@ -163,6 +163,18 @@ static void kv_scenario(void)
     assert_kv(&r.ops[0].kvs[0], "kv/a", "one");
     etcd_reply_free(&r);
 
+    /* History: as of the first put's revision, the key still says "one"
+     * (cluster mode reads the counter's past to settle a lost reply). */
+    ck_assert_int_eq(
+        range(&(struct etcd_range_req){.key = "kv/a", .key_len = 4, .revision = rev}, &r), 0);
+    ck_assert_uint_eq(r.ops[0].nkvs, 1);
+    assert_kv(&r.ops[0].kvs[0], "kv/a", "one");
+    etcd_reply_free(&r);
+    ck_assert_int_eq(
+        range(&(struct etcd_range_req){.key = "kv/a", .key_len = 4, .revision = rev - 1}, &r), 0);
+    ck_assert_uint_eq(r.ops[0].nkvs, 0); /* before it was put */
+    etcd_reply_free(&r);
+
     /* Bytes of every value survive base64 both ways, NULs included. */
     char key[] = {'k', 'v', '/', 0, (char)0xff, 'z'}, value[256];
     for (int i = 0; i < 256; i++)
