@@ -46,6 +46,16 @@ enum kind {
     K_VERSION, /* --version */
 };
 
+/* Every K_STR field is a char[256] and every K_PATH one a char[4096]: set_value()
+ * and cfg_keep_restart_settings() size them by their kind. */
+#define FIELD_SIZE(f) sizeof(((struct cfg *)0)->f)
+_Static_assert(FIELD_SIZE(etcd) == FIELD_SIZE(bind) && FIELD_SIZE(cluster) == FIELD_SIZE(bind),
+               "K_STR fields");
+_Static_assert(FIELD_SIZE(access_log) == FIELD_SIZE(state_file) &&
+                   FIELD_SIZE(config_path) == FIELD_SIZE(state_file),
+               "K_PATH fields");
+#undef FIELD_SIZE
+
 enum group { G_LISTEN, G_RESOURCE, G_CLUSTER, G_LIMITS, G_OTHER, G_COUNT };
 
 struct opt {

@@ -275,7 +275,8 @@ static void put_value(struct textbuf *o, const struct stats_row *row,
                       const struct stats_snapshot *s)
 {
     const void *p = (const char *)s + row->off;
-    uint64_t v = row->kind <= STATS_SECONDS ? *(const uint64_t *)p : 0;
+    bool scalar = row->kind <= STATS_SECONDS; /* COUNTER, GAUGE, FLAG, SECONDS: one uint64_t */
+    uint64_t v = scalar ? *(const uint64_t *)p : 0;
     switch (row->kind) {
     case STATS_COUNTER:
     case STATS_GAUGE:

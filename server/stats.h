@@ -46,6 +46,8 @@ struct stats_snapshot {
     struct cluster_stats cluster; /* zeros without --etcd */
 };
 
+/* The kinds held in one uint64_t come first (put_value() in stats.c relies
+ * on it). */
 enum stats_kind {
     STATS_COUNTER, /* uint64_t, only goes up */
     STATS_GAUGE,   /* uint64_t, now */
