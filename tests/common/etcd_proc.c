@@ -90,10 +90,15 @@ static void exec_member(const struct etcd_proc *p, unsigned i)
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
         _exit(127);
+    /* Heartbeats and elections slower than etcd's defaults (100 ms and
+     * 1 s): a loaded test machine that stalls a member for a second must
+     * not make the others elect a new leader the test did not ask for.
+     * etcd's shortest lease is 1.5 election timeouts: 3 s here. */
     execlp(bin, bin, "--name", m->name, "--data-dir", data, "--listen-client-urls", m->url,
            "--advertise-client-urls", m->url, "--listen-peer-urls", peer,
            "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-           "--initial-cluster-token", p->dir, "--initial-cluster-state", "new", "--logger", "zap",
+           "--initial-cluster-token", p->dir, "--initial-cluster-state", "new",
+           "--heartbeat-interval", "200", "--election-timeout", "2000", "--logger", "zap",
            "--log-level", "warn", (char *)NULL);
     _exit(127);
 }

@@ -25,7 +25,11 @@
 
 #define START_MS 30000 /* etcd, or a cluster, to become healthy */
 #define NSRV     3
-#define LEASE_MS "2000"
+/* A lease that a stalled test machine cannot lose by accident, and the
+ * short one of the tests that are about leases expiring: the shortest
+ * etcd grants with the test's election timeout (etcd_proc.c). */
+#define LEASE_LONG_MS  "6000"
+#define LEASE_SHORT_MS "3000"
 
 static struct etcd_proc single, trio, solo; /* solo: a node to take down */
 static struct srv srv[NSRV + 1];            /* one more started while etcd is down */
@@ -43,12 +47,13 @@ static void new_cluster_name(void)
 /* Flags every instance of a test gets beyond the common ones: up to two
  * pairs, NULL-terminated early. */
 static const char *extra[5];
+static const char *lease_ms = LEASE_LONG_MS;
 
 /* Starts instance i of the current cluster, two loops each: each loop has
  * its own part of the cluster (clients, watch, queue copy). */
 static void start_one(int i, const char *endpoints, const char *delay_ms)
 {
-    srv_start(&srv[i], "--etcd", endpoints, "--cluster", cluster_name, "--lease-ttl-ms", LEASE_MS,
+    srv_start(&srv[i], "--etcd", endpoints, "--cluster", cluster_name, "--lease-ttl-ms", lease_ms,
               "--delay-ms", delay_ms, "--threads", "2", extra[0], extra[1], extra[2], extra[3],
               NULL);
 }
@@ -71,6 +76,7 @@ static void stop_all(void)
         srv_stop(&srv[i], SIGKILL);
     }
     nsrv = 0;
+    lease_ms = LEASE_LONG_MS;
 }
 
 /* ---- requests ---- */
@@ -251,7 +257,8 @@ START_TEST(fifo_across_instances)
 {
     enum { N = 7 };
     int fds[N];
-    start_all(single.endpoints, "150");
+    /* Every request joins while the first still holds: N sections. */
+    start_all(single.endpoints, "1500");
     for (int k = 0; k < N; k++) {
         int port = srv[k % NSRV].port;
         fds[k] = send_access(port);
@@ -319,7 +326,8 @@ END_TEST
 START_TEST(killed_holder_lease_frees_the_queue)
 {
     struct resp r;
-    start_all(single.endpoints, "3000");
+    lease_ms = LEASE_SHORT_MS;
+    start_all(single.endpoints, "8000");
     int held = send_access(srv[0].port);
     ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
     int queued = send_access(srv[1].port);
@@ -327,12 +335,12 @@ START_TEST(killed_holder_lease_frees_the_queue)
     long long t0 = now_ms();
     srv_stop(&srv[0], SIGKILL);
     close(held);
-    /* Granted once the dead instance's lease expires (2 s), well before
-     * the 3 s section it had started would have ended. */
+    /* Granted once the dead instance's lease expires (3 s), well before
+     * the 8 s section it had started would have ended. */
     read_reply(queued, &r, 20000);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(access_n(&r), 1); /* the dead holder never wrote */
-    ck_assert_int_lt(now_ms() - t0, 2000 + 3000 + 5000);
+    ck_assert_int_lt(now_ms() - t0, 3000 + 8000 + 5000);
     srv[0] = srv[--nsrv]; /* gone: the others carry on */
     int fd = send_access(srv[0].port);
     read_reply(fd, &r, 20000);
@@ -348,12 +356,13 @@ START_TEST(paused_holder_is_fenced_off)
     struct resp r;
     /* Sections long enough that the SIGSTOP lands while one is still
      * open, however late the poll sees it start. */
+    lease_ms = LEASE_SHORT_MS;
     start_all(single.endpoints, "3000");
     int paused = send_access(srv[0].port);
     ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
     ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 1, 10000));
     kill(srv[0].pid, SIGSTOP);
-    /* Its lease expires (2 s) and its key with it; nobody else writes, so
+    /* Its lease expires (3 s) and its key with it; nobody else writes, so
      * only the key's absence can stop the write it is about to make. */
     ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 0, 20000));
     kill(srv[0].pid, SIGCONT);
@@ -394,7 +403,7 @@ START_TEST(member_killed_under_load)
     int unavailable, after;
     start_all(trio.endpoints, "0");
     long long t0 = now_ms();
-    load_start(6, MAX_REPLIES, 9000);
+    load_start(6, MAX_REPLIES, 15000);
     ck_assert(wait_stat(srv[0].port, "lock.acquisitions", 50, 10000));
     ck_assert_int_eq(etcd_proc_kill(&trio, 0), 0); /* every instance started on it */
     long long killed = now_ms();
@@ -405,7 +414,7 @@ START_TEST(member_killed_under_load)
     assert_counter(ok);            /* nothing acknowledged lost, nothing counted twice */
     for (int i = 0; i < nsrv; i++) /* every write whose reply was lost was settled */
         ck_assert_int_eq(stat_value(srv[i].port, "cluster.unknown"), 0);
-    ck_assert_int_lt(now_ms() - t0, 60000);
+    ck_assert_int_lt(now_ms() - t0, 90000);
     stop_all();
 }
 END_TEST
@@ -416,6 +425,7 @@ START_TEST(etcd_down_then_back)
 {
     struct resp r;
     ck_assert_int_eq(etcd_proc_start(&solo, 1, START_MS), 0);
+    lease_ms = LEASE_SHORT_MS;
     start_all(solo.endpoints, "0");
     for (int i = 0; i < NSRV; i++) {
         ck_assert_int_eq(http_get(srv[i].port, "/access", &r), 0);

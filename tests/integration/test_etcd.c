@@ -438,7 +438,7 @@ static int64_t wait_delete(struct etcd_watch *w, const char *key, int timeout_ms
 
 static void lease_scenario(void)
 {
-    enum { TTL = 2 };
+    enum { TTL = 3 }; /* seconds: a stalled test machine must not lose it */
     int64_t id = grant(TTL);
     put("lease/k", "held", id);
     struct etcd_reply r;
@@ -452,7 +452,7 @@ static void lease_scenario(void)
         int64_t ttl;
         ck_assert_int_eq(etcd_lease_keepalive(&client, id, &ttl, in_ms(5000)), 0);
         ck_assert_int_eq(ttl, TTL);
-        ck_assert_int_eq(loop_sleep_us(TTL * 1000000 / 4), 0);
+        ck_assert_int_eq(loop_sleep_us(250000), 0);
     }
     ck_assert_int_eq(key_count("lease/k"), 1);
 
@@ -486,7 +486,7 @@ static void next_event(struct etcd_watch *w, struct etcd_event *ev)
 {
     int64_t t0 = loop_now_us();
     ck_assert_int_eq(etcd_watch_next(w, ev, in_ms(5000)), 0);
-    ck_assert_int_lt(ms_since(t0), 1000); /* prompt: no 100 ms unsynced batches */
+    ck_assert_int_lt(ms_since(t0), 3000); /* prompt, not held back for seconds */
 }
 
 static void watch_scenario(void)
@@ -559,6 +559,10 @@ static void second_caller(void *arg)
     queued_done = 1;
 }
 
+/* How late past its deadline a call may end on a loaded machine; a call
+ * that waited for the stalled member would end only at SIGCONT. */
+#define SLACK_MS 2500
+
 static void stalled_scenario(void)
 {
     ck_assert_int_eq(key_count("stall"), 0); /* connected */
@@ -571,7 +575,7 @@ static void stalled_scenario(void)
         etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(300)),
         -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 300);
-    ck_assert_int_lt(ms_since(t0), 600);
+    ck_assert_int_lt(ms_since(t0), 300 + SLACK_MS); /* not at SIGCONT */
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_TIMEOUT], 1);
     ck_assert(!etcd_last_ok(&client));
 
@@ -584,7 +588,7 @@ static void stalled_scenario(void)
     ck_assert_int_eq(loop_cancel(queued_caller), 0);
     ck_assert(wait_flag(&queued_done, 1, 1000));
     ck_assert_int_eq(queued_rc, -ECANCELED);
-    ck_assert_int_lt(ms_since(t0), 100);
+    ck_assert_int_lt(ms_since(t0), 1000);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CANCELED], 1);
 
     /* Queued behind that call (the worker still awaits its reply): its
@@ -594,7 +598,7 @@ static void stalled_scenario(void)
         etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(200)),
         -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 200);
-    ck_assert_int_lt(ms_since(t0), 500);
+    ck_assert_int_lt(ms_since(t0), 200 + SLACK_MS);
     ck_assert_ptr_null(client.head);
     ck_assert_ptr_null(client.inflight);
 
@@ -602,7 +606,7 @@ static void stalled_scenario(void)
     struct etcd_watch w;
     t0 = loop_now_us();
     ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(200)), -ETIMEDOUT);
-    ck_assert_int_lt(ms_since(t0), 500);
+    ck_assert_int_lt(ms_since(t0), 200 + SLACK_MS);
 
     ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGCONT), 0);
     ck_assert_int_eq(key_count("stall"), 0);
@@ -648,7 +652,7 @@ static void all_dead_scenario(void)
     ck_assert_int_eq(
         etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(5000)),
         -ECONNREFUSED);
-    ck_assert_int_lt(ms_since(t0), 1000); /* each tried once, no waiting */
+    ck_assert_int_lt(ms_since(t0), 3000); /* each tried once, not the 5 s deadline */
     ck_assert_uint_eq(client.stats.connect_failures, 2);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CONNECT], 1);
     struct etcd_watch w;
@@ -982,7 +986,7 @@ static void bad_reply_scenario(void)
     fake_raw("", 0, false, true);
     int64_t t0 = loop_now_us();
     ck_assert_int_eq(fake_range(), -ETIMEDOUT);
-    ck_assert_int_lt(ms_since(t0), 1500);
+    ck_assert_int_lt(ms_since(t0), 4000);
 
     ck_assert_uint_eq(client.stats.ok, 1);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_BAD_REPLY], 14);

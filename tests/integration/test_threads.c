@@ -61,7 +61,9 @@ START_TEST(fifo_across_loops_for_staggered_arrivals)
 {
     enum { N = 24 };
     static struct reader rd[N];
-    srv_start(&srv, "--threads", "4", "--delay-ms", "100", NULL);
+    /* Sections long enough that arrivals outpace them even under TSan on
+     * a loaded machine, so a queue forms. */
+    srv_start(&srv, "--threads", "4", "--delay-ms", "300", NULL);
     for (int i = 0; i < N; i++) {
         reader_connect(&rd[i], srv.port);
         send_all(rd[i].fd, get_access, sizeof(get_access) - 1);

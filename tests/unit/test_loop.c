@@ -42,7 +42,7 @@ static void sleeper(void *arg)
 {
     struct sleep_case *c = arg;
     c->min_seen = INT64_MAX;
-    for (int i = 0; i < 21; i++) {
+    for (int i = 0; i < 200; i++) { /* the fastest of many: a loaded machine has quiet moments */
         int64_t t0 = loop_now_us();
         ck_assert_int_eq(loop_sleep_us(c->us), 0);
         int64_t took = loop_now_us() - t0;
@@ -211,8 +211,8 @@ END_TEST
 /* A deadline later than the one the timer is set for is honoured by
  * re-arming when the timer fires. Nothing else runs on the loop, so the
  * loop's cached clock is as old as the owner's last resume (just after the
- * first wait) when the re-arm happens, half a second later: a re-arm that
- * measured from it would fire half a second late. */
+ * first wait) when the re-arm happens, two seconds later: a re-arm that
+ * measured from it would fire two seconds late. */
 static void rearms_on_time(void *arg)
 {
     struct loop_io io;
@@ -222,14 +222,14 @@ static void rearms_on_time(void *arg)
     loop_io_clear(&io, LOOP_READ);
     int64_t t0 = loop_now_us();
     ck_assert_int_eq(write(sv[1], "z", 1), 1);
-    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, t0 + 500000), 0); /* the timer: t0 + 0.5 s */
+    ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, t0 + 2000000), 0); /* the timer: t0 + 2 s */
     ck_assert_int_eq(read(sv[0], &c, 1), 1);
     loop_io_clear(&io, LOOP_READ);
-    int64_t deadline = t0 + 1000000; /* later: the timer stays, and re-arms when it fires */
+    int64_t deadline = t0 + 4000000; /* later: the timer stays, and re-arms when it fires */
     ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, deadline), -ETIMEDOUT);
     int64_t late = loop_now_us() - deadline;
     ck_assert_int_ge(late, 0);
-    ck_assert_msg(late < 250000, "the deadline passed %lld us before the timeout came",
+    ck_assert_msg(late < 1500000, "the deadline passed %lld us before the timeout came",
                   (long long)late);
     loop_io_close(&io);
 }
