@@ -347,12 +347,21 @@ static void drop_lease_tickets(struct part *p, int64_t lease)
     }
 }
 
+/* On p's own loop: if the lease keeper lives here (the first loop), it
+ * asks for a new lease now rather than at its next renewal. */
+static void wake_keeper(struct part *p)
+{
+    if (p->keeper && loop_parked(p->keeper))
+        loop_wake(p->keeper, 0);
+}
+
 /* On a part's own loop: another loop found the lease lost. */
 static void on_lease_lost(void *arg)
 {
     struct part *p = arg;
     atomic_store(&p->lost_posted, false);
     drop_lease_tickets(p, atomic_load(&p->lost_lease));
+    wake_keeper(p);
 }
 
 /* The other loops' waiting requests lose their place too, even when etcd
@@ -384,9 +393,7 @@ static void lease_lost(struct part *p, int64_t lease)
     count(p, &p->stats.lease_losses);
     drop_lease_tickets(p, lease);
     tell_other_parts(p, lease);
-    struct part *keeper = atomic_load(&c->parts[0]);
-    if (keeper->loop == p->loop && loop_parked(keeper->keeper))
-        loop_wake(keeper->keeper, 0);
+    wake_keeper(p); /* or the first loop does, as it is told */
 }
 
 static int lease_grant(struct part *p)
