@@ -419,6 +419,31 @@ START_TEST(member_killed_under_load)
 }
 END_TEST
 
+/* ---- one etcd member of three stalled under load ---- */
+
+/* A stalled member keeps its connections open and answers nothing: the
+ * watches on it go silent without breaking. Instances notice (a silent
+ * watch is checked against a fresh read once a second while requests
+ * wait) and move to the other members, which elect a leader if it was
+ * theirs; requests go on being served while it is stopped. */
+START_TEST(member_stalled_under_load)
+{
+    int unavailable, after;
+    start_all(trio.endpoints, "0");
+    load_start(6, MAX_REPLIES, 15000);
+    ck_assert(wait_stat(srv[0].port, "lock.acquisitions", 50, 10000));
+    ck_assert_int_eq(etcd_proc_signal(&trio, 0, SIGSTOP), 0); /* every instance started on it */
+    long long stopped = now_ms();
+    int ok = load_finish(&unavailable, &after, stopped + 1000);
+    ck_assert_int_eq(etcd_proc_signal(&trio, 0, SIGCONT), 0);
+    ck_assert_msg(after > 100, "only %d 200s while the member was stopped", after);
+    assert_counter(ok);
+    for (int i = 0; i < nsrv; i++)
+        ck_assert_int_eq(stat_value(srv[i].port, "cluster.unknown"), 0);
+    stop_all();
+}
+END_TEST
+
 /* ---- all of etcd down, and back ---- */
 
 START_TEST(etcd_down_then_back)
@@ -507,6 +532,7 @@ int main(void)
     tcase_add_checked_fixture(three, NULL, test_teardown);
     tcase_add_test(three, counter_exact_three_members);
     tcase_add_test(three, member_killed_under_load);
+    tcase_add_test(three, member_stalled_under_load);
     suite_add_tcase(s, three);
     return check_run(s);
 }
