@@ -78,27 +78,30 @@ static FILE *open_buffered(const char *path, char **buffer)
     return f;
 }
 
-/* The new file is open before the old one closes: a path that cannot be
- * opened leaves the log where it was, and every buffered line reaches the
- * old file before it is closed. */
 /* Every loop writes the access log: the file and its path change only
  * under access_mu, and every line is written whole under it. */
 static pthread_mutex_t access_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Closes the file open now; under access_mu. */
-static void close_locked(void)
+/* Puts f (and its buffer) in place of the file open now, which is
+ * flushed and closed; under access_mu. The file is never NULL between
+ * the two: loops read it without the lock (log_access_enabled) and would
+ * drop the lines of a reopening. */
+static void swap_locked(FILE *f, char *buffer)
 {
-    if (!access_file)
-        return;
-    if (access_file == stdout)
+    FILE *old = access_file;
+    char *old_buffer = access_buffer;
+    __atomic_store_n(&access_file, f, __ATOMIC_RELAXED);
+    access_buffer = buffer;
+    if (old == stdout)
         fflush(stdout);
-    else
-        fclose(access_file);
-    __atomic_store_n(&access_file, NULL, __ATOMIC_RELAXED);
-    free(access_buffer);
-    access_buffer = NULL;
+    else if (old)
+        fclose(old);
+    free(old_buffer);
 }
 
+/* The new file is open before the old one closes: a path that cannot be
+ * opened leaves the log where it was, and every buffered line reaches the
+ * old file before it is closed. */
 int log_access_open(const char *path)
 {
     char *buffer = NULL;
@@ -108,9 +111,7 @@ int log_access_open(const char *path)
     if (!f)
         return -errno;
     pthread_mutex_lock(&access_mu);
-    close_locked();
-    __atomic_store_n(&access_file, f, __ATOMIC_RELAXED);
-    access_buffer = buffer;
+    swap_locked(f, buffer);
     snprintf(access_path, sizeof(access_path), "%s", path);
     pthread_mutex_unlock(&access_mu);
     return 0;
@@ -170,6 +171,6 @@ void log_access_flush(void)
 void log_access_close(void)
 {
     pthread_mutex_lock(&access_mu);
-    close_locked();
+    swap_locked(NULL, NULL);
     pthread_mutex_unlock(&access_mu);
 }

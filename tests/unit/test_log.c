@@ -7,7 +7,9 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +200,59 @@ START_TEST(unopenable_access_log_is_an_errno)
 }
 END_TEST
 
+/* Loops write while worker 0 reopens the log (SIGUSR1). A loop looks
+ * whether there is a log before it writes a line, without the lock; one
+ * that found it closed for a moment skipped its line. */
+static struct {
+    _Atomic bool stop;
+    long written, closed_seen;
+} side;
+
+static void *write_lines(void *arg)
+{
+    (void)arg;
+    while (!side.stop) {
+        log_access("127.0.0.1", "GET", "/access", 1, 200, 26, 5);
+        side.written++;
+    }
+    return NULL;
+}
+
+/* Only looks, never waiting for the lock that the reopening holds: it is
+ * the look that went wrong. */
+static void *look(void *arg)
+{
+    (void)arg;
+    while (!side.stop)
+        side.closed_seen += !log_access_enabled();
+    return NULL;
+}
+
+START_TEST(reopening_never_closes_the_log_to_other_threads)
+{
+    pthread_t writer, looker;
+    ck_assert_int_eq(log_access_open(path), 0);
+    side.stop = false;
+    side.written = side.closed_seen = 0;
+    ck_assert_int_eq(pthread_create(&writer, NULL, write_lines, NULL), 0);
+    ck_assert_int_eq(pthread_create(&looker, NULL, look, NULL), 0);
+    for (int i = 0; i < 5000; i++)
+        ck_assert_int_eq(log_access_reopen(), 0);
+    side.stop = true;
+    pthread_join(writer, NULL);
+    pthread_join(looker, NULL);
+    log_access_close();
+    ck_assert_msg(side.closed_seen == 0, "the log was seen closed %ld times", side.closed_seen);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long lines = 0;
+    for (int c; (c = fgetc(f)) != EOF;)
+        lines += c == '\n';
+    fclose(f);
+    ck_assert_int_eq(lines, side.written); /* every line reached a file */
+}
+END_TEST
+
 /* "-" is stdout. Once the access log is closed, stdout must still work,
  * and not by writing into the access log's freed buffer. libc's own writes
  * are not seen by ASan, so look: under ASan, stdout's buffer (glibc's
@@ -250,6 +305,7 @@ int main(void)
     tcase_add_test(tc, access_log_is_buffered_until_flushed);
     tcase_add_test(tc, access_log_appends);
     tcase_add_test(tc, unopenable_access_log_is_an_errno);
+    tcase_add_test(tc, reopening_never_closes_the_log_to_other_threads);
     tcase_add_test(tc, access_log_on_stdout_and_stdout_after_it);
     suite_add_tcase(s, tc);
     return check_run(s);
