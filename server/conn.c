@@ -445,7 +445,11 @@ static void conn_main(void *arg)
 }
 
 /* No stack to be had (memory or vm.max_map_count): say so and go on. The
- * reply fits any fresh socket buffer, so one non-blocking send does. */
+ * reply fits any fresh socket buffer, so one non-blocking send does. The
+ * request has often arrived already: closing with it unread would make
+ * the kernel answer with a reset, which can reach the client before it
+ * reads the 503. Reading what is there (a few KiB at most: no staged
+ * close without a coroutine) avoids that in the common case. */
 void conn_refuse(int fd)
 {
     char buf[512];
@@ -456,6 +460,9 @@ void conn_refuse(int fd)
                            .keep_alive = false};
     size_t n = http_format_reply(buf, sizeof(buf), &r);
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+        continue;
 }
 
 int conn_accept(const struct conn_ctx *ctx, int fd)
