@@ -47,6 +47,7 @@ struct conn {
 struct accept_args {
     const struct conn_ctx *ctx;
     int fd;
+    int rc; /* set by the coroutine before it first waits */
 };
 
 static int64_t ms_to_us(uint64_t ms)
@@ -420,7 +421,7 @@ static void describe_peer(int fd, char *out, size_t cap)
 
 static void conn_main(void *arg)
 {
-    const struct accept_args *a = arg;
+    struct accept_args *a = arg;
     struct conn c; /* not zeroed whole: untouched buffer pages stay free */
 
     c.ctx = a->ctx;
@@ -429,12 +430,12 @@ static void conn_main(void *arg)
     c.idle = c.gone = c.streaming = c.linger = c.lingering = false;
     c.in_off = c.in_len = c.out_len = 0;
     c.node = (struct list_node){0};
-    c.ctx->opened(c.ctx->owner, &c);
-    if (loop_io_open(&c.io, c.fd, on_hangup, &c) < 0) {
-        close(c.fd);
-        c.ctx->closed(c.ctx->owner, &c, TALLY_END_DONE);
+    /* The watch allocates: out of memory, the socket goes back to the
+     * caller, which refuses it as it does when there is no coroutine. */
+    a->rc = loop_io_open(&c.io, c.fd, on_hangup, &c);
+    if (a->rc < 0)
         return;
-    }
+    c.ctx->opened(c.ctx->owner, &c);
     http_parser_init(&c.parser, &c.ctx->limits->http);
     if (log_access_enabled())
         describe_peer(c.fd, c.peer, sizeof(c.peer));
@@ -447,9 +448,10 @@ static void conn_main(void *arg)
 /* No stack to be had (memory or vm.max_map_count): say so and go on. The
  * reply fits any fresh socket buffer, so one non-blocking send does. The
  * request has often arrived already: closing with it unread would make
- * the kernel answer with a reset, which can reach the client before it
- * reads the 503. Reading what is there (a few KiB at most: no staged
- * close without a coroutine) avoids that in the common case. */
+ * the kernel answer with a reset, which some clients' stacks take as
+ * leave to drop the 503 unread (RFC 9112, 9.6). Reading what is there
+ * (a few KiB at most: no staged close without a coroutine) sends a FIN
+ * instead in the common case. */
 void conn_refuse(int fd)
 {
     char buf[512];
@@ -468,7 +470,8 @@ void conn_refuse(int fd)
 int conn_accept(const struct conn_ctx *ctx, int fd)
 {
     struct accept_args a = {.ctx = ctx, .fd = fd};
-    return loop_spawn(ctx->loop, conn_main, &a, NULL);
+    int rc = loop_spawn(ctx->loop, conn_main, &a, NULL);
+    return rc < 0 ? rc : a.rc;
 }
 
 void conn_drain(struct conn *c)

@@ -45,8 +45,8 @@ struct conn_ctx {
 
 /* Takes over an accepted, non-blocking socket and starts its coroutine,
  * which calls ctx->opened before it first waits. Returns 0, or -ENOMEM when
- * no coroutine can be had: the socket is still the caller's then (see
- * conn_refuse). */
+ * no coroutine (or no watch for the socket) can be had: the socket is
+ * still the caller's then (see conn_refuse). */
 int conn_accept(const struct conn_ctx *ctx, int fd);
 
 /* Tells a client that could not be served that the server is overloaded

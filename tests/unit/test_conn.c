@@ -296,6 +296,22 @@ static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
 
 /* ---- serving ---- */
 
+/* A socket the loop cannot watch (out of memory in the server; here a
+ * descriptor epoll refuses) is handed back unopened, for the caller to
+ * refuse with a 503 as it does when no coroutine can be had, and not
+ * closed without a word. */
+START_TEST(a_socket_that_cannot_be_watched_is_handed_back)
+{
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_lt(conn_accept(&ctx, fd), 0);
+    ck_assert_int_eq(hooks.opened, 0);
+    ck_assert_int_eq(hooks.closed, 0);
+    ck_assert_int_ne(fcntl(fd, F_GETFD), -1); /* still the caller's */
+    close(fd);
+}
+END_TEST
+
 START_TEST(get_access_then_keep_alive_then_client_close)
 {
     accept_conn();
@@ -705,6 +721,7 @@ int main(void)
     TCase *tc = tcase_create("conn");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, a_socket_that_cannot_be_watched_is_handed_back);
     tcase_add_test(tc, get_access_then_keep_alive_then_client_close);
     tcase_add_test(tc, connection_close_ends_after_the_reply);
     tcase_add_test(tc, http10_without_keep_alive_ends_after_the_reply);
