@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -309,6 +311,39 @@ START_TEST(a_socket_that_cannot_be_watched_is_handed_back)
     ck_assert_int_eq(hooks.closed, 0);
     ck_assert_int_ne(fcntl(fd, F_GETFD), -1); /* still the caller's */
     close(fd);
+}
+END_TEST
+
+/* A refusal of a client whose request has already arrived: the client
+ * reads the 503 and then the end of the stream, not a reset (which some
+ * stacks take as leave to drop the 503 unread: RFC 9112, 9.6). TCP, not
+ * the fixture's socketpair: only TCP has resets. */
+START_TEST(a_refusal_ends_with_a_fin_not_a_reset)
+{
+    static const char req[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), client, server;
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, len), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(client, (struct sockaddr *)&a, len), 0);
+    server = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(server, 0);
+    close(l);
+    ck_assert_int_eq(send(client, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
+    conn_refuse(server); /* on loopback the request is in its queue already */
+    close(server);
+    char buf[512];
+    ssize_t n = recv(client, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "%s", buf);
+    n = recv(client, buf, sizeof(buf), 0);
+    ck_assert_msg(n == 0, "after the 503: %zd (%s), not the end of the stream", n,
+                  n < 0 ? strerror(errno) : "more bytes");
+    close(client);
 }
 END_TEST
 
@@ -722,6 +757,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, a_socket_that_cannot_be_watched_is_handed_back);
+    tcase_add_test(tc, a_refusal_ends_with_a_fin_not_a_reset);
     tcase_add_test(tc, get_access_then_keep_alive_then_client_close);
     tcase_add_test(tc, connection_close_ends_after_the_reply);
     tcase_add_test(tc, http10_without_keep_alive_ends_after_the_reply);
