@@ -151,8 +151,6 @@ void route_release(void *owned)
         free(owned);
 }
 
-/* A generated document (/metrics, /stats) in a buffer of its own; 500 if
- * it does not fit, 503 if no memory can be had. */
 /* A document buffer. Short of memory, the loop first gives back the
  * coroutine stacks it keeps idle for reuse: under a memory limit they are
  * what holds it, and /stats is the very page that should say so. */
@@ -166,6 +164,8 @@ static char *new_doc(void)
     return doc;
 }
 
+/* A generated document (/metrics, /stats) in a buffer of its own; 500 if
+ * it does not fit, 503 if no memory can be had. */
 static void document(const struct handler_ctx *ctx, struct handler_reply *out, const char *ctype,
                      document_fn write)
 {
