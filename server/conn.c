@@ -50,11 +50,6 @@ struct accept_args {
     int rc; /* set by the coroutine before it first waits */
 };
 
-static int64_t ms_to_us(uint64_t ms)
-{
-    return (int64_t)ms * 1000;
-}
-
 /* ---- output ---- */
 
 /* Sends len bytes, parking while the socket is full. Returns 0, or a
@@ -62,7 +57,7 @@ static int64_t ms_to_us(uint64_t ms)
  * timeout (one deadline for the whole of it: a trickling reader is cut). */
 static int send_within(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms)
 {
-    int64_t deadline = loop_clock_us() + ms_to_us(timeout_ms);
+    int64_t deadline = loop_clock_us() + loop_ms_to_us(timeout_ms);
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
@@ -164,9 +159,9 @@ static ssize_t fill(struct conn *c)
         c->idle = http_parser_idle(&c->parser);
         if (c->idle && *c->ctx->draining)
             return -ECANCELED;
-        int64_t deadline = c->idle
-                               ? loop_clock_us() + ms_to_us(c->ctx->limits->keepalive_timeout_ms)
-                               : c->deadline_us;
+        int64_t deadline =
+            c->idle ? loop_clock_us() + loop_ms_to_us(c->ctx->limits->keepalive_timeout_ms)
+                    : c->deadline_us;
         int rc = loop_io_wait(&c->io, LOOP_READ, deadline);
         c->idle = false;
         if (rc < 0)
@@ -313,7 +308,7 @@ static enum tally_end serve(struct conn *c)
     for (;;) {
         if (c->in_off < c->in_len) {
             if (http_parser_idle(&c->parser)) /* a new request: its deadline starts */
-                c->deadline_us = loop_clock_us() + ms_to_us(c->ctx->limits->header_timeout_ms);
+                c->deadline_us = loop_clock_us() + loop_ms_to_us(c->ctx->limits->header_timeout_ms);
             c->in_off += http_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
         }
         if (c->parser.error_status) {
@@ -377,7 +372,7 @@ static void linger(struct conn *c)
         return;
     c->lingering = true;
     c->ctx->lingering(c->ctx->owner, c, true);
-    int64_t end = loop_clock_us() + ms_to_us(LIMIT_LINGER_MS);
+    int64_t end = loop_clock_us() + loop_ms_to_us(LIMIT_LINGER_MS);
     uint64_t left = LIMIT_LINGER_BYTES;
     while (left > 0) {
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
@@ -388,7 +383,7 @@ static void linger(struct conn *c)
         if (n == 0 || (errno != EAGAIN && errno != EINTR))
             break; /* the client closed too, or reset */
         loop_io_clear(&c->io, LOOP_READ);
-        int64_t quiet = loop_clock_us() + ms_to_us(LIMIT_LINGER_QUIET_MS);
+        int64_t quiet = loop_clock_us() + loop_ms_to_us(LIMIT_LINGER_QUIET_MS);
         if (loop_io_wait(&c->io, LOOP_READ, quiet < end ? quiet : end) < 0)
             break; /* silent too long, out of time, or the server stops */
     }

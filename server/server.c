@@ -48,11 +48,6 @@ static void notify(const char *state)
 #endif
 }
 
-static int64_t ms_to_us(uint64_t ms)
-{
-    return (int64_t)ms * 1000;
-}
-
 /* Runs post on worker w, from worker 0 (whose thread the daemon's events
  * run on): at once for worker 0 itself, else through w's inbox. */
 static void to_worker(struct worker *w, struct loop_post *post)
@@ -105,7 +100,7 @@ static void resume_accepting(struct worker *w)
 static void pause_at_limit(struct worker *w)
 {
     pause_accepting(w);
-    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
+    loop_watch_start(w->accept_retry, loop_ms_to_us(ACCEPT_RETRY_MS));
 }
 
 static void on_accept_retry(void *arg)
@@ -180,7 +175,7 @@ static void accept_failed(struct worker *w, int err)
         log_msg(LOG_LEVEL_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
                 strerror(err), ACCEPT_RETRY_MS, (unsigned long long)total_active(w->srv));
     pause_accepting(w);
-    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
+    loop_watch_start(w->accept_retry, loop_ms_to_us(ACCEPT_RETRY_MS));
 }
 
 static void on_accept(void *arg)
@@ -271,7 +266,7 @@ static void start_drain(struct server *srv)
 {
     notify("STOPPING=1");
     __atomic_store_n(&srv->draining, true, __ATOMIC_RELAXED);
-    loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
+    loop_watch_start(srv->drain_timer, loop_ms_to_us(srv->cfg.drain_timeout_ms));
     for (unsigned i = 0; i < srv->nworkers; i++)
         to_worker(&srv->workers[i], &srv->workers[i].drain_post);
 }
