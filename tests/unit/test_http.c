@@ -179,13 +179,6 @@ START_TEST(split_at_each_point)
 }
 END_TEST
 
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rng(void)
-{
-    return rng_next(&rng_state);
-}
-
 START_TEST(random_splits)
 {
     /* Three pipelined requests cut into random pieces: each comes out whole,
