@@ -18,6 +18,7 @@
 #include "limits.h"
 #include "log.h"
 #include "loop.h"
+#include "reply.h"
 #include "route.h"
 
 #define CONN_IN_CAP  1024 /* unparsed input; the parser keeps what it needs */
@@ -93,23 +94,23 @@ static int flush(struct conn *c)
 /* Formats a reply after those already waiting, flushing first if full. A
  * body larger than the buffer (/metrics) follows its head straight from
  * the route's buffer. */
-static int append_reply(struct conn *c, const struct http_reply *r, enum tally_route route)
+static int append_reply(struct conn *c, const struct reply *r, enum tally_route route)
 {
     tally_response(c->ctx->tally, route, r->status);
-    size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
+    size_t n = reply_format(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
     if (n == 0 && c->out_len > 0) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
-        n = http_format_reply(c->out, sizeof(c->out), r);
+        n = reply_format(c->out, sizeof(c->out), r);
     }
     if (n > 0) {
         c->out_len += n;
         return 0;
     }
-    struct http_reply head = *r;
+    struct reply head = *r;
     head.head = true;
-    c->out_len = http_format_reply(c->out, sizeof(c->out), &head);
+    c->out_len = reply_format(c->out, sizeof(c->out), &head);
     int rc = c->out_len ? flush(c) : -EMSGSIZE;
     return rc < 0 || r->head ? rc : send_all(c, r->body, r->body_len);
 }
@@ -118,14 +119,14 @@ static int append_reply(struct conn *c, const struct http_reply *r, enum tally_r
  * may still be sending it: the close is staged (see linger()). */
 static void answer_error(struct conn *c, int status)
 {
-    const char *reason = http_reason(status);
+    const char *reason = reply_reason(status);
     char body[64];
     int len = snprintf(body, sizeof(body), "%s\n", reason);
-    struct http_reply r = {.status = status,
-                           .body = body,
-                           .body_len = (size_t)len,
-                           .keep_alive = false,
-                           .head = c->parser.head_done && c->parser.req.method == HTTP_HEAD};
+    struct reply r = {.status = status,
+                      .body = body,
+                      .body_len = (size_t)len,
+                      .keep_alive = false,
+                      .head = c->parser.head_done && c->parser.req.method == HTTP_HEAD};
     tally_add(&c->ctx->tally->total, 1);
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
@@ -230,7 +231,7 @@ static int handle(struct conn *c)
      * expectation) cannot leave the connection in a known state. */
     bool keep =
         req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream && c->parser.complete;
-    struct http_reply r = {
+    struct reply r = {
         .status = rr.status,
         .content_type = rr.content_type,
         .body = rr.body,
@@ -274,13 +275,13 @@ static int answer_expectation(struct conn *c)
         int rc = handle(c); /* the refusal, with Connection: close */
         return rc < 0 ? rc : flush(c) < 0 ? -EPIPE : 0;
     }
-    if (c->out_len + HTTP_CONTINUE_LEN > sizeof(c->out)) {
+    if (c->out_len + REPLY_CONTINUE_LEN > sizeof(c->out)) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
     }
-    memcpy(c->out + c->out_len, HTTP_CONTINUE, HTTP_CONTINUE_LEN);
-    c->out_len += HTTP_CONTINUE_LEN;
+    memcpy(c->out + c->out_len, REPLY_CONTINUE, REPLY_CONTINUE_LEN);
+    c->out_len += REPLY_CONTINUE_LEN;
     int rc = flush(c);
     return rc < 0 ? rc : 1;
 }
@@ -450,12 +451,12 @@ static void conn_main(void *arg)
 void conn_refuse(int fd)
 {
     char buf[512];
-    struct http_reply r = {.status = 503,
-                           .body = "Server overloaded.\n",
-                           .body_len = 19,
-                           .extra_headers = "Retry-After: 1\r\n",
-                           .keep_alive = false};
-    size_t n = http_format_reply(buf, sizeof(buf), &r);
+    struct reply r = {.status = 503,
+                      .body = "Server overloaded.\n",
+                      .body_len = 19,
+                      .extra_headers = "Retry-After: 1\r\n",
+                      .keep_alive = false};
+    size_t n = reply_format(buf, sizeof(buf), &r);
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
     for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
