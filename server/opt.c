@@ -80,27 +80,27 @@ static bool parse_bool(const char *s, bool *out)
     return false;
 }
 
-/* Control bytes would break the one-line error messages that name it. */
-static bool valid_path(const char *s, size_t size)
+/* Control bytes would break the one-line error messages that name a path. */
+static bool path_byte(unsigned char c)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n >= size)
-        return false;
-    for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
-    }
-    return true;
+    return c >= 0x20 && c != 0x7f;
 }
 
-static bool valid_host(const char *s, size_t size)
+/* No blanks or control bytes in "listening on". */
+static bool host_byte(unsigned char c)
+{
+    return isgraph(c);
+}
+
+/* Non-empty, shorter than size, and made of ok bytes only. */
+static bool valid_text(const char *s, size_t size, bool (*ok)(unsigned char))
 {
     size_t n = strlen(s);
     if (n == 0 || n >= size)
         return false;
     for (; *s; s++) {
-        if (!isgraph((unsigned char)*s))
-            return false; /* no blanks or control bytes in "listening on" */
+        if (!ok((unsigned char)*s))
+            return false;
     }
     return true;
 }
@@ -115,12 +115,12 @@ int opt_set(void *settings, const struct opt *o, const char *v, char *err, size_
 
     switch (o->kind) {
     case OPT_STR:
-        if (!valid_host(v, OPT_STR_SIZE))
+        if (!valid_text(v, OPT_STR_SIZE, host_byte))
             goto bad_host;
         memcpy(field, v, strlen(v) + 1);
         return 0;
     case OPT_PATH:
-        if (!valid_path(v, OPT_PATH_SIZE))
+        if (!valid_text(v, OPT_PATH_SIZE, path_byte))
             goto bad_path;
         memcpy(field, v, strlen(v) + 1);
         return 0;
