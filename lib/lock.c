@@ -21,13 +21,66 @@ struct lock_waiter {
     int64_t queued_at_us;
 };
 
+/* ---- statistics ---- */
+
+void lock_stats_init(struct lock_stats *s)
+{
+    *s = (struct lock_stats){0};
+    hist_init(&s->wait_us);
+    hist_init(&s->hold_us);
+}
+
+void lock_stats_waiting(struct lock_stats *s, uint64_t waiting)
+{
+    s->waiters = waiting;
+    if (waiting > s->max_waiters)
+        s->max_waiters = waiting;
+}
+
+void lock_stats_acquired(struct lock_stats *s, int64_t waited_us, bool contended)
+{
+    s->acquisitions++;
+    s->contended += contended;
+    hist_record(&s->wait_us, (uint64_t)waited_us);
+}
+
+void lock_stats_released(struct lock_stats *s, int64_t held_us)
+{
+    hist_record(&s->hold_us, (uint64_t)held_us);
+}
+
+void lock_stats_refused(struct lock_stats *s, int rc)
+{
+    if (rc == -ETIMEDOUT)
+        s->timeouts++;
+    else if (rc == -ECANCELED)
+        s->cancellations++;
+    else if (rc == -EBUSY)
+        s->shed++;
+}
+
+void lock_stats_add(struct lock_stats *to, const struct lock_stats *from)
+{
+    to->waiters += from->waiters;
+    if (from->max_waiters > to->max_waiters)
+        to->max_waiters = from->max_waiters;
+    to->acquisitions += from->acquisitions;
+    to->contended += from->contended;
+    to->timeouts += from->timeouts;
+    to->cancellations += from->cancellations;
+    to->shed += from->shed;
+    hist_merge(&to->wait_us, &from->wait_us);
+    hist_merge(&to->hold_us, &from->hold_us);
+}
+
+/* ---- the lock ---- */
+
 void lock_init(struct lock *lock, uint64_t max_queue)
 {
     *lock = (struct lock){.max_queue = max_queue};
     pthread_mutex_init(&lock->mu, NULL);
     waitq_init(&lock->waiters);
-    hist_init(&lock->stats.wait_us);
-    hist_init(&lock->stats.hold_us);
+    lock_stats_init(&lock->stats);
 }
 
 void lock_share(struct lock *lock)
@@ -85,7 +138,7 @@ static void hand_off(struct lock *lock)
     }
     set_owner(lock, e->co);
     waitq_wake(e, 0);
-    lock->stats.waiters = lock->waiters.len;
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
 }
 
 /* Cleanup of an owner destroyed before it released: pass the lock on. */
@@ -102,16 +155,16 @@ static void owner_abandon(void *arg)
 static void waiter_abandoned(struct waitq_entry *e)
 {
     struct lock_waiter *w = (struct lock_waiter *)e;
-    w->lock->stats.waiters = w->lock->waiters.len;
+    lock_stats_waiting(&w->lock->stats, w->lock->waiters.len);
     if (e->woken)
         hand_off(w->lock);
     else
-        w->lock->stats.cancellations++;
+        lock_stats_refused(&w->lock->stats, -ECANCELED);
 }
 
 /* Times come from loop_clock_us(): reading the clock would cost more than
  * the rest of an uncontended acquire and release together. Under mu. */
-static int own(struct lock *lock, coro_t *self, int64_t queued_at_us)
+static int own(struct lock *lock, coro_t *self, int64_t queued_at_us, bool contended)
 {
     int64_t now = loop_clock_us();
     int rc = coro_defer(self, owner_abandon, lock);
@@ -121,8 +174,7 @@ static int own(struct lock *lock, coro_t *self, int64_t queued_at_us)
     }
     set_owner(lock, self);
     lock->acquired_at_us = now;
-    lock->stats.acquisitions++;
-    hist_record(&lock->stats.wait_us, (uint64_t)(now - queued_at_us));
+    lock_stats_acquired(&lock->stats, now - queued_at_us, contended);
     return 0;
 }
 
@@ -135,20 +187,15 @@ static __attribute__((noinline)) int wait_turn(struct lock *lock, coro_t *self, 
                             .lock = lock,
                             .queued_at_us = loop_clock_us()};
     waitq_join(&lock->waiters, &w.e, NULL);
-    lock->stats.waiters = lock->waiters.len;
-    if (lock->stats.waiters > lock->stats.max_waiters)
-        lock->stats.max_waiters = lock->stats.waiters;
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
     int rc = waitq_park(&w.e, deadline_us);
-    lock->stats.waiters = lock->waiters.len;
-    if (w.e.woken) { /* a grant beats a timeout or cancel of the same turn */
-        lock->stats.contended++;
-        return own(lock, self, w.queued_at_us);
-    }
-    if (rc == -ETIMEDOUT)
-        lock->stats.timeouts++;
-    else if (rc == -ECANCELED) /* cancelled, or a stray wake */
-        lock->stats.cancellations++;
-    return rc; /* or -ENOSPC: no room for the cleanup (coro.h) */
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
+    if (w.e.woken) /* a grant beats a timeout or cancel of the same turn */
+        return own(lock, self, w.queued_at_us, true);
+    /* -ETIMEDOUT, -ECANCELED (cancelled, or a stray wake), or -ENOSPC: no
+     * room for the cleanup (coro.h), which is not counted. */
+    lock_stats_refused(&lock->stats, rc);
+    return rc;
 }
 
 static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
@@ -156,9 +203,9 @@ static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
     if (lock->owner == self)
         return -EDEADLK;
     if (!lock->owner)
-        return own(lock, self, loop_clock_us());
+        return own(lock, self, loop_clock_us(), false);
     if (lock->max_queue && lock->waiters.len >= lock->max_queue) {
-        lock->stats.shed++;
+        lock_stats_refused(&lock->stats, -EBUSY);
         return -EBUSY;
     }
     return wait_turn(lock, self, deadline_us);
@@ -181,7 +228,7 @@ int lock_release(struct lock *lock)
         return -EPERM;
     }
     coro_undefer(self, owner_abandon, lock);
-    hist_record(&lock->stats.hold_us, (uint64_t)(loop_clock_us() - lock->acquired_at_us));
+    lock_stats_released(&lock->stats, loop_clock_us() - lock->acquired_at_us);
     hand_off(lock);
     leave(lock);
     return 0;

@@ -61,6 +61,24 @@ void lock_set_max_queue(struct lock *lock, uint64_t max_queue);
 /* A consistent copy of the statistics, from any thread. */
 void lock_read_stats(struct lock *lock, struct lock_stats *out);
 
+/* The statistics' bookkeeping, for this lock and for any other lock that
+ * counts the same things (cluster mode's, one struct per loop). The caller
+ * serialises calls on one struct. */
+void lock_stats_init(struct lock_stats *s);
+/* `waiting` wait now (after a join or a leave); the most at once follows. */
+void lock_stats_waiting(struct lock_stats *s, uint64_t waiting);
+/* An acquisition after waited_us in line; contended: it had to queue. */
+void lock_stats_acquired(struct lock_stats *s, int64_t waited_us, bool contended);
+/* A hold of held_us ended. */
+void lock_stats_released(struct lock_stats *s, int64_t held_us);
+/* A failed acquire: -ETIMEDOUT, -ECANCELED or -EBUSY is counted (timeouts,
+ * cancellations, shed); any other value is not the lock's to count. */
+void lock_stats_refused(struct lock_stats *s, int rc);
+/* Adds from to to, as the statistics of two parts of one lock (its loops):
+ * counts and the waiting now add up, the most that waited at once is the
+ * larger of the two (no more is known), the histograms merge. */
+void lock_stats_add(struct lock_stats *to, const struct lock_stats *from);
+
 /* From a loop coroutine. Returns 0 (the caller owns the lock), -ETIMEDOUT
  * (deadline_us, on loop_now_us()'s clock, passed; LOOP_FOREVER never
  * does), -ECANCELED, -EBUSY (queue full) or -EDEADLK (caller already owns

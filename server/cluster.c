@@ -339,8 +339,8 @@ static void ticket_lost(struct ticket *t, int64_t rev)
 
 static void drop_lease_tickets(struct part *p, int64_t lease)
 {
-    for (struct list_node *n = p->live.next, *next; n != &p->live; n = next) {
-        next = n->next;
+    list_for_each_safe(n, next, &p->live)
+    {
         struct ticket *t = list_entry(n, struct ticket, link);
         if (t->lease == lease && t->state == T_QUEUED)
             ticket_lost(t, 0);
@@ -515,8 +515,8 @@ static void on_released(struct part *p, const struct etcd_kv *kv)
  * request still runs wait for it to let go). */
 static void collect(struct part *p)
 {
-    for (struct list_node *n = p->done.next, *next; n != &p->done; n = next) {
-        next = n->next;
+    list_for_each_safe(n, next, &p->done)
+    {
         struct ticket *t = list_entry(n, struct ticket, link);
         if (!t->owned && t->done_rev <= p->revision)
             ticket_free(t);
@@ -568,8 +568,8 @@ static void mirror_forget(struct part *p)
  * their keys went while the watch was down. */
 static void drop_missing(struct part *p, int64_t rev)
 {
-    for (struct list_node *n = p->live.next, *next; n != &p->live; n = next) {
-        next = n->next;
+    list_for_each_safe(n, next, &p->live)
+    {
         struct ticket *t = list_entry(n, struct ticket, link);
         if (t->state == T_QUEUED && t->revision <= rev && !list_linked(&t->entry->link))
             ticket_lost(t, rev);
@@ -1080,8 +1080,7 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     p->lost_post = (struct loop_post){.fn = on_lease_lost, .arg = p};
     snprintf(p->mine, sizeof(p->mine), "%squeue/%s.%u-", c->prefix, c->self, i);
     pthread_mutex_init(&p->mu, NULL);
-    hist_init(&p->stats.lock.wait_us);
-    hist_init(&p->stats.lock.hold_us);
+    lock_stats_init(&p->stats.lock);
     hist_init(&p->stats.handoff_us);
     list_init(&p->live);
     list_init(&p->leaving);
@@ -1163,23 +1162,10 @@ void cluster_close(struct cluster *c)
 
 /* ---- statistics ---- */
 
-static void add_lock_stats(struct lock_stats *to, const struct lock_stats *from)
-{
-    to->waiters += from->waiters;
-    to->max_waiters += from->max_waiters;
-    to->acquisitions += from->acquisitions;
-    to->contended += from->contended;
-    to->timeouts += from->timeouts;
-    to->cancellations += from->cancellations;
-    to->shed += from->shed;
-    hist_merge(&to->wait_us, &from->wait_us);
-    hist_merge(&to->hold_us, &from->hold_us);
-}
-
 /* Sums what adds up; the queue and the revision are the most any loop saw. */
 static void add_stats(struct cluster_stats *to, const struct cluster_stats *from)
 {
-    add_lock_stats(&to->lock, &from->lock);
+    lock_stats_add(&to->lock, &from->lock);
     if (from->queue_length > to->queue_length)
         to->queue_length = from->queue_length;
     if (from->revision > to->revision)
@@ -1206,8 +1192,7 @@ void cluster_read_stats(struct cluster *c, struct cluster_stats *out)
 {
     unsigned n = atomic_load(&c->nparts);
     *out = (struct cluster_stats){0};
-    hist_init(&out->lock.wait_us);
-    hist_init(&out->lock.hold_us);
+    lock_stats_init(&out->lock);
     hist_init(&out->handoff_us);
     bool healthy = n > 0;
     for (unsigned i = 0; i < n && i < MAX_LOOPS && atomic_load(&c->parts[i]); i++) {
