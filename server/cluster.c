@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "cluster/etcd_watch.h"
 #include "mirror.h"
 
 #define KEY_MAX      (CLUSTER_NAME_MAX + 64)

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "etcd.h"
+#include "cluster/etcd.h"
 #include "hist.h"
 #include "lock.h"
 

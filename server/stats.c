@@ -14,6 +14,10 @@ static const struct stats_dim by_class = {"class", class_names, 4};
 static const struct stats_dim by_route = {"route", tally_route_names, TALLY_ROUTES};
 static const struct stats_dim by_status = {"code", tally_status_names, TALLY_STATUSES};
 static const struct stats_dim by_end = {"reason", tally_end_names, TALLY_ENDS};
+/* In the order of the etcd client's enum etcd_err_kind
+ * (server/cluster/etcd_client.h). */
+static const char *const etcd_err_names[ETCD_ERR_COUNT] = {
+    "timeout", "canceled", "connect", "broken", "bad_reply", "etcd", "local"};
 static const struct stats_dim by_kind = {"kind", etcd_err_names, ETCD_ERR_COUNT};
 
 /* A row: kind, /stats path, /metrics family (NULL: none), the field of

@@ -1,9 +1,8 @@
-/* Integration tests for server/etcd.c: the client on a real loop against
- * real etcd processes (tests/common/etcd_proc): kv reads and writes, txn
- * compares, leases that expire, watches, a stalled member, dead endpoints
- * and a cluster failover; and against a fake server on a socket of ours,
- * replies that are not what etcd sends. Waits are for events or polls with
- * deadlines, never sleeps. */
+/* Integration tests for server/cluster/etcd.c and what it stands on: the client on a real loop
+ * against real etcd processes (tests/common/etcd_proc): kv reads and writes, txn compares, leases
+ * that expire, watches, a stalled member, dead endpoints and a cluster failover; and against a fake
+ * server on a socket of ours, replies that are not what etcd sends. Waits are for events or polls
+ * with deadlines, never sleeps. */
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
@@ -19,7 +18,8 @@
 #include <netinet/in.h>
 
 #include "check_run.h"
-#include "etcd.h"
+#include "cluster/etcd.h"
+#include "cluster/etcd_watch.h"
 #include "etcd_proc.h"
 
 #define START_MS 30000 /* an etcd, or a cluster, to become healthy */
@@ -50,7 +50,7 @@ static void scenario_main(void *arg)
     struct scenario *s = arg;
     s->fn();
     s->done = true;
-    loop_break(loop_current()); /* the worker would keep the loop busy */
+    loop_break(loop_current()); /* the courier would keep the loop busy */
 }
 
 /* Runs fn in a coroutine on a fresh loop with a client of endpoints. */
@@ -538,13 +538,13 @@ END_TEST
 
 /* ---- a stalled etcd ---- */
 
-/* Polls until the worker has taken the queued call and sent it. */
+/* Polls until the courier has taken the queued call and sent it. */
 static bool wait_in_flight(int timeout_ms)
 {
     int64_t end = in_ms(timeout_ms);
-    while ((client.head || !client.inflight) && loop_now_us() < end)
+    while ((!list_empty(&client.calls) || !client.inflight) && loop_now_us() < end)
         loop_sleep_us(1000);
-    return client.inflight && !client.head;
+    return client.inflight && list_empty(&client.calls);
 }
 
 static coro_t *queued_caller;
@@ -591,7 +591,7 @@ static void stalled_scenario(void)
     ck_assert_int_lt(ms_since(t0), 1000);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CANCELED], 1);
 
-    /* Queued behind that call (the worker still awaits its reply): its
+    /* Queued behind that call (the courier still awaits its reply): its
      * own, earlier deadline ends it, and it leaves the queue. */
     t0 = loop_now_us();
     ck_assert_int_eq(
@@ -599,7 +599,7 @@ static void stalled_scenario(void)
         -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 200);
     ck_assert_int_lt(ms_since(t0), 200 + SLACK_MS);
-    ck_assert_ptr_null(client.head);
+    ck_assert(list_empty(&client.calls));
     ck_assert_ptr_null(client.inflight);
 
     /* A watch cannot be created either. */
@@ -612,7 +612,7 @@ static void stalled_scenario(void)
     ck_assert_int_eq(key_count("stall"), 0);
     ck_assert(etcd_last_ok(&client));
     /* The first, the cancelled call's (reused after), the watch's. */
-    ck_assert_uint_eq(client.stats.connects, 3);
+    ck_assert_uint_eq(client.endpoints.connects, 3);
 }
 
 START_TEST(stalled_etcd_times_out)
@@ -639,9 +639,9 @@ static void rotate_scenario(void)
 {
     ck_assert_int_eq(key_count("rot"), 0);
     ck_assert_str_eq(etcd_endpoint(&client), single.m[0].url);
-    ck_assert_uint_eq(client.stats.connect_failures, 1);
-    ck_assert_uint_eq(client.stats.rotations, 1);
-    ck_assert_uint_eq(client.stats.connects, 1);
+    ck_assert_uint_eq(client.endpoints.connect_failures, 1);
+    ck_assert_uint_eq(client.endpoints.rotations, 1);
+    ck_assert_uint_eq(client.endpoints.connects, 1);
     ck_assert_uint_eq(client.stats.ok, 1); /* moving on is not the call's failure */
 }
 
@@ -653,7 +653,7 @@ static void all_dead_scenario(void)
         etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(5000)),
         -ECONNREFUSED);
     ck_assert_int_lt(ms_since(t0), 3000); /* each tried once, not the 5 s deadline */
-    ck_assert_uint_eq(client.stats.connect_failures, 2);
+    ck_assert_uint_eq(client.endpoints.connect_failures, 2);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CONNECT], 1);
     struct etcd_watch w;
     ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(5000)), -ECONNREFUSED);
@@ -674,9 +674,9 @@ START_TEST(endpoint_lists)
 {
     struct etcd_client c;
     ck_assert_int_eq(etcd_client_init(&c, "http://127.0.0.1:2379"), 0);
-    ck_assert_str_eq(c.endpoints[0].host, "127.0.0.1:2379");
+    ck_assert_str_eq(c.endpoints.at[0].host, "127.0.0.1:2379");
     ck_assert_int_eq(etcd_client_init(&c, "http://[::1]:2379/,http://127.0.0.1:1"), 0);
-    ck_assert_uint_eq(c.nendpoints, 2);
+    ck_assert_uint_eq(c.endpoints.n, 2);
     ck_assert_str_eq(etcd_endpoint(&c), "http://[::1]:2379");
     ck_assert(!etcd_last_ok(&c)); /* no call yet */
     const char *bad[] = {"",
@@ -730,7 +730,7 @@ static void failover_scenario(void)
         etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r, in_ms(500)),
         -ETIMEDOUT);
     put_until_taken("fo", 30000);
-    ck_assert_uint_ge(client.stats.rotations, 1);
+    ck_assert_uint_ge(client.endpoints.rotations, 1);
     ck_assert_str_ne(etcd_endpoint(&client), cluster.m[0].url);
     ck_assert_int_eq(etcd_proc_signal(&cluster, 0, SIGCONT), 0);
 
@@ -740,7 +740,7 @@ static void failover_scenario(void)
      * answer "unavailable" or hold the read until they elect one. */
     put_until_taken("fo", 30000);
     unsigned used = strcmp(etcd_endpoint(&client), cluster.m[1].url) ? 2 : 1;
-    uint64_t failures = client.stats.connect_failures;
+    uint64_t failures = client.endpoints.connect_failures;
     ck_assert_int_eq(etcd_proc_kill(&cluster, used), 0);
     int64_t end = in_ms(30000);
     int rc;
@@ -751,7 +751,7 @@ static void failover_scenario(void)
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(r.ops[0].count, 1);
     etcd_reply_free(&r);
-    ck_assert_uint_gt(client.stats.connect_failures, failures);
+    ck_assert_uint_gt(client.endpoints.connect_failures, failures);
     ck_assert_str_ne(etcd_endpoint(&client), cluster.m[used].url);
 }
 
@@ -1035,13 +1035,13 @@ static void stray_bytes_scenario(void)
     fake_raw(two, sizeof(two) - 1, false, false);
     ck_assert_int_eq(fake_range(), 0);
     ck_assert_int_eq(fake_range(), 0);
-    ck_assert_uint_eq(client.stats.connects, 2);
+    ck_assert_uint_eq(client.endpoints.connects, 2);
     /* One reply each: the kept-alive connection serves every call. */
     fake_raw(two, sizeof(two) / 2, false, false);
     ck_assert_int_eq(fake_range(), 0);
     ck_assert_int_eq(fake_range(), 0);
     ck_assert_int_eq(fake_range(), 0);
-    ck_assert_uint_eq(client.stats.connects, 3);
+    ck_assert_uint_eq(client.endpoints.connects, 3);
 }
 
 static void bad_watch_scenario(void)
