@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "cluster/cluster.h" /* server.c wires cluster mode in */
 #include "conn.h"
 #include "grants.h"
 #include "handler.h"

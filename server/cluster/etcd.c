@@ -51,9 +51,13 @@ static int decode_txn(const struct json_t *doc, void *out, const char **why)
     return etcd_decode_txn(doc, t->txn, t->reply);
 }
 
-/* The reply's memory goes with a failure. */
-static int reply_done(struct etcd_reply *out, int rc)
+/* A call whose result is a reply: zeroed first, its memory freed on a
+ * failure. */
+static int kv_call(struct etcd_client *c, const char *path, int encoded, char *text,
+                   etcd_decode_fn *decode, void *arg, struct etcd_reply *out, int64_t deadline_us)
 {
+    *out = (struct etcd_reply){0};
+    int rc = call(c, path, encoded, text, false, decode, arg, deadline_us);
     if (rc < 0)
         etcd_reply_free(out);
     return rc;
@@ -64,9 +68,7 @@ int etcd_range(struct etcd_client *c, const struct etcd_range_req *req, struct e
 {
     char *text;
     int encoded = etcd_encode_range(req, &text);
-    *out = (struct etcd_reply){0};
-    return reply_done(
-        out, call(c, "/v3/kv/range", encoded, text, false, decode_range, out, deadline_us));
+    return kv_call(c, "/v3/kv/range", encoded, text, decode_range, out, out, deadline_us);
 }
 
 int etcd_txn(struct etcd_client *c, const struct etcd_txn *txn, struct etcd_reply *out,
@@ -75,9 +77,7 @@ int etcd_txn(struct etcd_client *c, const struct etcd_txn *txn, struct etcd_repl
     char *text;
     int encoded = etcd_encode_txn(txn, &text);
     struct txn_out t = {txn, out};
-    *out = (struct etcd_reply){0};
-    return reply_done(out,
-                      call(c, "/v3/kv/txn", encoded, text, false, decode_txn, &t, deadline_us));
+    return kv_call(c, "/v3/kv/txn", encoded, text, decode_txn, &t, out, deadline_us);
 }
 
 int etcd_delete(struct etcd_client *c, const struct etcd_delete_req *req, struct etcd_reply *out,
@@ -85,9 +85,7 @@ int etcd_delete(struct etcd_client *c, const struct etcd_delete_req *req, struct
 {
     char *text;
     int encoded = etcd_encode_delete(req, &text);
-    *out = (struct etcd_reply){0};
-    return reply_done(
-        out, call(c, "/v3/kv/deleterange", encoded, text, false, decode_delete, out, deadline_us));
+    return kv_call(c, "/v3/kv/deleterange", encoded, text, decode_delete, out, out, deadline_us);
 }
 
 /* ---- leases ---- */
