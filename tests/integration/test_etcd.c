@@ -670,32 +670,6 @@ START_TEST(first_endpoint_dead_rotates)
 }
 END_TEST
 
-START_TEST(endpoint_lists)
-{
-    struct etcd_client c;
-    ck_assert_int_eq(etcd_client_init(&c, "http://127.0.0.1:2379"), 0);
-    ck_assert_str_eq(c.endpoints.at[0].host, "127.0.0.1:2379");
-    ck_assert_int_eq(etcd_client_init(&c, "http://[::1]:2379/,http://127.0.0.1:1"), 0);
-    ck_assert_uint_eq(c.endpoints.n, 2);
-    ck_assert_str_eq(etcd_endpoint(&c), "http://[::1]:2379");
-    ck_assert(!etcd_last_ok(&c)); /* no call yet */
-    const char *bad[] = {"",
-                         ",",
-                         "127.0.0.1:2379",
-                         "https://127.0.0.1:2379",
-                         "http://localhost:2379",
-                         "http://127.0.0.1",
-                         "http://127.0.0.1:0",
-                         "http://127.0.0.1:65536",
-                         "http://127.0.0.1:2379/v3",
-                         "http://1.1.1.1:1,http://1.1.1.1:2,http://1.1.1.1:3,http://1.1.1.1:4,"
-                         "http://1.1.1.1:5,http://1.1.1.1:6,http://1.1.1.1:7,http://1.1.1.1:8,"
-                         "http://1.1.1.1:9"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(etcd_client_init(&c, bad[i]) == -EINVAL, "accepted \"%s\"", bad[i]);
-}
-END_TEST
-
 /* ---- a cluster: the member in use stalls, then dies ---- */
 
 static struct etcd_proc cluster;
@@ -1184,7 +1158,6 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *alone = tcase_create("alone");
     tcase_set_timeout(alone, 120);
-    tcase_add_test(alone, endpoint_lists);
     tcase_add_test(alone, bad_arguments);
     tcase_add_test(alone, malformed_replies_are_errors);
     tcase_add_test(alone, cluster_failover);
