@@ -89,13 +89,14 @@ void lock_share(struct lock *lock)
     lock->waiters.mu = &lock->mu;
 }
 
-static void enter(struct lock *lock)
+/* The mutex, taken only when the lock is shared between loops. */
+static void take_mu(struct lock *lock)
 {
     if (lock->shared)
         pthread_mutex_lock(&lock->mu);
 }
 
-static void leave(struct lock *lock)
+static void drop_mu(struct lock *lock)
 {
     if (lock->shared)
         pthread_mutex_unlock(&lock->mu);
@@ -115,16 +116,16 @@ bool lock_locked(const struct lock *lock)
 
 void lock_set_max_queue(struct lock *lock, uint64_t max_queue)
 {
-    enter(lock);
+    take_mu(lock);
     lock->max_queue = max_queue;
-    leave(lock);
+    drop_mu(lock);
 }
 
 void lock_read_stats(struct lock *lock, struct lock_stats *out)
 {
-    enter(lock);
+    take_mu(lock);
     *out = lock->stats;
-    leave(lock);
+    drop_mu(lock);
 }
 
 /* Gives the lock to the head waiter, or frees it if nobody waits. Under
@@ -145,9 +146,9 @@ static void hand_off(struct lock *lock)
 static void owner_abandon(void *arg)
 {
     struct lock *lock = arg;
-    enter(lock);
+    take_mu(lock);
     hand_off(lock);
-    leave(lock);
+    drop_mu(lock);
 }
 
 /* A waiter destroyed while parked (under mu): it left the queue already;
@@ -213,23 +214,23 @@ static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
 
 int lock_acquire(struct lock *lock, int64_t deadline_us)
 {
-    enter(lock);
+    take_mu(lock);
     int rc = acquire(lock, coro_current(), deadline_us);
-    leave(lock);
+    drop_mu(lock);
     return rc;
 }
 
 int lock_release(struct lock *lock)
 {
     coro_t *self = coro_current();
-    enter(lock);
+    take_mu(lock);
     if (!self || lock->owner != self) {
-        leave(lock);
+        drop_mu(lock);
         return -EPERM;
     }
     coro_undefer(self, owner_abandon, lock);
     lock_stats_released(&lock->stats, loop_clock_us() - lock->acquired_at_us);
     hand_off(lock);
-    leave(lock);
+    drop_mu(lock);
     return 0;
 }

@@ -7,20 +7,20 @@
 /* Sends text (taken) to path: the reply is decoded by decode into out. A
  * request that could not be encoded for want of memory is a failed call;
  * bad arguments (-EINVAL) are not calls at all. */
-static int call(struct etcd_client *c, const char *path, int encoded, char *text, bool stream,
-                etcd_decode_fn *decode, void *out, int64_t deadline_us)
+static int make_call(struct etcd_client *c, const char *path, int encoded, char *text, bool stream,
+                     etcd_decode_fn *decode, void *out, int64_t deadline_us)
 {
     if (encoded == -ENOMEM)
         etcd_client_account(c, encoded, NULL);
     if (encoded < 0)
         return encoded;
-    struct etcd_call k = {.path = path,
-                          .body = text,
-                          .deadline_us = deadline_us,
-                          .stream = stream,
-                          .decode = decode,
-                          .out = out};
-    int rc = etcd_client_call(c, &k);
+    struct etcd_call call = {.path = path,
+                             .body = text,
+                             .deadline_us = deadline_us,
+                             .stream = stream,
+                             .decode = decode,
+                             .out = out};
+    int rc = etcd_client_call(c, &call);
     free(text);
     return rc;
 }
@@ -57,7 +57,7 @@ static int kv_call(struct etcd_client *c, const char *path, int encoded, char *t
                    etcd_decode_fn *decode, void *arg, struct etcd_reply *out, int64_t deadline_us)
 {
     *out = (struct etcd_reply){0};
-    int rc = call(c, path, encoded, text, false, decode, arg, deadline_us);
+    int rc = make_call(c, path, encoded, text, false, decode, arg, deadline_us);
     if (rc < 0)
         etcd_reply_free(out);
     return rc;
@@ -121,7 +121,7 @@ int etcd_lease_grant(struct etcd_client *c, int64_t ttl_s, int64_t *id, int64_t 
     struct lease_out out = {0};
     char *text = NULL;
     int encoded = ttl_s > 0 ? etcd_encode_lease(0, ttl_s, &text) : -EINVAL;
-    int rc = call(c, "/v3/lease/grant", encoded, text, false, decode_grant, &out, deadline_us);
+    int rc = make_call(c, "/v3/lease/grant", encoded, text, false, decode_grant, &out, deadline_us);
     *id = rc == 0 ? out.id : 0;
     if (granted_ttl_s)
         *granted_ttl_s = rc == 0 ? out.ttl : 0;
@@ -135,8 +135,8 @@ int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int64_t *ttl_s, int6
     int encoded = id ? etcd_encode_lease(id, 0, &text) : -EINVAL;
     /* A stream endpoint: the request body's end closes our side of the
      * stream, and etcd answers this one keepalive, then ends the reply. */
-    int rc =
-        call(c, "/v3/lease/keepalive", encoded, text, true, decode_keepalive, &out, deadline_us);
+    int rc = make_call(c, "/v3/lease/keepalive", encoded, text, true, decode_keepalive, &out,
+                       deadline_us);
     if (ttl_s)
         *ttl_s = rc == 0 ? out.ttl : 0;
     return rc;
@@ -146,5 +146,5 @@ int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t deadline_us)
 {
     char *text = NULL;
     int encoded = id ? etcd_encode_lease(id, 0, &text) : -EINVAL;
-    return call(c, "/v3/lease/revoke", encoded, text, false, decode_revoke, NULL, deadline_us);
+    return make_call(c, "/v3/lease/revoke", encoded, text, false, decode_revoke, NULL, deadline_us);
 }

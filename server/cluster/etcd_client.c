@@ -93,39 +93,40 @@ static void courier_abandon(void *arg)
     etcd_conn_free(&cr->conn);
 }
 
-static void call_done(struct etcd_client *c, struct etcd_call *k, int rc, const char *why)
+static void call_done(struct etcd_client *c, struct etcd_call *call, int rc, const char *why)
 {
     etcd_client_account(c, rc, why);
-    k->rc = rc;
-    k->done = true;
-    loop_wake(k->co, 0);
+    call->rc = rc;
+    call->done = true;
+    loop_wake(call->co, 0);
 }
 
-/* Sends k's request and reads the reply's document into *doc. */
-static int courier_exchange(struct courier *cr, struct etcd_call *k, struct json_t **doc)
+/* Sends call's request and reads the reply's document into *doc. */
+static int courier_exchange(struct courier *cr, struct etcd_call *call, struct json_t **doc)
 {
     struct etcd_conn *conn = &cr->conn;
-    bool stream = k->stream;
-    /* k may be abandoned while this parks: the request is copied first,
+    bool stream = call->stream;
+    /* call may be abandoned while this parks: the request is copied first,
      * and only what was copied is used. */
-    int rc = etcd_conn_exchange(conn, k->path, k->body, strlen(k->body), k->deadline_us);
+    int rc =
+        etcd_conn_exchange(conn, call->path, call->body, strlen(call->body), call->deadline_us);
     if (rc == 0)
         rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, stream, doc, cr->why);
     etcd_conn_settle(conn, &cr->c->endpoints, rc);
     return rc;
 }
 
-static int courier_serve(struct courier *cr, struct etcd_call *k, struct json_t **doc)
+static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
 {
     struct etcd_client *c = cr->c;
     if (!etcd_conn_fit(&cr->conn)) {
-        int rc = etcd_conn_open(&cr->conn, &c->endpoints, k->deadline_us);
+        int rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
         if (rc < 0)
             return rc;
-        if (c->inflight != k)
+        if (c->inflight != call)
             return -ECANCELED; /* abandoned while connecting: never sent */
     }
-    return courier_exchange(cr, k, doc);
+    return courier_exchange(cr, call, doc);
 }
 
 static void courier_main(void *arg)
@@ -143,18 +144,18 @@ static void courier_main(void *arg)
             c->courier_idle = false;
             continue;
         }
-        struct etcd_call *k = list_entry(next, struct etcd_call, link);
-        list_remove(&k->link);
-        c->inflight = k;
+        struct etcd_call *call = list_entry(next, struct etcd_call, link);
+        list_remove(&call->link);
+        c->inflight = call;
         struct json_t *doc = NULL;
         const char *why = NULL;
         cr.why[0] = '\0';
-        int rc = courier_serve(&cr, k, &doc);
-        if (c->inflight == k) { /* the caller still waits */
+        int rc = courier_serve(&cr, call, &doc);
+        if (c->inflight == call) { /* the caller still waits */
             if (rc == 0)
-                rc = k->decode(doc, k->out, &why);
+                rc = call->decode(doc, call->out, &why);
             c->inflight = NULL;
-            call_done(c, k, rc, why ? why : cr.why[0] ? cr.why : NULL);
+            call_done(c, call, rc, why ? why : cr.why[0] ? cr.why : NULL);
         }
         etcd_decode_drop(doc);
     }
@@ -171,34 +172,34 @@ static int courier_nudge(struct etcd_client *c)
     return 0;
 }
 
-int etcd_client_call(struct etcd_client *c, struct etcd_call *k)
+int etcd_client_call(struct etcd_client *c, struct etcd_call *call)
 {
     if (c->finished)
         return -ECANCELED;
-    if (k->deadline_us <= loop_now_us()) {
+    if (call->deadline_us <= loop_now_us()) {
         etcd_client_account(c, -ETIMEDOUT, NULL);
         return -ETIMEDOUT;
     }
-    k->co = coro_current();
-    k->done = false;
-    list_push_back(&c->calls, &k->link);
+    call->co = coro_current();
+    call->done = false;
+    list_push_back(&c->calls, &call->link);
     int rc = courier_nudge(c);
     if (rc < 0) {
-        list_remove(&k->link);
+        list_remove(&call->link);
         etcd_client_account(c, rc, NULL);
         return rc;
     }
-    /* The courier may have settled k already: a refused connect can fail
+    /* The courier may have settled call already: a refused connect can fail
      * without ever parking. Only a settled call ends the wait with 0. */
     rc = 0;
-    while (!k->done && rc == 0)
-        rc = loop_park(k->deadline_us);
-    if (k->done)
-        return k->rc;
-    if (c->inflight == k)
+    while (!call->done && rc == 0)
+        rc = loop_park(call->deadline_us);
+    if (call->done)
+        return call->rc;
+    if (c->inflight == call)
         c->inflight = NULL;
     else
-        list_remove(&k->link);
+        list_remove(&call->link);
     etcd_client_account(c, rc, NULL);
     return rc;
 }
@@ -222,8 +223,8 @@ void etcd_client_fini(struct etcd_client *c)
         list_push_back(&pending, n);
     }
     while (!list_empty(&pending)) {
-        struct etcd_call *k = list_entry(list_first(&pending), struct etcd_call, link);
-        list_remove(&k->link); /* k is gone once its caller runs */
-        call_done(c, k, -ECANCELED, "client finished");
+        struct etcd_call *call = list_entry(list_first(&pending), struct etcd_call, link);
+        list_remove(&call->link); /* call is gone once its caller runs */
+        call_done(c, call, -ECANCELED, "client finished");
     }
 }

@@ -95,11 +95,11 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints);
  * closed before. */
 void etcd_client_fini(struct etcd_client *c);
 
-/* From a coroutine: queues k (path, body, deadline_us, stream, decode and
+/* From a coroutine: queues call (path, body, deadline_us, stream, decode and
  * out set) and parks until the courier settles it, its deadline passes or
  * it is cancelled. Returns decode's result, or what etcd.h lists: a
  * transport error (etcd_conn.h), etcd's refusal, -ETIMEDOUT, -ECANCELED. */
-int etcd_client_call(struct etcd_client *c, struct etcd_call *k);
+int etcd_client_call(struct etcd_client *c, struct etcd_call *call);
 
 /* Counts one call's outcome, rc, made elsewhere (a watch open, a request
  * that could not be encoded); why (may be NULL) says what went wrong. */

@@ -91,36 +91,36 @@ static int grow(char **buf, size_t *cap, size_t need)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    struct etcd_conn *k = p->data;
-    if (len > ETCD_MAX_REPLY - k->body_len)
-        k->error = -EMSGSIZE;
-    else if (grow(&k->body, &k->body_cap, k->body_len + len) < 0)
-        k->error = -ENOMEM;
-    if (k->error)
+    struct etcd_conn *conn = p->data;
+    if (len > ETCD_MAX_REPLY - conn->body_len)
+        conn->error = -EMSGSIZE;
+    else if (grow(&conn->body, &conn->body_cap, conn->body_len + len) < 0)
+        conn->error = -ENOMEM;
+    if (conn->error)
         return -1;
-    memcpy(k->body + k->body_len, at, len);
-    k->body_len += len;
+    memcpy(conn->body + conn->body_len, at, len);
+    conn->body_len += len;
     return 0;
 }
 
 /* A declared length past the limit fails before any of it is read. */
 static int on_headers_complete(llhttp_t *p)
 {
-    struct etcd_conn *k = p->data;
-    k->status = p->status_code;
+    struct etcd_conn *conn = p->data;
+    conn->status = p->status_code;
     if (p->content_length <= ETCD_MAX_REPLY)
         return 0;
-    k->error = -EMSGSIZE;
+    conn->error = -EMSGSIZE;
     return -1;
 }
 
 /* Pauses: whatever follows the reply is not ours to parse. */
 static int on_message_complete(llhttp_t *p)
 {
-    struct etcd_conn *k = p->data;
-    k->complete = true;
+    struct etcd_conn *conn = p->data;
+    conn->complete = true;
     if (!llhttp_should_keep_alive(p))
-        k->stale = true;
+        conn->stale = true;
     return HPE_PAUSED;
 }
 
@@ -130,34 +130,34 @@ static const llhttp_settings_t reply_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* Readies k for the reply to a request about to be sent. */
-static void conn_expect_reply(struct etcd_conn *k)
+/* Readies conn for the reply to a request about to be sent. */
+static void conn_expect_reply(struct etcd_conn *conn)
 {
-    llhttp_init(&k->parser, HTTP_RESPONSE, &reply_settings);
-    k->parser.data = k;
-    k->complete = false;
-    k->error = 0;
-    k->status = 0;
-    k->body_len = 0;
-    if (k->body_cap > BODY_KEEP) {
-        free(k->body);
-        k->body = NULL;
-        k->body_cap = 0;
+    llhttp_init(&conn->parser, HTTP_RESPONSE, &reply_settings);
+    conn->parser.data = conn;
+    conn->complete = false;
+    conn->error = 0;
+    conn->status = 0;
+    conn->body_len = 0;
+    if (conn->body_cap > BODY_KEEP) {
+        free(conn->body);
+        conn->body = NULL;
+        conn->body_cap = 0;
     }
 }
 
-void etcd_conn_init(struct etcd_conn *k)
+void etcd_conn_init(struct etcd_conn *conn)
 {
-    *k = (struct etcd_conn){.fd = -1};
+    *conn = (struct etcd_conn){.fd = -1};
 }
 
-void etcd_conn_close(struct etcd_conn *k)
+void etcd_conn_close(struct etcd_conn *conn)
 {
-    if (k->fd < 0)
+    if (conn->fd < 0)
         return;
-    loop_io_close(&k->io);
-    close(k->fd);
-    k->fd = -1;
+    loop_io_close(&conn->io);
+    close(conn->fd);
+    conn->fd = -1;
 }
 
 static int sock_error(int fd)
@@ -169,7 +169,7 @@ static int sock_error(int fd)
     return -err;
 }
 
-static int conn_dial(struct etcd_conn *k, const struct etcd_endpoint *ep, int64_t deadline_us)
+static int conn_dial(struct etcd_conn *conn, const struct etcd_endpoint *ep, int64_t deadline_us)
 {
     int fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -182,32 +182,32 @@ static int conn_dial(struct etcd_conn *k, const struct etcd_endpoint *ep, int64_
     if (connect(fd, &ep->addr.sa, ep->addr_len) < 0 && errno != EINPROGRESS)
         rc = -errno;
     if (rc == 0)
-        rc = loop_io_open(&k->io, fd, NULL, NULL);
+        rc = loop_io_open(&conn->io, fd, NULL, NULL);
     if (rc < 0) {
         close(fd);
         return rc;
     }
-    k->fd = fd;
-    k->stale = false;
-    loop_io_clear(&k->io, LOOP_WRITE); /* opened as writable: wait for the connect's edge */
-    rc = loop_io_wait(&k->io, LOOP_WRITE, deadline_us);
+    conn->fd = fd;
+    conn->stale = false;
+    loop_io_clear(&conn->io, LOOP_WRITE); /* opened as writable: wait for the connect's edge */
+    rc = loop_io_wait(&conn->io, LOOP_WRITE, deadline_us);
     if (rc == 0)
         rc = sock_error(fd);
     if (rc < 0)
-        etcd_conn_close(k);
+        etcd_conn_close(conn);
     return rc;
 }
 
-int etcd_conn_open(struct etcd_conn *k, struct etcd_endpoints *e, int64_t deadline_us)
+int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t deadline_us)
 {
     int rc = -ECONNREFUSED;
-    etcd_conn_close(k);
+    etcd_conn_close(conn);
     for (unsigned i = 0; i < e->n; i++) {
         unsigned ep = e->current;
-        rc = conn_dial(k, &e->at[ep], deadline_us);
+        rc = conn_dial(conn, &e->at[ep], deadline_us);
         if (rc == 0) {
-            k->endpoint = ep;
-            k->host = e->at[ep].host;
+            conn->endpoint = ep;
+            conn->host = e->at[ep].host;
             e->connects++;
             return 0;
         }
@@ -221,16 +221,16 @@ int etcd_conn_open(struct etcd_conn *k, struct etcd_endpoints *e, int64_t deadli
     return rc;
 }
 
-static int send_all(struct etcd_conn *k, const char *data, size_t len, int64_t deadline_us)
+static int send_all(struct etcd_conn *conn, const char *data, size_t len, int64_t deadline_us)
 {
     while (len > 0) {
-        ssize_t n = send(k->fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
         if (n >= 0) {
             data += n;
             len -= (size_t)n;
         } else if (errno == EAGAIN) {
-            loop_io_clear(&k->io, LOOP_WRITE);
-            int rc = loop_io_wait(&k->io, LOOP_WRITE, deadline_us);
+            loop_io_clear(&conn->io, LOOP_WRITE);
+            int rc = loop_io_wait(&conn->io, LOOP_WRITE, deadline_us);
             if (rc < 0)
                 return rc;
         } else if (errno != EINTR) {
@@ -240,42 +240,42 @@ static int send_all(struct etcd_conn *k, const char *data, size_t len, int64_t d
     return 0;
 }
 
-static int conn_feed(struct etcd_conn *k, const char *data, size_t len)
+static int conn_feed(struct etcd_conn *conn, const char *data, size_t len)
 {
-    llhttp_errno_t e = llhttp_execute(&k->parser, data, len);
+    llhttp_errno_t e = llhttp_execute(&conn->parser, data, len);
     if (e == HPE_PAUSED) {
         /* Bytes after the reply are none we asked for. */
-        if (llhttp_get_error_pos(&k->parser) != data + len)
-            k->stale = true;
+        if (llhttp_get_error_pos(&conn->parser) != data + len)
+            conn->stale = true;
         return 0;
     }
     if (e == HPE_OK)
         return 0;
-    return k->error ? k->error : -EIO;
+    return conn->error ? conn->error : -EIO;
 }
 
 /* The peer closed: a body that runs to the end of the connection ends
  * here; any other reply was cut short. */
-static int conn_eof(struct etcd_conn *k)
+static int conn_eof(struct etcd_conn *conn)
 {
-    k->stale = true;
-    if (!k->complete)
-        llhttp_finish(&k->parser);
-    return k->complete ? 0 : -ECONNRESET;
+    conn->stale = true;
+    if (!conn->complete)
+        llhttp_finish(&conn->parser);
+    return conn->complete ? 0 : -ECONNRESET;
 }
 
-int etcd_conn_read(struct etcd_conn *k, int64_t deadline_us)
+int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
 {
     char buf[4096];
     for (;;) {
-        ssize_t n = recv(k->fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
         if (n > 0)
-            return conn_feed(k, buf, (size_t)n);
+            return conn_feed(conn, buf, (size_t)n);
         if (n == 0)
-            return conn_eof(k);
+            return conn_eof(conn);
         if (errno == EAGAIN) {
-            loop_io_clear(&k->io, LOOP_READ);
-            int rc = loop_io_wait(&k->io, LOOP_READ, deadline_us);
+            loop_io_clear(&conn->io, LOOP_READ);
+            int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
             if (rc < 0)
                 return rc;
         } else if (errno != EINTR) {
@@ -284,61 +284,61 @@ int etcd_conn_read(struct etcd_conn *k, int64_t deadline_us)
     }
 }
 
-/* "POST path" with body, into k->out; its length in *len. */
-static int request_format(struct etcd_conn *k, const char *path, const char *body, size_t body_len,
-                          size_t *len)
+/* "POST path" with body, into conn->out; its length in *len. */
+static int request_format(struct etcd_conn *conn, const char *path, const char *body,
+                          size_t body_len, size_t *len)
 {
     static const char fmt[] = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                               "Content-Length: %zu\r\n\r\n";
-    size_t head = sizeof(fmt) + strlen(path) + strlen(k->host) + 20;
-    if (grow(&k->out, &k->out_cap, head + body_len) < 0)
+    size_t head = sizeof(fmt) + strlen(path) + strlen(conn->host) + 20;
+    if (grow(&conn->out, &conn->out_cap, head + body_len) < 0)
         return -ENOMEM;
-    int n = snprintf(k->out, k->out_cap, fmt, path, k->host, body_len);
-    memcpy(k->out + n, body, body_len);
+    int n = snprintf(conn->out, conn->out_cap, fmt, path, conn->host, body_len);
+    memcpy(conn->out + n, body, body_len);
     *len = (size_t)n + body_len;
     return 0;
 }
 
-int etcd_conn_send(struct etcd_conn *k, const char *path, const char *body, size_t body_len,
+int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
                    int64_t deadline_us)
 {
     size_t len;
-    int rc = request_format(k, path, body, body_len, &len);
-    conn_expect_reply(k);
-    return rc < 0 ? rc : send_all(k, k->out, len, deadline_us);
+    int rc = request_format(conn, path, body, body_len, &len);
+    conn_expect_reply(conn);
+    return rc < 0 ? rc : send_all(conn, conn->out, len, deadline_us);
 }
 
-int etcd_conn_exchange(struct etcd_conn *k, const char *path, const char *body, size_t body_len,
+int etcd_conn_exchange(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
                        int64_t deadline_us)
 {
-    int rc = etcd_conn_send(k, path, body, body_len, deadline_us);
-    while (rc == 0 && !k->complete)
-        rc = etcd_conn_read(k, deadline_us);
+    int rc = etcd_conn_send(conn, path, body, body_len, deadline_us);
+    while (rc == 0 && !conn->complete)
+        rc = etcd_conn_read(conn, deadline_us);
     return rc;
 }
 
-void etcd_conn_consume(struct etcd_conn *k, size_t n)
+void etcd_conn_consume(struct etcd_conn *conn, size_t n)
 {
-    memmove(k->body, k->body + n, k->body_len - n);
-    k->body_len -= n;
+    memmove(conn->body, conn->body + n, conn->body_len - n);
+    conn->body_len -= n;
 }
 
-void etcd_conn_settle(struct etcd_conn *k, struct etcd_endpoints *e, int rc)
+void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc)
 {
     bool move = rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EAGAIN;
     if (move)
-        etcd_endpoints_move_on(e, k->endpoint);
-    if (move || !k->complete || k->stale)
-        etcd_conn_close(k);
+        etcd_endpoints_move_on(e, conn->endpoint);
+    if (move || !conn->complete || conn->stale)
+        etcd_conn_close(conn);
 }
 
-void etcd_conn_free(struct etcd_conn *k)
+void etcd_conn_free(struct etcd_conn *conn)
 {
-    if (k->fd >= 0)
-        close(k->fd);
-    free(k->body);
-    free(k->out);
-    etcd_conn_init(k);
+    if (conn->fd >= 0)
+        close(conn->fd);
+    free(conn->body);
+    free(conn->out);
+    etcd_conn_init(conn);
 }
 
 /* A kept-alive connection is fit for the next call only if nothing came
@@ -346,9 +346,9 @@ void etcd_conn_free(struct etcd_conn *k)
  * nobody asked for. The peek sees what the kernel knows even when the loop
  * has not yet told us (a member killed a moment ago); it costs far less
  * than a call failing on a connection that was already closed. */
-bool etcd_conn_fit(const struct etcd_conn *k)
+bool etcd_conn_fit(const struct etcd_conn *conn)
 {
     char byte;
-    return k->fd >= 0 && !k->stale && recv(k->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+    return conn->fd >= 0 && !conn->stale && recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
            errno == EAGAIN;
 }

@@ -78,45 +78,45 @@ struct etcd_conn {
 };
 
 /* A closed connection that holds nothing. */
-void etcd_conn_init(struct etcd_conn *k);
+void etcd_conn_init(struct etcd_conn *conn);
 
 /* Connects to the endpoint in use, else to the next ones in turn (nothing
  * was sent, so moving on is safe for any request). A connection that was
  * open is closed first. Returns 0 or an error above; -ETIMEDOUT and
  * -ECANCELED stop the round. */
-int etcd_conn_open(struct etcd_conn *k, struct etcd_endpoints *e, int64_t deadline_us);
+int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t deadline_us);
 
-/* True if k is open and fit for another exchange: nothing came since the
+/* True if conn is open and fit for another exchange: nothing came since the
  * last reply (an end, an error, or bytes nobody asked for). */
-bool etcd_conn_fit(const struct etcd_conn *k);
+bool etcd_conn_fit(const struct etcd_conn *conn);
 
-/* Sends "POST path" with body and readies k for the reply. */
-int etcd_conn_send(struct etcd_conn *k, const char *path, const char *body, size_t body_len,
+/* Sends "POST path" with body and readies conn for the reply. */
+int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
                    int64_t deadline_us);
 
 /* Reads what has arrived, parking until something does or the deadline,
  * and feeds it to the parser: body grows, and complete is set once the
  * reply ended. */
-int etcd_conn_read(struct etcd_conn *k, int64_t deadline_us);
+int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us);
 
 /* etcd_conn_send, then etcd_conn_read until the reply is complete. */
-int etcd_conn_exchange(struct etcd_conn *k, const char *path, const char *body, size_t body_len,
+int etcd_conn_exchange(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
                        int64_t deadline_us);
 
 /* Drops the first n bytes of body (a stream's message, handled). */
-void etcd_conn_consume(struct etcd_conn *k, size_t n);
+void etcd_conn_consume(struct etcd_conn *conn, size_t n);
 
 /* After an exchange that ended with rc: keeps the connection only after a
  * whole one (after a timeout etcd may still answer, and the answer would
  * be taken for the next request's), and moves e on from a member that
  * timed out, broke or is unavailable (-EAGAIN). */
-void etcd_conn_settle(struct etcd_conn *k, struct etcd_endpoints *e, int rc);
+void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc);
 
 /* Closes the socket; the buffers stay for the next connection. */
-void etcd_conn_close(struct etcd_conn *k);
+void etcd_conn_close(struct etcd_conn *conn);
 
 /* Frees everything: from a cleanup of its coroutine (coro_defer) as well,
  * when the loop already dropped the descriptor's watch. */
-void etcd_conn_free(struct etcd_conn *k);
+void etcd_conn_free(struct etcd_conn *conn);
 
 #endif

@@ -28,24 +28,24 @@ void etcd_watch_close(struct etcd_watch *w)
 static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadline_us,
                       char why[ETCD_WHY_CAP])
 {
-    struct etcd_conn *k = &w->conn;
+    struct etcd_conn *conn = &w->conn;
     for (;;) {
-        if (k->complete && k->status != 200) {
+        if (conn->complete && conn->status != 200) {
             struct json_t *doc = NULL;
-            int rc = etcd_decode_doc(k->body, k->body_len, k->status, false, &doc, why);
+            int rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, why);
             etcd_decode_drop(doc);
             return rc < 0 ? rc : -EIO;
         }
-        const char *nl = k->status == 200 ? memchr(k->body, '\n', k->body_len) : NULL;
+        const char *nl = conn->status == 200 ? memchr(conn->body, '\n', conn->body_len) : NULL;
         if (nl) {
-            size_t len = (size_t)(nl - k->body);
-            int rc = etcd_decode_message(k->body, len, msg, why);
-            etcd_conn_consume(k, len + 1);
+            size_t len = (size_t)(nl - conn->body);
+            int rc = etcd_decode_message(conn->body, len, msg, why);
+            etcd_conn_consume(conn, len + 1);
             return rc;
         }
-        if (k->complete)
+        if (conn->complete)
             return -EPIPE; /* etcd ended the stream */
-        int rc = etcd_conn_read(k, deadline_us);
+        int rc = etcd_conn_read(conn, deadline_us);
         if (rc < 0)
             return rc;
     }
@@ -55,10 +55,10 @@ static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadlin
 static int watch_start(struct etcd_watch *w, const char *body, int64_t deadline_us,
                        char why[ETCD_WHY_CAP])
 {
-    struct etcd_conn *k = &w->conn;
-    int rc = etcd_conn_open(k, &w->client->endpoints, deadline_us);
+    struct etcd_conn *conn = &w->conn;
+    int rc = etcd_conn_open(conn, &w->client->endpoints, deadline_us);
     if (rc == 0)
-        rc = etcd_conn_send(k, "/v3/watch", body, strlen(body), deadline_us);
+        rc = etcd_conn_send(conn, "/v3/watch", body, strlen(body), deadline_us);
     struct json_t *msg = NULL;
     if (rc == 0)
         rc = watch_read(w, &msg, deadline_us, why);
