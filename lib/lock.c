@@ -30,35 +30,6 @@ void lock_stats_init(struct lock_stats *s)
     hist_init(&s->hold_us);
 }
 
-void lock_stats_waiting(struct lock_stats *s, uint64_t waiting)
-{
-    s->waiters = waiting;
-    if (waiting > s->max_waiters)
-        s->max_waiters = waiting;
-}
-
-void lock_stats_acquired(struct lock_stats *s, int64_t waited_us, bool contended)
-{
-    s->acquisitions++;
-    s->contended += contended;
-    hist_record(&s->wait_us, (uint64_t)waited_us);
-}
-
-void lock_stats_released(struct lock_stats *s, int64_t held_us)
-{
-    hist_record(&s->hold_us, (uint64_t)held_us);
-}
-
-void lock_stats_refused(struct lock_stats *s, int rc)
-{
-    if (rc == -ETIMEDOUT)
-        s->timeouts++;
-    else if (rc == -ECANCELED)
-        s->cancellations++;
-    else if (rc == -EBUSY)
-        s->shed++;
-}
-
 void lock_stats_add(struct lock_stats *to, const struct lock_stats *from)
 {
     to->waiters += from->waiters;
