@@ -66,8 +66,7 @@ static int spawn(struct cluster_loop *cl, coro_fn fn, coro_t **co)
 }
 
 /* A loop's share, before its coroutines start. */
-static void loop_share_init(struct cluster_loop *cl, struct cluster *c, struct loop *loop,
-                            unsigned i)
+static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *loop, unsigned i)
 {
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
@@ -88,7 +87,7 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     struct cluster_loop *cl = i < CLUSTER_LOOPS ? calloc(1, sizeof(*cl)) : NULL;
     if (!cl)
         return -ENOMEM;
-    loop_share_init(cl, c, loop, i);
+    share_init(cl, c, loop, i);
     atomic_store(&c->loops[i], cl);
     instance_set_here(cl);
     int rc = spawn(cl, watcher_main, &cl->watcher);

@@ -78,7 +78,7 @@ void counts_publish(struct cluster_loop *cl)
 /* ---- sums, from any thread ---- */
 
 /* The loops attached so far, in order; NULL past the last. */
-static struct cluster_loop *loop_at(struct cluster *c, unsigned i)
+static struct cluster_loop *share_at(struct cluster *c, unsigned i)
 {
     unsigned n = atomic_load(&c->nloops);
     return i < n && i < CLUSTER_LOOPS ? atomic_load(&c->loops[i]) : NULL;
@@ -89,7 +89,7 @@ void counts_lock(struct cluster *c, struct lock_stats *out, bool *locked)
     struct cluster_loop *cl;
     lock_stats_init(out);
     *locked = false;
-    for (unsigned i = 0; (cl = loop_at(c, i)); i++) {
+    for (unsigned i = 0; (cl = share_at(c, i)); i++) {
         pthread_mutex_lock(&cl->mu);
         lock_stats_add(out, &cl->lock);
         *locked = *locked || cl->shown.queue_length > 0;
@@ -120,8 +120,8 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
     struct cluster_loop *cl;
     *out = (struct stats_cluster){0};
     hist_init(&out->handoff_us);
-    bool healthy = loop_at(c, 0) != NULL;
-    for (unsigned i = 0; (cl = loop_at(c, i)); i++) {
+    bool healthy = share_at(c, 0) != NULL;
+    for (unsigned i = 0; (cl = share_at(c, i)); i++) {
         pthread_mutex_lock(&cl->mu);
         healthy = healthy && cl->shown.healthy;
         out->waiters += cl->lock.waiters;

@@ -60,7 +60,7 @@ int etcd_endpoints_parse(struct etcd_endpoints *e, const char *list);
  * unless someone already moved past it. */
 void etcd_endpoints_move_on(struct etcd_endpoints *e, unsigned failed);
 
-/* One connection. Fields are private but body, body_len and status. */
+/* One connection. Fields are private but body, body_len, status and complete. */
 struct etcd_conn {
     int fd; /* -1 while closed */
     unsigned endpoint;
