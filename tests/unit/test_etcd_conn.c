@@ -1,15 +1,12 @@
 /* Unit tests for server/cluster/etcd_conn.c: one connection to etcd
- * against a scripted fake gateway on a loopback socket of ours (a thread
- * that reads each request, records it, then sends the script's bytes in
- * pieces of a chosen size), so the layer TLS will sit in is tested
- * without etcd: the request's bytes, replies whole, chunked, cut at every
- * byte, truncated, malformed, oversized, never sent, or followed by bytes
- * nobody asked for; keep-alive and its limits; connecting and moving on
+ * against a scripted fake gateway on a loopback socket of ours
+ * (fake_gateway.h), so the layer TLS will sit in is tested without etcd:
+ * the request's bytes, replies whole, chunked, cut at every byte,
+ * truncated, malformed, oversized, never sent, or followed by bytes nobody
+ * asked for; keep-alive and its limits; connecting and moving on
  * through the endpoints. Waits are deadlines, never sleeps. */
 #include <check.h>
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,124 +16,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include "check_run.h"
 #include "cluster/etcd_conn.h"
+#include "fake_gateway.h"
 #include "loop.h"
 
-/* ---- the fake gateway ---- */
+static int port; /* the fake gateway's */
 
-static struct {
-    int listen_fd, port;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    const char *script; /* sent after each request */
-    size_t script_len;
-    size_t piece;     /* bytes per send: 1 cuts the reply at every byte */
-    bool close_after; /* close once the script is sent */
-    bool silent;      /* read requests, send nothing */
-    int accepted, requests;
-    char request[4096]; /* the last request, head and body */
-    bool stop;
-} fake = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static bool fake_stopping(void)
-{
-    pthread_mutex_lock(&fake.mu);
-    bool stop = fake.stop;
-    pthread_mutex_unlock(&fake.mu);
-    return stop;
-}
-
-/* Waits up to 50 ms for fd to be readable; false while it is not. */
-static bool readable(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    return poll(&p, 1, 50) > 0;
-}
-
-/* Reads one request (head, then Content-Length bytes) into fake.request;
- * false at EOF or when stopping. */
-static bool fake_read_request(int fd)
-{
-    char buf[sizeof(fake.request)];
-    size_t len = 0;
-    char *end = NULL;
-    long body = 0;
-    while (!end || len < (size_t)(end + 4 - buf) + (size_t)body) {
-        if (fake_stopping())
-            return false;
-        if (!readable(fd))
-            continue;
-        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-        if (n <= 0)
-            return false;
-        len += (size_t)n;
-        buf[len] = '\0';
-        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
-            const char *cl = strstr(buf, "Content-Length: ");
-            body = cl ? strtol(cl + 16, NULL, 10) : 0;
-        }
-    }
-    pthread_mutex_lock(&fake.mu);
-    memcpy(fake.request, buf, len + 1);
-    fake.requests++;
-    pthread_mutex_unlock(&fake.mu);
-    return true;
-}
-
-static bool fake_send_script(int fd)
-{
-    pthread_mutex_lock(&fake.mu);
-    const char *p = fake.script;
-    size_t left = fake.silent ? 0 : fake.script_len, piece = fake.piece;
-    bool close_after = fake.close_after;
-    pthread_mutex_unlock(&fake.mu);
-    while (left > 0) {
-        size_t n = left < piece ? left : piece;
-        if (send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
-            return false;
-        p += n;
-        left -= n;
-    }
-    return !close_after;
-}
-
-static void *fake_main(void *arg)
-{
-    (void)arg;
-    int one = 1;
-    while (!fake_stopping()) {
-        if (!readable(fake.listen_fd))
-            continue;
-        int fd = accept(fake.listen_fd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        pthread_mutex_lock(&fake.mu);
-        fake.accepted++;
-        pthread_mutex_unlock(&fake.mu);
-        while (fake_read_request(fd) && fake_send_script(fd))
-            ;
-        close(fd);
-    }
-    return NULL;
-}
-
-/* What the fake sends after each request from now on. */
-static void script(const char *bytes, size_t len, size_t piece, bool close_after)
-{
-    pthread_mutex_lock(&fake.mu);
-    fake.script = bytes;
-    fake.script_len = len;
-    fake.piece = piece ? piece : len + 1;
-    fake.close_after = close_after;
-    fake.silent = false;
-    pthread_mutex_unlock(&fake.mu);
-}
-
-#define SCRIPT(s, piece, close_after) script(s, sizeof(s) - 1, piece, close_after)
+#define SCRIPT(s, piece, close_after) fake_gateway_script(s, sizeof(s) - 1, piece, close_after)
 
 /* A loopback port where nothing listens. */
 static int dead_port(void)
@@ -148,29 +36,6 @@ static int dead_port(void)
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
     return ntohs(a.sin_port);
-}
-
-static void fake_start(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    fake.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(fake.listen_fd, (struct sockaddr *)&a, len), 0);
-    ck_assert_int_eq(listen(fake.listen_fd, 16), 0);
-    ck_assert_int_eq(getsockname(fake.listen_fd, (struct sockaddr *)&a, &len), 0);
-    fake.port = ntohs(a.sin_port);
-    fake.stop = false;
-    fake.accepted = fake.requests = 0;
-    ck_assert_int_eq(pthread_create(&fake.thread, NULL, fake_main, NULL), 0);
-}
-
-static void fake_stop(void)
-{
-    pthread_mutex_lock(&fake.mu);
-    fake.stop = true;
-    pthread_mutex_unlock(&fake.mu);
-    pthread_join(fake.thread, NULL);
-    close(fake.listen_fd);
 }
 
 /* ---- a scenario on a loop, with a connection to the fake ---- */
@@ -198,9 +63,10 @@ static void run(void (*fn)(void), bool dead_first)
 {
     char list[96];
     struct scenario s = {.fn = fn};
-    fake_start();
+    port = fake_gateway_start();
+    ck_assert_int_gt(port, 0);
     snprintf(list, sizeof(list), "http://127.0.0.1:%d,http://127.0.0.1:%d",
-             dead_first ? dead_port() : fake.port, fake.port);
+             dead_first ? dead_port() : port, port);
     ck_assert_int_eq(etcd_endpoints_parse(&eps, list), 0);
     etcd_conn_init(&conn);
     ck_assert_int_eq(loop_init(&loop, 0, 16), 0);
@@ -210,7 +76,7 @@ static void run(void (*fn)(void), bool dead_first)
     etcd_conn_free(&conn);
     ck_assert_uint_eq(loop.pool.nlive, 0);
     loop_fini(&loop);
-    fake_stop();
+    fake_gateway_stop();
 }
 
 static int64_t in_ms(int ms)
@@ -248,14 +114,14 @@ static void request_scenario(void)
     ck_assert_int_eq(conn.status, 200);
     ck_assert(conn.complete);
     assert_body("{\"a\":12}");
-    pthread_mutex_lock(&fake.mu);
-    ck_assert_ptr_nonnull(strstr(fake.request, "POST /v3/kv/range HTTP/1.1\r\n"));
-    ck_assert_ptr_nonnull(strstr(fake.request, "\r\nContent-Type: application/json\r\n"));
-    ck_assert_ptr_nonnull(strstr(fake.request, "\r\nContent-Length: 14\r\n\r\n{\"key\":\"Zm9v\"}"));
+    struct fake_gateway_seen seen;
+    fake_gateway_seen(&seen);
+    ck_assert_ptr_nonnull(strstr(seen.request, "POST /v3/kv/range HTTP/1.1\r\n"));
+    ck_assert_ptr_nonnull(strstr(seen.request, "\r\nContent-Type: application/json\r\n"));
+    ck_assert_ptr_nonnull(strstr(seen.request, "\r\nContent-Length: 14\r\n\r\n{\"key\":\"Zm9v\"}"));
     char host[64];
-    snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", fake.port);
-    ck_assert_ptr_nonnull(strstr(fake.request, host));
-    pthread_mutex_unlock(&fake.mu);
+    snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", port);
+    ck_assert_ptr_nonnull(strstr(seen.request, host));
     /* Kept alive: the next exchange goes on the same connection. */
     ck_assert(etcd_conn_fit(&conn));
     ck_assert_int_eq(exchange("{}"), 0);
@@ -264,9 +130,11 @@ static void request_scenario(void)
 
 START_TEST(request_bytes_and_keep_alive)
 {
+    struct fake_gateway_seen seen;
     run(request_scenario, false);
-    ck_assert_int_eq(fake.accepted, 1);
-    ck_assert_int_eq(fake.requests, 2);
+    fake_gateway_seen(&seen);
+    ck_assert_int_eq(seen.accepted, 1);
+    ck_assert_int_eq(seen.requests, 2);
 }
 END_TEST
 
@@ -405,10 +273,7 @@ END_TEST
  * would be taken for the next request's). */
 static void silent_scenario(void)
 {
-    script("", 0, 0, false);
-    pthread_mutex_lock(&fake.mu);
-    fake.silent = true;
-    pthread_mutex_unlock(&fake.mu);
+    fake_gateway_silence();
     ck_assert_int_eq(etcd_conn_open(&conn, &eps, in_ms(2000)), 0);
     int64_t t0 = loop_now_us();
     int rc = etcd_conn_exchange(&conn, "/v3/kv/range", "{}", 2, in_ms(200));
