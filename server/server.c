@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h" /* open_cluster wires cluster mode in */
 #include "limits.h"
 #include "log.h"
 #include "route.h"
