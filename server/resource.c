@@ -6,11 +6,6 @@
 #include "cluster/cluster.h"
 #include "loop.h"
 
-static int64_t ms_to_us(double ms)
-{
-    return (int64_t)(ms * 1000.0 + 0.5);
-}
-
 /* With several loops, the section runs on whichever thread holds the lock,
  * and /stats reads from any: the fields below that more than one thread
  * touches are read and written whole, with relaxed atomics. */
@@ -26,9 +21,9 @@ void resource_init(struct resource *r, const struct resource_settings *s)
 
 void resource_configure(struct resource *r, const struct resource_settings *s)
 {
-    STORE(r->delay_us, ms_to_us(s->delay_ms));
-    STORE(r->jitter_us, ms_to_us(s->jitter_ms));
-    STORE(r->lock_timeout_us, ms_to_us(s->lock_timeout_ms));
+    STORE(r->delay_us, loop_ms_to_us(s->delay_ms));
+    STORE(r->jitter_us, loop_ms_to_us(s->jitter_ms));
+    STORE(r->lock_timeout_us, loop_ms_to_us(s->lock_timeout_ms));
     STORE(r->max_waiters, s->max_waiters);
     lock_set_max_queue(&r->lock, s->max_waiters);
 }
