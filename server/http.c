@@ -280,11 +280,22 @@ static int on_url(llhttp_t *h, const char *at, size_t n)
     return 0;
 }
 
+/* RFC 9112 3.2.4: "*" is the target of a server-wide OPTIONS and of
+ * nothing else (judged with the head: the version's 505 comes first, as
+ * for the HTTP/2 preface "PRI * HTTP/2.0"). */
+static bool asterisk_form(const struct http_parser *p)
+{
+    const struct http_request *r = &p->req;
+
+    return p->st.url_bytes == 1 && r->path_len == 1 && r->path[0] == '*';
+}
+
 static int on_url_complete(llhttp_t *h)
 {
     struct http_parser *p = h->data;
     int status = path_finish(p);
 
+    p->req.asterisk = !status && asterisk_form(p);
     p->st.url_open = false;
     return status ? fail(p, status) : 0;
 }
@@ -358,6 +369,8 @@ static int on_headers_complete(llhttp_t *h)
     struct http_parser *p = h->data;
     int status = fields_verdict(&p->st.fields, h, p->limits.max_body);
 
+    if (!status && p->req.asterisk && h->method != HTTP_OPTIONS)
+        status = 400;
     if (status)
         return fail(p, status);
     p->req.method = h->method;
@@ -427,6 +440,7 @@ static void reset_request(struct http_parser *p)
     r->path[0] = '\0';
     r->path_len = 0;
     r->path_truncated = false;
+    r->asterisk = false;
     r->major = r->minor = 0;
     r->keep_alive = false;
     r->expect_continue = false;

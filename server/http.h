@@ -48,7 +48,10 @@ struct http_request {
      * ("http://host/p") keeps only its path; any other form is kept as sent. */
     char path[HTTP_MAX_PATH + 1];
     size_t path_len;
-    bool path_truncated;        /* path was longer than HTTP_MAX_PATH */
+    bool path_truncated; /* path was longer than HTTP_MAX_PATH */
+    /* The target was "*" (asterisk-form, RFC 9112 3.2.4), which names the
+     * server itself: on an OPTIONS request only (path is "*" then too). */
+    bool asterisk;
     unsigned char major, minor; /* 1.0 or 1.1; 1.2 and up are read as 1.1 */
     bool keep_alive;            /* the connection may serve another request */
     /* "Expect: 100-continue" on an HTTP/1.1 request that has a body: the
@@ -96,7 +99,8 @@ void http_parser_init(struct http_parser *p, const struct http_limits *limits);
  * consumed, more are needed). Once complete or failed, further calls
  * consume nothing. The error statuses:
  *  400  malformed request line, header or chunk; HTTP/0.9 (as soon as its
- *       line ends); HTTP/1.1 without Host; two Host fields; a Host that is
+ *       line ends); the target "*" with a method other than OPTIONS;
+ *       HTTP/1.1 without Host; two Host fields; a Host that is
  *       not host[:port] (reg-name, IPv4 or [IPv6]); a bad %XX, %00 or ".."
  *       above the root in the path; Transfer-Encoding on HTTP/1.0 or without
  *       chunked last; CL + TE; obs-fold; bare LF; spaces in field names

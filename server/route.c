@@ -228,8 +228,18 @@ bool route_may_block(const struct http_request *req)
     return r && r->get == route_access && req->method == HTTP_GET;
 }
 
+/* OPTIONS * (RFC 9110 9.3.7): what the server as a whole takes, no body.
+ * http.c refused "*" with any other method (400). */
+static void server_options(struct handler_reply *out)
+{
+    *out = (struct handler_reply){
+        .status = 200, .extra_headers = "Allow: GET, HEAD, OPTIONS\r\n", .route = TALLY_UNKNOWN};
+}
+
 int route_refusal(const struct http_request *req)
 {
+    if (req->asterisk)
+        return 0;
     if (!find(req))
         return 404;
     return req->method == HTTP_GET || req->method == HTTP_HEAD ? 0 : 405;
@@ -241,6 +251,10 @@ void route_dispatch(const struct handler_ctx *ctx, const struct http_request *re
     const struct route *r = find(req);
     bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
     int refusal = route_refusal(req);
+    if (req->asterisk) {
+        server_options(out);
+        return;
+    }
     if (refusal == 404)
         text(out, 404, "Not found.\n", NULL);
     else if (refusal == 405)

@@ -1,7 +1,8 @@
 /* route: the routing table. A request's path and method pick a handler
  * (handler.h): /access runs the critical section, /stats and /metrics show
  * the numbers, / and /events the dashboard; anything else is 404, a known
- * path with another method 405. */
+ * path with another method 405. OPTIONS * (the server's own options) is
+ * 200 with Allow. */
 #ifndef TURNSTILE_ROUTE_H
 #define TURNSTILE_ROUTE_H
 

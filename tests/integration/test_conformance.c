@@ -152,6 +152,13 @@ static const struct row rows[] = {
     {"two spaces", REQ("GET  /access HTTP/1.1\r\n" H "\r\n"), .status = 400, .after = CLOSED},
     {"unknown method", REQ("FROB /access HTTP/1.1\r\n" H "\r\n"), .status = 501, .after = CLOSED},
     {"lower-case method", REQ("get /access HTTP/1.1\r\n" H "\r\n"), .status = 501, .after = CLOSED},
+    /* The asterisk-form is OPTIONS's alone (RFC 9112 3.2.4); OPTIONS *
+     * asks about the server itself (RFC 9110 9.3.7). */
+    {"GET *", REQ("GET * HTTP/1.1\r\n" H "\r\n"), .status = 400, .after = CLOSED},
+    {"OPTIONS *", REQ("OPTIONS * HTTP/1.1\r\n" H "\r\n"), .status = 200, .after = OPEN,
+     .must = {"\r\nAllow: GET, HEAD, OPTIONS\r\n", "\r\nContent-Length: 0\r\n"}},
+    {"OPTIONS /access", REQ("OPTIONS /access HTTP/1.1\r\n" H "\r\n"), .status = 405, .after = OPEN,
+     .must = {"\r\nAllow: GET, HEAD\r\n"}},
     {"empty line first", REQ("\r\nGET /access HTTP/1.1\r\n" H "\r\n"), .status = 200, .after = OPEN,
      .counter = 1},
 

@@ -131,6 +131,23 @@ START_TEST(known_paths_with_another_method_are_405_with_allow)
 }
 END_TEST
 
+/* OPTIONS * asks about the server as a whole: 200, no body, and the
+ * methods it takes. */
+START_TEST(options_asterisk_lists_the_methods)
+{
+    struct call c;
+    request(&c, HTTP_OPTIONS, "*");
+    c.req.asterisk = true;
+    ck_assert_int_eq(route_refusal(&c.req), 0);
+    dispatch(&c);
+    ck_assert_int_eq(c.out.status, 200);
+    ck_assert_uint_eq(c.out.body_len, 0);
+    ck_assert_str_eq(c.out.extra_headers, "Allow: GET, HEAD, OPTIONS\r\n");
+    ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
+    ck_assert_ptr_null(c.out.owned);
+}
+END_TEST
+
 /* A path longer than HTTP_MAX_PATH is kept truncated and flagged: its
  * first bytes may spell a route, but it is not that route. */
 START_TEST(truncated_path_matches_nothing)
@@ -402,6 +419,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unknown_paths_are_404);
     tcase_add_test(tc, known_paths_with_another_method_are_405_with_allow);
+    tcase_add_test(tc, options_asterisk_lists_the_methods);
     tcase_add_test(tc, truncated_path_matches_nothing);
     tcase_add_test(tc, access_moves_the_counter_through_the_resource);
     tcase_add_test(tc, access_reports_the_work_in_server_timing);
