@@ -186,6 +186,48 @@ START_TEST(hangups_leave_the_queue)
 }
 END_TEST
 
+/* ---- clients that half-close (shutdown(SHUT_WR), as nc -N does) ---- */
+
+/* A FIN closes only the client's sending side (RFC 9293 3.6), and the
+ * server cannot tell it from a whole close. A request that holds the lock
+ * when it comes, or has not waited at all, still gets its reply: as nginx
+ * answers a `return 200` or a static file to a client that half-closed.
+ * One queued for the lock leaves the queue without a reply: as nginx ends
+ * a proxied request whose client half-closed while it waited for the
+ * upstream (ngx_http_upstream_check_broken_connection: 499) unless
+ * proxy_ignore_client_abort is on. A, in its section, half-closes; B,
+ * queued behind it, too; then C sends its request and half-closes at
+ * once. */
+START_TEST(half_close_gets_its_reply_unless_queued)
+{
+    static struct reader a, b, c;
+    struct resp r;
+    srv_start(&srv, "--delay-ms", "3000", NULL);
+    reader_send_access(&a, srv.port);
+    ck_assert(wait_stat(srv.port, "lock.locked", 1, 5000));
+    reader_send_access(&b, srv.port);
+    ck_assert(wait_stat(srv.port, "lock.waiters", 1, 5000));
+    ck_assert_int_eq(shutdown(a.fd, SHUT_WR), 0);
+    ck_assert_int_eq(shutdown(b.fd, SHUT_WR), 0);
+    ck_assert(wait_stat(srv.port, "lock.cancellations", 1, 5000));
+    ck_assert_int_eq(read_response(&a, &r, 10000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 1);
+    ck_assert(wait_closed(a.fd, 5000)); /* then a FIN: it sends nothing more */
+    ck_assert_int_eq(read_response(&b, &r, 5000), -1);
+    ck_assert_uint_eq(b.len, 0); /* no byte of a reply */
+    reader_send_access(&c, srv.port);
+    ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+    ck_assert_int_eq(read_response(&c, &r, 10000), 0);
+    ck_assert_int_eq(access_n(&r), 2);
+    ck_assert_int_eq(stat_value(srv.port, "requests.gone"), 1); /* B's */
+    close(a.fd);
+    close(b.fd);
+    close(c.fd);
+    ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+}
+END_TEST
+
 /* ---- timeouts and shedding ---- */
 
 START_TEST(lock_timeout_answers_503)
@@ -487,6 +529,7 @@ int main(void)
     tcase_add_test(tc, no_lock_loses_updates);
     tcase_add_test(tc, grants_follow_arrival_order);
     tcase_add_test(tc, hangups_leave_the_queue);
+    tcase_add_test(tc, half_close_gets_its_reply_unless_queued);
     tcase_add_test(tc, lock_timeout_answers_503);
     tcase_add_test(tc, full_queue_answers_503_at_once);
     tcase_add_test(tc, pipelined_replies_in_order);
