@@ -218,7 +218,7 @@ static int handle(struct conn *c)
     struct handler_reply rr;
 
     tally_add(&c->ctx->tally->total, 1);
-    if (c->out_len > 0 && route_may_block(req)) {
+    if (c->out_len > 0 && route_may_block(c->ctx->handlers, req)) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
@@ -274,7 +274,7 @@ static int handle(struct conn *c)
 static int answer_expectation(struct conn *c)
 {
     http_parser_continue_sent(&c->parser);
-    if (route_refusal(&c->parser.req)) {
+    if (route_refusal(c->ctx->handlers, &c->parser.req)) {
         int rc = handle(c); /* the refusal, with Connection: close */
         return rc < 0 ? rc : flush(c) < 0 ? -EPIPE : 0;
     }
