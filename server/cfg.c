@@ -33,7 +33,7 @@
 /* opt.h sizes text fields by their kind. */
 #define FIELD_SIZE(f) sizeof(((struct cfg *)0)->f)
 _Static_assert(FIELD_SIZE(bind) == OPT_STR_SIZE && FIELD_SIZE(etcd) == OPT_STR_SIZE &&
-                   FIELD_SIZE(cluster) == OPT_STR_SIZE,
+                   FIELD_SIZE(cluster) == OPT_STR_SIZE && FIELD_SIZE(admin_listen) == OPT_STR_SIZE,
                "OPT_STR fields");
 _Static_assert(FIELD_SIZE(state_file) == OPT_PATH_SIZE && FIELD_SIZE(access_log) == OPT_PATH_SIZE &&
                    FIELD_SIZE(config_path) == OPT_PATH_SIZE,
@@ -51,6 +51,13 @@ static const struct opt opts[] = {
      .help = "address to listen on", .restart = true},
     {"port", 0, OPT_UINT, G_LISTEN, U(port, 0, 65535), .arg = "N",
      .help = "TCP port, 0 = any free port", .restart = true},
+    {"admin-listen", 0, OPT_ADDR, G_LISTEN, .off = offsetof(struct cfg, admin_listen),
+     .arg = "ADDR:PORT",
+     .help = "serve /stats, /metrics, /events and\n"
+             "the page here, and only /access on\n"
+             "the main port; [IPv6]:PORT; port 0 =\n"
+             "any free port",
+     .restart = true},
 
     {"delay-ms", 0, OPT_MS, G_RESOURCE, D(delay_ms, 0, MAX_DELAY_MS), .arg = "MS",
      .help = "simulated work inside the lock;\n"
@@ -136,6 +143,7 @@ void cfg_defaults(struct cfg *c)
     memset(c, 0, sizeof(*c));
     snprintf(c->bind, sizeof(c->bind), "%s", LIMIT_BIND);
     c->port = LIMIT_PORT;
+    c->admin_listen[0] = '\0';
     c->delay_ms = LIMIT_DELAY_MS;
     c->jitter_ms = LIMIT_JITTER_MS;
     c->lock_timeout_ms = LIMIT_LOCK_TIMEOUT_MS;

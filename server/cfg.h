@@ -40,6 +40,10 @@ struct cfg {
     unsigned log_level;     /* --log-level, an enum log_level */
     char access_log[4096];  /* --access-log PATH or "-" ("" = none) */
     char config_path[4096]; /* --config FILE ("" = none) */
+
+    /* --admin-listen HOST:PORT: the internals' own port ("" = none: on the
+     * main port with /access). */
+    char admin_listen[256];
 };
 
 /* Fill c with the defaults of limits.h. */

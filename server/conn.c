@@ -170,8 +170,13 @@ static ssize_t fill(struct conn *c)
     }
 }
 
-/* The client closed or reset while its request waited for the lock or ran
- * its section: leave the lock queue (a running section completes). */
+/* The client closed, half-closed or reset while its request waited for
+ * the lock or ran its section. Either way it leaves the lock's queue (a
+ * running section completes). A FIN closes only the client's sending side
+ * (RFC 9293 3.6), and a half-close cannot be told from a close: a request
+ * past the queue still gets its reply, which a client that only
+ * half-closed (nc -N, health checkers) reads. A reset, or a FIN on a
+ * stream (which has no next request to read), is a client gone. */
 static void on_hangup(void *arg)
 {
     struct conn *c = arg;
@@ -179,12 +184,10 @@ static void on_hangup(void *arg)
     /* EPOLLRDHUP also comes for a half-close after pipelined data: a client
      * with bytes still unread is still talking to us. */
     ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    /* A stream has no next request to read: the FIN ends it, whatever
-     * bytes came before. */
     bool left = c->streaming && c->io.peer_closed;
     if (!left && (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))))
         return;
-    c->gone = true;
+    c->gone = left || n < 0;
     loop_cancel(c->co);
 }
 
@@ -215,7 +218,7 @@ static int handle(struct conn *c)
     struct handler_reply rr;
 
     tally_add(&c->ctx->tally->total, 1);
-    if (c->out_len > 0 && route_may_block(req)) {
+    if (c->out_len > 0 && route_may_block(c->ctx->handlers, req)) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
@@ -271,7 +274,7 @@ static int handle(struct conn *c)
 static int answer_expectation(struct conn *c)
 {
     http_parser_continue_sent(&c->parser);
-    if (route_refusal(&c->parser.req)) {
+    if (route_refusal(c->ctx->handlers, &c->parser.req)) {
         int rc = handle(c); /* the refusal, with Connection: close */
         return rc < 0 ? rc : flush(c) < 0 ? -EPIPE : 0;
     }

@@ -22,6 +22,9 @@ struct handler_ctx {
     struct tally_requests *tally;     /* counts a handler adds to (access) */
     struct grants *grants;            /* recent grants, for the dashboard */
     const struct stats_source *stats; /* for /stats, /metrics, /events */
+    /* The public port when the internals have one of their own
+     * (--admin-listen): only /access is routed here, the rest is 404. */
+    bool access_only;
 };
 
 /* A connection lent to a streaming handler (server-sent events). */

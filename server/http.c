@@ -280,11 +280,22 @@ static int on_url(llhttp_t *h, const char *at, size_t n)
     return 0;
 }
 
+/* RFC 9112 3.2.4: "*" is the target of a server-wide OPTIONS and of
+ * nothing else (judged with the head: the version's 505 comes first, as
+ * for the HTTP/2 preface "PRI * HTTP/2.0"). */
+static bool asterisk_form(const struct http_parser *p)
+{
+    const struct http_request *r = &p->req;
+
+    return p->st.url_bytes == 1 && r->path_len == 1 && r->path[0] == '*';
+}
+
 static int on_url_complete(llhttp_t *h)
 {
     struct http_parser *p = h->data;
     int status = path_finish(p);
 
+    p->req.asterisk = !status && asterisk_form(p);
     p->st.url_open = false;
     return status ? fail(p, status) : 0;
 }
@@ -358,6 +369,8 @@ static int on_headers_complete(llhttp_t *h)
     struct http_parser *p = h->data;
     int status = fields_verdict(&p->st.fields, h, p->limits.max_body);
 
+    if (!status && p->req.asterisk && h->method != HTTP_OPTIONS)
+        status = 400;
     if (status)
         return fail(p, status);
     p->req.method = h->method;
@@ -367,7 +380,19 @@ static int on_headers_complete(llhttp_t *h)
      * without a body there is nothing to wait for. */
     p->req.expect_continue = p->st.fields.expect_continue && p->req.minor == 1 && has_body(h);
     p->head_done = true;
+    if (h->flags & F_CHUNKED)
+        chunkline_start(&p->st.chunk);
     /* Pause so feed_head() learns where the head ends; it resumes. */
+    return HPE_PAUSED;
+}
+
+/* The next byte begins a chunk-size line (or the trailers): pause, so
+ * that execute_body() hands it to chunkline from its first byte. */
+static int on_chunk_complete(llhttp_t *h)
+{
+    struct http_parser *p = h->data;
+
+    chunkline_start(&p->st.chunk);
     return HPE_PAUSED;
 }
 
@@ -413,6 +438,7 @@ static const llhttp_settings_t settings = {
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
@@ -427,6 +453,7 @@ static void reset_request(struct http_parser *p)
     r->path[0] = '\0';
     r->path_len = 0;
     r->path_truncated = false;
+    r->asterisk = false;
     r->major = r->minor = 0;
     r->keep_alive = false;
     r->expect_continue = false;
@@ -575,15 +602,39 @@ static uint64_t body_budget(const struct http_parser *p)
     return p->st.body_wire < limit ? limit - p->st.body_wire : 0;
 }
 
+/* Feeds llhttp the body's bytes, less the blanks chunkline holds back, and
+ * goes on after each chunk's pause (on_chunk_complete). Calls llhttp even
+ * for n == 0: a request without a body completes only when llhttp is
+ * called once more after the head pause. Returns the bytes used, dropped
+ * blanks included; *err is llhttp's last word, HPE_USER for a bad line. */
+static size_t execute_body(struct http_parser *p, const char *data, size_t n, llhttp_errno_t *err)
+{
+    size_t off = 0;
+
+    for (;;) {
+        size_t k = chunkline_pass(&p->st.chunk, data + off, n - off);
+        *err = llhttp_execute(&p->llhttp, data + off, k);
+        off += consumed(&p->llhttp, data + off, k, *err);
+        if (*err == HPE_PAUSED && !p->complete) {
+            llhttp_resume(&p->llhttp); /* a chunk ended: its successor's size line is next */
+            continue;
+        }
+        if (*err != HPE_OK || off == n)
+            return off;
+        if (p->st.chunk.state == CHUNKLINE_BAD) {
+            *err = fail(p, 400);
+            return off;
+        }
+        off++; /* a blank before a chunk extension's ';' */
+    }
+}
+
 static size_t feed_body(struct http_parser *p, const char *data, size_t len)
 {
     uint64_t budget = body_budget(p);
     size_t n = len < budget ? len : (size_t)budget;
-
-    /* Runs even for n == 0: a request without a body completes only when
-     * llhttp is called once more after the head pause. */
-    llhttp_errno_t err = llhttp_execute(&p->llhttp, data, n);
-    size_t used = consumed(&p->llhttp, data, n, err);
+    llhttp_errno_t err;
+    size_t used = execute_body(p, data, n, &err);
 
     p->st.body_wire += used;
     if (err == HPE_PAUSED && p->complete)

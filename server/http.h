@@ -17,6 +17,7 @@
 
 #include <llhttp.h>
 
+#include "chunkline.h"
 #include "fields.h"
 #include "reqline.h"
 
@@ -48,7 +49,10 @@ struct http_request {
      * ("http://host/p") keeps only its path; any other form is kept as sent. */
     char path[HTTP_MAX_PATH + 1];
     size_t path_len;
-    bool path_truncated;        /* path was longer than HTTP_MAX_PATH */
+    bool path_truncated; /* path was longer than HTTP_MAX_PATH */
+    /* The target was "*" (asterisk-form, RFC 9112 3.2.4), which names the
+     * server itself: on an OPTIONS request only (path is "*" then too). */
+    bool asterisk;
     unsigned char major, minor; /* 1.0 or 1.1; 1.2 and up are read as 1.1 */
     bool keep_alive;            /* the connection may serve another request */
     /* "Expect: 100-continue" on an HTTP/1.1 request that has a body: the
@@ -62,28 +66,29 @@ struct http_parser {
     llhttp_t llhttp;
     struct http_limits limits;
     struct http_request req;
-    int error_status;         /* != 0: reply with this status and close */
-    bool head_done;           /* request line and headers parsed: req's head fields are final */
-    bool complete;            /* req holds one whole request; call http_parser_next() */
-    struct {                  /* per request, see http.c; zeroed by http_parser_next() */
-        struct reqline line;  /* the request line's strict form */
-        bool line_only;       /* llhttp gave up on the method: we read the line */
-        unsigned char target; /* request-target form: enum target_state */
-        unsigned char pct;    /* hex digits of a %XX in the path seen so far */
-        unsigned char pct_hi; /* the value of the first one */
-        uint16_t seg;         /* where the path's last segment starts */
-        bool path_done;       /* '?' or '#' seen: the rest of the target is ignored */
-        bool url_open;        /* inside the request target */
-        bool lf_pending;      /* last head byte was LF: the next must not fold */
-        char prev;            /* last head byte fed so far */
-        struct fields fields; /* Host, Expect, Transfer-Encoding */
-        bool continue_sent;   /* see http_parser_continue_sent() */
-        size_t head_bytes;    /* request line + headers so far */
-        size_t url_bytes;     /* request target so far */
-        size_t field_len;     /* current header name so far */
-        unsigned nheaders;    /* header and trailer fields so far */
-        uint64_t body_wire;   /* bytes after the head: data plus chunk framing */
-        uint64_t chunk_total; /* declared chunk sizes so far */
+    int error_status;           /* != 0: reply with this status and close */
+    bool head_done;             /* request line and headers parsed: req's head fields are final */
+    bool complete;              /* req holds one whole request; call http_parser_next() */
+    struct {                    /* per request, see http.c; zeroed by http_parser_next() */
+        struct reqline line;    /* the request line's strict form */
+        bool line_only;         /* llhttp gave up on the method: we read the line */
+        unsigned char target;   /* request-target form: enum target_state */
+        unsigned char pct;      /* hex digits of a %XX in the path seen so far */
+        unsigned char pct_hi;   /* the value of the first one */
+        uint16_t seg;           /* where the path's last segment starts */
+        bool path_done;         /* '?' or '#' seen: the rest of the target is ignored */
+        bool url_open;          /* inside the request target */
+        bool lf_pending;        /* last head byte was LF: the next must not fold */
+        char prev;              /* last head byte fed so far */
+        struct fields fields;   /* Host, Expect, Transfer-Encoding */
+        bool continue_sent;     /* see http_parser_continue_sent() */
+        size_t head_bytes;      /* request line + headers so far */
+        size_t url_bytes;       /* request target so far */
+        size_t field_len;       /* current header name so far */
+        unsigned nheaders;      /* header and trailer fields so far */
+        uint64_t body_wire;     /* bytes after the head: data plus chunk framing */
+        uint64_t chunk_total;   /* declared chunk sizes so far */
+        struct chunkline chunk; /* where in a chunk-size line */
     } st;
 };
 
@@ -96,7 +101,8 @@ void http_parser_init(struct http_parser *p, const struct http_limits *limits);
  * consumed, more are needed). Once complete or failed, further calls
  * consume nothing. The error statuses:
  *  400  malformed request line, header or chunk; HTTP/0.9 (as soon as its
- *       line ends); HTTP/1.1 without Host; two Host fields; a Host that is
+ *       line ends); the target "*" with a method other than OPTIONS;
+ *       HTTP/1.1 without Host; two Host fields; a Host that is
  *       not host[:port] (reg-name, IPv4 or [IPv6]); a bad %XX, %00 or ".."
  *       above the root in the path; Transfer-Encoding on HTTP/1.0 or without
  *       chunked last; CL + TE; obs-fold; bare LF; spaces in field names

@@ -15,10 +15,11 @@
 static void log_started(const struct cfg *cfg, const struct server *srv)
 {
     log_msg(LOG_LEVEL_INFO,
-            "started: %s, pid %d, delay %g ms + 0..%g jitter, lock %s, lock timeout %g ms, "
+            "started: %s%s%s, pid %d, delay %g ms + 0..%g jitter, lock %s, lock timeout %g ms, "
             "max waiters %llu, state %s",
-            srv->url, (int)getpid(), cfg->delay_ms, cfg->jitter_ms, cfg->no_lock ? "OFF" : "on",
-            cfg->lock_timeout_ms, (unsigned long long)cfg->max_waiters,
+            srv->url, srv->admin_url[0] ? ", admin " : "", srv->admin_url, (int)getpid(),
+            cfg->delay_ms, cfg->jitter_ms, cfg->no_lock ? "OFF" : "on", cfg->lock_timeout_ms,
+            (unsigned long long)cfg->max_waiters,
             cfg->state_file[0] ? cfg->state_file : "in memory");
 }
 

@@ -105,6 +105,30 @@ static bool valid_text(const char *s, size_t size, bool (*ok)(unsigned char))
     return true;
 }
 
+int opt_split_addr(const char *addr, char *host, size_t cap, unsigned *port)
+{
+    const char *colon = strrchr(addr, ':');
+    uint64_t p;
+    if (!colon || !parse_u64(colon + 1, &p) || p > 65535)
+        return -EINVAL;
+    size_t len = (size_t)(colon - addr);
+    bool bracketed = len > 2 && addr[0] == '[' && addr[len - 1] == ']';
+    if (bracketed) {
+        addr++;
+        len -= 2;
+    }
+    if (len == 0 || len >= cap)
+        return -EINVAL;
+    /* A bare IPv6 address is ambiguous ("::1:80"), a stray bracket wrong. */
+    for (size_t i = 0; !bracketed && i < len; i++)
+        if (strchr(":[]", addr[i]))
+            return -EINVAL;
+    memcpy(host, addr, len);
+    host[len] = '\0';
+    *port = (unsigned)p;
+    return 0;
+}
+
 int opt_set(void *settings, const struct opt *o, const char *v, char *err, size_t n)
 {
     char *field = (char *)settings + o->off;
@@ -124,6 +148,15 @@ int opt_set(void *settings, const struct opt *o, const char *v, char *err, size_
             goto bad_path;
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case OPT_ADDR: {
+        char host[OPT_STR_SIZE];
+        unsigned port;
+        if (!valid_text(v, OPT_STR_SIZE, host_byte) ||
+            opt_split_addr(v, host, sizeof(host), &port) < 0)
+            goto bad_addr;
+        memcpy(field, v, strlen(v) + 1);
+        return 0;
+    }
     case OPT_UINT:
     case OPT_U64:
         if (!parse_u64(v, &u) || u < o->umin || u > o->umax)
@@ -155,6 +188,10 @@ int opt_set(void *settings, const struct opt *o, const char *v, char *err, size_
 bad_host:
     snprintf(err, n, "'%s' is not a host name or address (1 to %zu characters, no blanks)",
              opt_show(v, shown, sizeof(shown)), (size_t)OPT_STR_SIZE - 1);
+    return -EINVAL;
+bad_addr:
+    snprintf(err, n, "'%s' is not HOST:PORT (an IPv6 address in brackets, a port from 0 to 65535)",
+             opt_show(v, shown, sizeof(shown)));
     return -EINVAL;
 bad_level:
     snprintf(err, n, "'%s' is not one of error, warn, info, debug",
@@ -200,6 +237,7 @@ bool opt_same(const struct opt *o, const void *a, const void *b)
     switch (o->kind) {
     case OPT_STR:
     case OPT_PATH:
+    case OPT_ADDR:
         return strcmp(x, y) == 0;
     case OPT_UINT:
     case OPT_LEVEL:
@@ -219,12 +257,12 @@ void opt_copy(const struct opt *o, void *dst, const void *src)
 {
     /* Every kind's field is a fixed size: the string arrays are copied
      * whole, the scalars by their own size. */
-    size_t size = o->kind == OPT_STR    ? OPT_STR_SIZE
-                  : o->kind == OPT_PATH ? OPT_PATH_SIZE
-                  : o->kind == OPT_U64  ? sizeof(uint64_t)
-                  : o->kind == OPT_MS   ? sizeof(double)
-                  : o->kind == OPT_BOOL ? sizeof(bool)
-                                        : sizeof(unsigned);
+    size_t size = o->kind == OPT_STR || o->kind == OPT_ADDR ? OPT_STR_SIZE
+                  : o->kind == OPT_PATH                     ? OPT_PATH_SIZE
+                  : o->kind == OPT_U64                      ? sizeof(uint64_t)
+                  : o->kind == OPT_MS                       ? sizeof(double)
+                  : o->kind == OPT_BOOL                     ? sizeof(bool)
+                                                            : sizeof(unsigned);
     memcpy((char *)dst + o->off, (const char *)src + o->off, size);
 }
 
@@ -235,6 +273,7 @@ static void format_default(const void *d, const struct opt *o, char *buf, size_t
     const char *field = (const char *)d + o->off;
     switch (o->kind) {
     case OPT_STR:
+    case OPT_ADDR:
         snprintf(buf, n, " (default %s)", field[0] ? field : "none");
         break;
     case OPT_UINT:

@@ -22,6 +22,7 @@
 enum opt_kind {
     OPT_STR,     /* char[OPT_STR_SIZE], non-empty, printable (a host name) */
     OPT_PATH,    /* char[OPT_PATH_SIZE], non-empty, no control bytes */
+    OPT_ADDR,    /* char[OPT_STR_SIZE]: HOST:PORT (see opt_split_addr), or "" */
     OPT_UINT,    /* unsigned */
     OPT_U64,     /* uint64_t */
     OPT_MS,      /* double, finite, fractional allowed */
@@ -49,6 +50,11 @@ struct opt {
  * not in err (n bytes; the part of an error line after "--flag: ", e.g.
  * "'x' is not a whole number from 1 to 10"); the field is then unchanged. */
 int opt_set(void *settings, const struct opt *o, const char *v, char *err, size_t n);
+
+/* Splits "HOST:PORT" (an IPv6 address in brackets: "[::1]:80"; a port
+ * from 0 to 65535) into host (cap bytes, without brackets) and *port.
+ * Returns 0, or -EINVAL if addr is not of that form or host does not fit. */
+int opt_split_addr(const char *addr, char *host, size_t cap, unsigned *port);
 
 /* The row of table[0..n) that a config-file key names: the flag without
  * "--", any case, '_' for '-' ("delay_ms", "Delay-MS"). NULL if none. */

@@ -153,6 +153,11 @@ int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
     if (r->use_lock)
         give_lock(r);
     /* Outside the lock: the next section runs while this one's value is
-     * being saved, and one save covers both. */
-    return r->state ? state_wait(r->state, seq) : 0;
+     * being saved, and one save covers both. A cancel (the client hung up,
+     * or only half-closed: conn.c) does not take back an update that ran:
+     * wait on, so the reply can still say N. */
+    rc = 0;
+    while (r->state && (rc = state_wait(r->state, seq)) == -ECANCELED)
+        continue;
+    return rc;
 }

@@ -75,9 +75,10 @@ struct resource_timing {
  * value written (and, with a state, saved), or -ETIMEDOUT (the lock
  * timeout passed), -EBUSY (queue full) or -ECANCELED (cancelled while
  * queued); then the counter is untouched. Once the section has started it
- * always completes, cancelled or not; with a state, the wait for the disk
- * that follows may still end in -ECANCELED (the update is saved all the
- * same) or -EIO (saving failed: the update must not be reported as done).
+ * always completes, cancelled or not, and so does the wait for the disk
+ * that follows with a state (a cancel there does not take back the N the
+ * reply may still give): it may end in -EIO (saving failed: the update
+ * must not be reported as done).
  * In cluster mode also -EAGAIN: etcd is unreachable, or the request's place
  * in the queue was lost (fenced off); no number may be reported then. */
 int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t);

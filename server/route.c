@@ -22,6 +22,7 @@ struct route {
     enum tally_route id; /* its path is tally_route_names[id] */
     handler_fn get;
     handler_fn head; /* NULL: as get */
+    bool internal;   /* the server's internals: on the admin port, if there is one */
 };
 
 #define ALLOW "Allow: GET, HEAD\r\n"
@@ -205,32 +206,42 @@ static void route_stats(const struct handler_ctx *ctx, struct handler_reply *out
 }
 
 static const struct route routes[] = {
-    {TALLY_ACCESS, route_access, route_access_head},
-    {TALLY_STATS, route_stats, NULL},
-    {TALLY_METRICS, route_metrics, NULL},
-    {TALLY_DASHBOARD, dashboard_page, NULL},
-    {TALLY_EVENTS, dashboard_events, NULL},
+    {TALLY_ACCESS, route_access, route_access_head, false},
+    {TALLY_STATS, route_stats, NULL, true},
+    {TALLY_METRICS, route_metrics, NULL, true},
+    {TALLY_DASHBOARD, dashboard_page, NULL, true},
+    {TALLY_EVENTS, dashboard_events, NULL, true},
 };
 
-static const struct route *find(const struct http_request *req)
+static const struct route *find(const struct handler_ctx *ctx, const struct http_request *req)
 {
     if (req->path_truncated)
         return NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         if (strcmp(req->path, tally_route_names[routes[i].id]) == 0)
-            return &routes[i];
+            return routes[i].internal && ctx->access_only ? NULL : &routes[i];
     return NULL;
 }
 
-bool route_may_block(const struct http_request *req)
+bool route_may_block(const struct handler_ctx *ctx, const struct http_request *req)
 {
-    const struct route *r = find(req);
+    const struct route *r = find(ctx, req);
     return r && r->get == route_access && req->method == HTTP_GET;
 }
 
-int route_refusal(const struct http_request *req)
+/* OPTIONS * (RFC 9110 9.3.7): what the server as a whole takes, no body.
+ * http.c refused "*" with any other method (400). */
+static void server_options(struct handler_reply *out)
 {
-    if (!find(req))
+    *out = (struct handler_reply){
+        .status = 200, .extra_headers = "Allow: GET, HEAD, OPTIONS\r\n", .route = TALLY_UNKNOWN};
+}
+
+int route_refusal(const struct handler_ctx *ctx, const struct http_request *req)
+{
+    if (req->asterisk)
+        return 0;
+    if (!find(ctx, req))
         return 404;
     return req->method == HTTP_GET || req->method == HTTP_HEAD ? 0 : 405;
 }
@@ -238,9 +249,13 @@ int route_refusal(const struct http_request *req)
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,
                     struct handler_reply *out, char *buf, size_t cap)
 {
-    const struct route *r = find(req);
+    const struct route *r = find(ctx, req);
     bool get = req->method == HTTP_GET, head = req->method == HTTP_HEAD;
-    int refusal = route_refusal(req);
+    int refusal = route_refusal(ctx, req);
+    if (req->asterisk) {
+        server_options(out);
+        return;
+    }
     if (refusal == 404)
         text(out, 404, "Not found.\n", NULL);
     else if (refusal == 405)

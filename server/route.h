@@ -1,7 +1,9 @@
 /* route: the routing table. A request's path and method pick a handler
  * (handler.h): /access runs the critical section, /stats and /metrics show
  * the numbers, / and /events the dashboard; anything else is 404, a known
- * path with another method 405. */
+ * path with another method 405. OPTIONS * (the server's own options) is
+ * 200 with Allow. On a port that serves /access only (handler_ctx's
+ * access_only), the other routes are 404 too. */
 #ifndef TURNSTILE_ROUTE_H
 #define TURNSTILE_ROUTE_H
 
@@ -22,11 +24,11 @@
 
 /* True for requests that may park (queue for the lock, simulated work):
  * replies waiting before them are sent first. */
-bool route_may_block(const struct http_request *req);
+bool route_may_block(const struct handler_ctx *ctx, const struct http_request *req);
 
 /* The status req will be refused with (404: no such path, 405: a method
  * it does not take), or 0 if a handler will answer it. */
-int route_refusal(const struct http_request *req);
+int route_refusal(const struct handler_ctx *ctx, const struct http_request *req);
 
 /* Answers req; a body the handler builds goes into buf (cap bytes). */
 void route_dispatch(const struct handler_ctx *ctx, const struct http_request *req,

@@ -30,6 +30,7 @@
 #include "cluster/cluster.h" /* open_cluster wires cluster mode in */
 #include "limits.h"
 #include "log.h"
+#include "opt.h"
 #include "route.h"
 
 #ifdef HAVE_SYSTEMD
@@ -237,17 +238,20 @@ static void on_log_flush(void *arg)
 
 /* ---- listening ---- */
 
-static int resolve(const struct cfg *cfg, struct sockaddr_storage *ss, socklen_t *len)
+/* host and port_num as a socket address; flag names the setting they
+ * came from, for the error line. */
+static int resolve(const char *flag, const char *host, unsigned port_num,
+                   struct sockaddr_storage *ss, socklen_t *len)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char port[8];
-    snprintf(port, sizeof(port), "%u", cfg->port);
-    int rc = getaddrinfo(cfg->bind, port, &hints, &res);
+    snprintf(port, sizeof(port), "%u", port_num);
+    int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "turnstile: cannot resolve --bind '%s': %s\n", cfg->bind, gai_strerror(rc));
+        fprintf(stderr, "turnstile: cannot resolve --%s '%s': %s\n", flag, host, gai_strerror(rc));
         return -EINVAL;
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -296,7 +300,7 @@ static int listen_all(struct server *srv)
     struct sockaddr_storage ss;
     socklen_t len;
     char addr[INET6_ADDRSTRLEN + 16];
-    int rc = resolve(&srv->cfg, &ss, &len);
+    int rc = resolve("bind", srv->cfg.bind, srv->cfg.port, &ss, &len);
     if (rc < 0)
         return rc;
     for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -308,13 +312,41 @@ static int listen_all(struct server *srv)
         }
         len = sizeof(ss);
         getsockname(fd, (struct sockaddr *)&ss, &len); /* the others take the port the first got */
-        rc = worker_listen(&srv->workers[i], fd);
+        rc = worker_listen(&srv->workers[i], WORKER_PUBLIC, fd);
         if (rc < 0)
             return rc;
     }
     format_addr(&ss, addr, sizeof(addr));
     snprintf(srv->url, sizeof(srv->url), "http://%s", addr);
     return 0;
+}
+
+/* --admin-listen: one socket, on worker 0 (the internals are light work:
+ * no reason to spread them), whose connections see every route. */
+static int listen_admin(struct server *srv)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char host[OPT_STR_SIZE], addr[INET6_ADDRSTRLEN + 16];
+    unsigned port;
+    if (!srv->cfg.admin_listen[0])
+        return 0;
+    opt_split_addr(srv->cfg.admin_listen, host, sizeof(host), &port); /* checked by cfg */
+    int rc = resolve("admin-listen", host, port, &ss, &len);
+    if (rc < 0)
+        return rc;
+    int fd = open_listener(&ss, len, false);
+    if (fd < 0) {
+        format_addr(&ss, addr, sizeof(addr));
+        fprintf(stderr, "turnstile: cannot listen on %s (--admin-listen): %s\n", addr,
+                strerror(-fd));
+        return fd;
+    }
+    len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len); /* port 0: the one it got */
+    format_addr(&ss, addr, sizeof(addr));
+    snprintf(srv->admin_url, sizeof(srv->admin_url), "http://%s", addr);
+    return worker_listen(&srv->workers[0], WORKER_ADMIN, fd);
 }
 
 /* The daemon's own events, on worker 0. A stop (SIGINT, SIGTERM) is
@@ -415,6 +447,7 @@ static int alloc_workers(struct server *srv)
 static void share(struct server *srv)
 {
     srv->shared = (struct worker_shared){.nworkers = srv->nworkers,
+                                         .admin_port = srv->cfg.admin_listen[0] != '\0',
                                          .home = &srv->workers[0].loop,
                                          .drained = on_worker_drained,
                                          .drained_arg = srv,
@@ -486,9 +519,14 @@ int server_start(struct server *srv, const struct cfg *cfg)
     int rc = server_init(srv, cfg);
     if (rc == 0)
         rc = listen_all(srv);
+    if (rc == 0)
+        rc = listen_admin(srv);
     if (rc < 0)
         return rc;
+    /* The main line first: scripts and tests read the first line. */
     printf("turnstile listening on %s\n", srv->url);
+    if (srv->admin_url[0])
+        printf("admin listening on %s\n", srv->admin_url);
     fflush(stdout);
     notify("READY=1");
     return 0;

@@ -45,6 +45,7 @@ struct server {
     unsigned drained;             /* workers with nothing left (worker 0's count) */
     struct worker_shared shared;  /* the connection count and limit, a reload's limits */
     char url[300];                /* http://HOST:PORT, as announced */
+    char admin_url[300];          /* --admin-listen's, as announced; "" without */
     /* How a reload reads the configuration anew (server_on_reload). */
     int (*reread)(struct cfg *next, void *arg);
     void *reread_arg;
@@ -56,8 +57,9 @@ struct server {
  * configuration is at fault, after one line on stderr). */
 int server_init(struct server *srv, const struct cfg *cfg);
 /* server_init(), then binds and listens as cfg says and prints the
- * listening line. Returns 0, or a negative errno after printing one line on
- * stderr (-EINVAL: the configuration is at fault). */
+ * listening line (and after it the admin port's, with --admin-listen).
+ * Returns 0, or a negative errno after printing one line on stderr
+ * (-EINVAL: the configuration is at fault). */
 int server_start(struct server *srv, const struct cfg *cfg);
 /* Serves until stopped by a signal and drained: worker 0 on this thread,
  * the others on threads of their own. */

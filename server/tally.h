@@ -17,7 +17,7 @@ enum tally_route {
     TALLY_METRICS,
     TALLY_DASHBOARD, /* GET / */
     TALLY_EVENTS,    /* GET /events */
-    TALLY_UNKNOWN,   /* 404, or 405 on a path without that method */
+    TALLY_UNKNOWN,   /* 404, 405 on a path without that method, OPTIONS * */
     TALLY_NONE,      /* malformed requests and refused connections */
     TALLY_ROUTES
 };

@@ -41,18 +41,28 @@ static void unreserve(struct worker *w)
 
 /* ---- accepting ---- */
 
+/* The limit is the server's, whichever port a connection came by: both
+ * pause and resume together. */
+static void set_accepting(struct worker *w, bool on)
+{
+    for (int i = 0; i < WORKER_PORTS && w->accept_paused == on; i++) {
+        struct loop_watch *watch = w->ports[i].watch;
+        if (watch && on)
+            loop_watch_start(watch, 0);
+        else if (watch)
+            loop_watch_stop(watch);
+    }
+    w->accept_paused = !on;
+}
+
 static void pause_accepting(struct worker *w)
 {
-    if (w->listener && !w->accept_paused)
-        loop_watch_stop(w->listener);
-    w->accept_paused = true;
+    set_accepting(w, false);
 }
 
 static void resume_accepting(struct worker *w)
 {
-    if (w->listener && w->accept_paused)
-        loop_watch_start(w->listener, 0);
-    w->accept_paused = false;
+    set_accepting(w, true);
 }
 
 /* At the connection limit: pause, and look again shortly (a connection of
@@ -107,12 +117,13 @@ static void conn_closed(void *owner, struct conn *c, enum tally_end why)
         resume_accepting(w); /* back under the limit */
 }
 
-/* A connection whose place is reserved. */
-static void adopt(struct worker *w, int fd)
+/* A connection of port p whose place is reserved. */
+static void adopt(struct worker_port *p, int fd)
 {
+    struct worker *w = p->w;
     tally_add(&w->tally.accepted, 1);
     tally_add(&w->tally.active, 1);
-    if (conn_accept(&w->conn_ctx, fd) < 0) {
+    if (conn_accept(&p->conn_ctx, fd) < 0) {
         conn_refuse(fd);
         close(fd);
         tally_add(&w->tally.refused, 1);
@@ -124,7 +135,7 @@ static void adopt(struct worker *w, int fd)
 void worker_adopt(struct worker *w, int fd)
 {
     __atomic_add_fetch(&w->shared->open, 1, __ATOMIC_RELAXED);
-    adopt(w, fd);
+    adopt(&w->ports[WORKER_PUBLIC], fd);
 }
 
 /* Out of descriptors (EMFILE/ENFILE) or another accept failure: retrying at
@@ -140,14 +151,15 @@ static void accept_failed(struct worker *w, int err)
 
 static void on_accept(void *arg)
 {
-    struct worker *w = arg;
+    struct worker_port *p = arg;
+    struct worker *w = p->w;
     int one = 1;
     for (int i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
         if (!reserve(w)) {
             pause_at_limit(w);
             return;
         }
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(p->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int err = errno;
             unreserve(w);
@@ -159,19 +171,22 @@ static void on_accept(void *arg)
         }
         /* Replies are whole and sent at once: do not let Nagle hold them. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        adopt(w, fd);
+        adopt(p, fd);
     }
 }
 
 /* ---- stopping ---- */
 
-static void close_listener(struct worker *w)
+static void close_listeners(struct worker *w)
 {
-    loop_watch_free(w->listener);
-    w->listener = NULL;
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
-    w->listen_fd = -1;
+    for (int i = 0; i < WORKER_PORTS; i++) {
+        struct worker_port *p = &w->ports[i];
+        loop_watch_free(p->watch);
+        p->watch = NULL;
+        if (p->fd >= 0)
+            close(p->fd);
+        p->fd = -1;
+    }
 }
 
 /* A draining worker with no connection left is done: it tells worker 0,
@@ -194,7 +209,7 @@ static void drain_worker(void *arg)
 {
     struct worker *w = arg;
     w->draining = true;
-    close_listener(w);
+    close_listeners(w);
     loop_watch_stop(w->accept_retry);
     list_for_each(n, &w->conns) conn_drain(conn_of_node(n));
     check_drained(w);
@@ -240,12 +255,31 @@ static int start_loop(struct worker *w)
     return rc;
 }
 
+/* What port p's connections see: the worker's counts and hooks, and the
+ * handlers' context, the public port's routing /access alone when the
+ * internals have a port of their own. */
+static void init_port(struct worker *w, enum worker_port_id id, const struct handler_ctx *handlers)
+{
+    struct worker_port *p = &w->ports[id];
+    *p = (struct worker_port){.w = w, .fd = -1, .handlers = *handlers};
+    p->handlers.tally = &w->requests;
+    p->handlers.access_only = id == WORKER_PUBLIC && w->shared->admin_port;
+    p->conn_ctx = (struct conn_ctx){.loop = &w->loop,
+                                    .limits = &w->limits,
+                                    .handlers = &p->handlers,
+                                    .tally = &w->requests,
+                                    .draining = &w->draining,
+                                    .opened = conn_opened,
+                                    .closed = conn_closed,
+                                    .lingering = conn_lingering,
+                                    .owner = w};
+}
+
 int worker_init(struct worker *w, unsigned id, struct worker_shared *shared,
                 const struct handler_ctx *handlers)
 {
     *w = (struct worker){.shared = shared,
                          .id = id,
-                         .listen_fd = -1,
                          .limits = shared->next_limits,
                          .max_connections = shared->next_max_connections};
     list_init(&w->conns);
@@ -253,38 +287,27 @@ int worker_init(struct worker *w, unsigned id, struct worker_shared *shared,
     w->stop_post = (struct loop_post){.fn = stop_worker, .arg = w};
     w->reload_post = (struct loop_post){.fn = apply_reload, .arg = w};
     w->drained_post = (struct loop_post){.fn = shared->drained, .arg = shared->drained_arg};
-    int rc = start_loop(w);
-    if (rc < 0)
-        return rc;
-    w->handlers = *handlers;
-    w->handlers.tally = &w->requests;
-    w->conn_ctx = (struct conn_ctx){.loop = &w->loop,
-                                    .limits = &w->limits,
-                                    .handlers = &w->handlers,
-                                    .tally = &w->requests,
-                                    .draining = &w->draining,
-                                    .opened = conn_opened,
-                                    .closed = conn_closed,
-                                    .lingering = conn_lingering,
-                                    .owner = w};
-    return 0;
+    for (int i = 0; i < WORKER_PORTS; i++)
+        init_port(w, (enum worker_port_id)i, handlers);
+    return start_loop(w);
 }
 
 /* Accepting waits for the rest of the turn (LOOP_PRIO_LATE): a loop first
  * serves what its open connections have ready, so a flood of new clients
  * cannot starve the ones it already took. */
-int worker_listen(struct worker *w, int fd)
+int worker_listen(struct worker *w, enum worker_port_id port, int fd)
 {
-    w->listen_fd = fd;
-    w->listener = loop_watch_fd(&w->loop, fd, LOOP_PRIO_LATE, on_accept, w);
-    if (!w->listener || loop_watch_start(w->listener, 0) != 0)
+    struct worker_port *p = &w->ports[port];
+    p->fd = fd;
+    p->watch = loop_watch_fd(&w->loop, fd, LOOP_PRIO_LATE, on_accept, p);
+    if (!p->watch || loop_watch_start(p->watch, 0) != 0)
         return -ENOMEM; /* worker_fini() closes fd */
     return 0;
 }
 
 void worker_fini(struct worker *w)
 {
-    close_listener(w);
+    close_listeners(w);
     loop_watch_free(w->accept_retry);
     /* Connections still open (a forced stop) keep their coroutines: the
      * process is about to exit, and their stacks go with it. */

@@ -1,5 +1,6 @@
 /* worker: one event loop and everything that is its own: its listening
- * socket and the accepting (paused at the connection limit or out of
+ * sockets (the public one, and on worker 0 the admin port of
+ * --admin-listen) and the accepting (paused at the connection limit or out of
  * descriptors, and looked at again shortly), its open connections and
  * their counts, its part of the graceful stop, and the limits a reload
  * posts to it. Only its own thread touches a worker, but for the counts,
@@ -23,6 +24,7 @@
 
 struct worker_shared {
     unsigned nworkers;
+    bool admin_port;   /* --admin-listen: the public ports route /access alone */
     uint64_t open;     /* connections open in all workers: atomic, the limit is the server's */
     struct loop *home; /* worker 0's loop, where drained workers report */
     /* Runs on home's thread each time a worker has no connection left. */
@@ -33,6 +35,19 @@ struct worker_shared {
     pthread_mutex_t reload_mu;
     struct conn_limits next_limits;
     uint64_t next_max_connections;
+};
+
+/* The ports a worker may listen on. Connections of either count toward
+ * the one connection limit, and either pauses with the other. */
+enum worker_port_id { WORKER_PUBLIC, WORKER_ADMIN, WORKER_PORTS };
+
+/* A listening socket and what its connections see. */
+struct worker_port {
+    struct worker *w;
+    int fd; /* -1: not listening */
+    struct loop_watch *watch;
+    struct handler_ctx handlers;
+    struct conn_ctx conn_ctx;
 };
 
 struct worker {
@@ -46,10 +61,7 @@ struct worker {
     struct tally_conns tally;       /* this file's alone */
     struct conn_limits limits;      /* its copy: a reload posts new ones */
     uint64_t max_connections;       /* the whole server's, its copy */
-    struct handler_ctx handlers;
-    struct conn_ctx conn_ctx;
-    int listen_fd;
-    struct loop_watch *listener;
+    struct worker_port ports[WORKER_PORTS];
     struct loop_watch *accept_retry; /* re-enables accepting after EMFILE or the limit */
     bool accept_paused;
     bool draining; /* this loop is stopping: no new requests */
@@ -61,20 +73,21 @@ struct worker {
 };
 
 /* Sets up worker id of shared->nworkers: its loop (keeping idle stacks for
- * its share of the connection limit), the limits of shared, and the
- * handlers' context (handlers, with this worker's request counts). Not
+ * its share of the connection limit), the limits of shared, and each
+ * port's handlers' context (handlers, with this worker's request counts;
+ * the public port's routes only /access when shared->admin_port). Not
  * listening yet. Returns 0, or a negative errno after one line on stderr. */
 int worker_init(struct worker *w, unsigned id, struct worker_shared *shared,
                 const struct handler_ctx *handlers);
 
-/* Accepts the connections of a bound, listening, non-blocking socket,
- * which the worker now owns (worker_fini() closes it, whatever this
- * returns). Returns 0 or -ENOMEM. */
-int worker_listen(struct worker *w, int fd);
+/* Accepts the connections of a bound, listening, non-blocking socket as
+ * port `port`, which the worker now owns (worker_fini() closes it,
+ * whatever this returns). Returns 0 or -ENOMEM. */
+int worker_listen(struct worker *w, enum worker_port_id port, int fd);
 
-/* Takes over an accepted, non-blocking socket: what the listener does with
- * each connection (and the fuzz target with its socketpairs). From w's
- * own thread. */
+/* Takes over an accepted, non-blocking socket as a connection of the
+ * public port: what the listener does with each connection (and the fuzz
+ * target with its socketpairs). From w's own thread. */
 void worker_adopt(struct worker *w, int fd);
 
 /* Connections open in all the workers of shared, from any thread. */

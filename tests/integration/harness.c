@@ -102,11 +102,20 @@ void srv_start(struct srv *s, const char *arg, ...)
     close(out[1]);
     close(err[1]);
     s->err_fd = err[0];
-    char line[256];
+    char line[256], admin[256] = "";
     read_line(out[0], line, sizeof(line), 20000);
+    bool want_admin = false; /* its line comes second */
+    for (int i = first; argv[i]; i++)
+        want_admin |= strncmp(argv[i], "--admin-listen", 14) == 0;
+    if (want_admin)
+        read_line(out[0], admin, sizeof(admin), 5000);
     close(out[0]); /* the server prints nothing else on stdout */
     ck_assert_msg(sscanf(line, "turnstile listening on http://127.0.0.1:%d", &s->port) == 1,
                   "no listening line, got '%s'", line);
+    s->admin_port = 0;
+    ck_assert_msg(!want_admin ||
+                      sscanf(admin, "admin listening on http://127.0.0.1:%d", &s->admin_port) == 1,
+                  "no admin listening line, got '%s'", admin);
 }
 
 int srv_wait(struct srv *s, int timeout_ms)

@@ -13,6 +13,8 @@ struct srv {
     pid_t pid;
     int port;
     int err_fd; /* the server's stderr */
+    /* With --admin-listen: its port, from the second line; else 0. */
+    int admin_port;
 };
 
 /* When nonzero, srv_start() caps the server's address space (RLIMIT_AS)
@@ -23,7 +25,8 @@ extern unsigned long srv_as_limit_mib;
 extern unsigned long srv_nofile_limit;
 
 /* Starts $TURNSTILE_BIN --port 0 ARGS... (NULL-terminated) and waits for
- * its listening line. */
+ * its listening line (and the admin port's after it, when an argument is
+ * --admin-listen). */
 void srv_start(struct srv *s, const char *arg, ...);
 /* Sends sig and returns the exit status (128+N if killed by signal N). */
 int srv_stop(struct srv *s, int sig);

@@ -132,6 +132,16 @@ static const struct row rows[] = {
      REQ("GET /access HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
          "2\r\nab\r\n0\r\n\r\n"),
      .status = 200, .after = OPEN, .counter = 1},
+    /* BWS before a chunk extension (RFC 9112 7.1.1), as nginx takes it;
+     * but blanks between two digits are no size. */
+    {"chunk ext after blanks",
+     REQ("GET /access HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+         "2 ;a=b\r\nab\r\n0\r\n\r\n"),
+     .status = 200, .after = OPEN, .counter = 1},
+    {"chunk size 5 5",
+     REQ("POST /access HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+         "5 5\r\nhello\r\n0\r\n\r\n"),
+     .status = 400, .after = CLOSED},
     {"TE: gzip, chunked",
      REQ("POST /access HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n"
          "\r\n0\r\n\r\n"),
@@ -152,6 +162,13 @@ static const struct row rows[] = {
     {"two spaces", REQ("GET  /access HTTP/1.1\r\n" H "\r\n"), .status = 400, .after = CLOSED},
     {"unknown method", REQ("FROB /access HTTP/1.1\r\n" H "\r\n"), .status = 501, .after = CLOSED},
     {"lower-case method", REQ("get /access HTTP/1.1\r\n" H "\r\n"), .status = 501, .after = CLOSED},
+    /* The asterisk-form is OPTIONS's alone (RFC 9112 3.2.4); OPTIONS *
+     * asks about the server itself (RFC 9110 9.3.7). */
+    {"GET *", REQ("GET * HTTP/1.1\r\n" H "\r\n"), .status = 400, .after = CLOSED},
+    {"OPTIONS *", REQ("OPTIONS * HTTP/1.1\r\n" H "\r\n"), .status = 200, .after = OPEN,
+     .must = {"\r\nAllow: GET, HEAD, OPTIONS\r\n", "\r\nContent-Length: 0\r\n"}},
+    {"OPTIONS /access", REQ("OPTIONS /access HTTP/1.1\r\n" H "\r\n"), .status = 405, .after = OPEN,
+     .must = {"\r\nAllow: GET, HEAD\r\n"}},
     {"empty line first", REQ("\r\nGET /access HTTP/1.1\r\n" H "\r\n"), .status = 200, .after = OPEN,
      .counter = 1},
 

@@ -186,6 +186,98 @@ START_TEST(hangups_leave_the_queue)
 }
 END_TEST
 
+/* ---- clients that half-close (shutdown(SHUT_WR), as nc -N does) ---- */
+
+/* A FIN closes only the client's sending side (RFC 9293 3.6), and the
+ * server cannot tell it from a whole close. A request that holds the lock
+ * when it comes, or has not waited at all, still gets its reply: as nginx
+ * answers a `return 200` or a static file to a client that half-closed.
+ * One queued for the lock leaves the queue without a reply: as nginx ends
+ * a proxied request whose client half-closed while it waited for the
+ * upstream (ngx_http_upstream_check_broken_connection: 499) unless
+ * proxy_ignore_client_abort is on. A, in its section, half-closes; B,
+ * queued behind it, too; then C sends its request and half-closes at
+ * once. */
+START_TEST(half_close_gets_its_reply_unless_queued)
+{
+    static struct reader a, b, c;
+    struct resp r;
+    srv_start(&srv, "--delay-ms", "3000", NULL);
+    reader_send_access(&a, srv.port);
+    ck_assert(wait_stat(srv.port, "lock.locked", 1, 5000));
+    reader_send_access(&b, srv.port);
+    ck_assert(wait_stat(srv.port, "lock.waiters", 1, 5000));
+    ck_assert_int_eq(shutdown(a.fd, SHUT_WR), 0);
+    ck_assert_int_eq(shutdown(b.fd, SHUT_WR), 0);
+    ck_assert(wait_stat(srv.port, "lock.cancellations", 1, 5000));
+    ck_assert_int_eq(read_response(&a, &r, 10000), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 1);
+    ck_assert(wait_closed(a.fd, 5000)); /* then a FIN: it sends nothing more */
+    ck_assert_int_eq(read_response(&b, &r, 5000), -1);
+    ck_assert_uint_eq(b.len, 0); /* no byte of a reply */
+    reader_send_access(&c, srv.port);
+    ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+    ck_assert_int_eq(read_response(&c, &r, 10000), 0);
+    ck_assert_int_eq(access_n(&r), 2);
+    ck_assert_int_eq(stat_value(srv.port, "requests.gone"), 1); /* B's */
+    close(a.fd);
+    close(b.fd);
+    close(c.fd);
+    ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+}
+END_TEST
+
+/* ---- the admin port (--admin-listen) ---- */
+
+/* The status of GET path on a fresh connection, read from its status line
+ * alone: /events never ends its body. */
+static int status_of(int port, const char *path)
+{
+    static struct reader rd;
+    char req[256];
+    int status = -1;
+    int len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    reader_connect(&rd, port);
+    send_all(rd.fd, req, (size_t)len);
+    long long end = now_ms() + 10000;
+    while (!memmem(rd.buf, rd.len, "\r\n", 2) && now_ms() < end) {
+        ssize_t n = recv(rd.fd, rd.buf + rd.len, sizeof(rd.buf) - rd.len, 0);
+        if (n <= 0)
+            break;
+        rd.len += (size_t)n;
+    }
+    close(rd.fd);
+    return rd.len > 12 && sscanf(rd.buf, "HTTP/1.1 %3d ", &status) == 1 ? status : -1;
+}
+
+/* The internals (/stats, /metrics, /events, the page) move to a port of
+ * their own, as nginx's stub_status behind allow/deny or Envoy's admin
+ * port keep them off the public one, which then routes /access alone. The
+ * admin port serves /access too: the page's button fires it. With
+ * --threads N every loop has the public port, worker 0 the admin port. */
+START_TEST(admin_port_serves_the_internals)
+{
+    static const char *const internal[] = {"/stats", "/metrics", "/", "/events"};
+    struct resp r;
+    srv_start(&srv, "--admin-listen", "127.0.0.1:0", "--delay-ms", "0", NULL);
+    ck_assert_int_gt(srv.admin_port, 0);
+    ck_assert_int_ne(srv.admin_port, srv.port);
+    ck_assert_int_eq(http_get(srv.port, "/access", &r), 0);
+    ck_assert_int_eq(access_n(&r), 1);
+    for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++) {
+        ck_assert_msg(status_of(srv.port, internal[i]) == 404, "public %s", internal[i]);
+        ck_assert_msg(status_of(srv.admin_port, internal[i]) == 200, "admin %s", internal[i]);
+    }
+    ck_assert_int_eq(http_get(srv.admin_port, "/access", &r), 0);
+    ck_assert_int_eq(access_n(&r), 2);
+    ck_assert_int_eq(stat_value(srv.admin_port, "counter"), 2);
+    ck_assert_int_eq(stat_value(srv.admin_port, "requests.responses.4xx"), 4);
+    ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+}
+END_TEST
+
 /* ---- timeouts and shedding ---- */
 
 START_TEST(lock_timeout_answers_503)
@@ -487,6 +579,8 @@ int main(void)
     tcase_add_test(tc, no_lock_loses_updates);
     tcase_add_test(tc, grants_follow_arrival_order);
     tcase_add_test(tc, hangups_leave_the_queue);
+    tcase_add_test(tc, half_close_gets_its_reply_unless_queued);
+    tcase_add_test(tc, admin_port_serves_the_internals);
     tcase_add_test(tc, lock_timeout_answers_503);
     tcase_add_test(tc, full_queue_answers_503_at_once);
     tcase_add_test(tc, pipelined_replies_in_order);

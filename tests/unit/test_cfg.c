@@ -117,6 +117,7 @@ static void write_file(char *path, const char *text)
 static const char *const all_flags[] = {
     "bind",
     "port",
+    "admin-listen",
     "delay-ms",
     "jitter-ms",
     "lock-timeout-ms",
@@ -154,6 +155,7 @@ struct flag_case {
 static const struct flag_case flag_cases[] = {
     {"bind", "0.0.0.0", F_STR, AT(bind), 0},
     {"port", "9090", F_UINT, AT(port), 9090},
+    {"admin-listen", "[::1]:9091", F_STR, AT(admin_listen), 0},
     {"delay-ms", "0.25", F_DBL, AT(delay_ms), 0.25},
     {"jitter-ms", "12.5", F_DBL, AT(jitter_ms), 12.5},
     {"lock-timeout-ms", "750", F_DBL, AT(lock_timeout_ms), 750},
@@ -368,6 +370,21 @@ START_TEST(bad_numbers)
         struct cfg c;
         struct result r = PARSE(&c, (char *)cases[i].flag, (char *)cases[i].value);
         expect_usage_error(r, cases[i].flag);
+        result_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(bad_addresses)
+{
+    /* HOST:PORT, an IPv6 address in brackets ("::1:80" is ambiguous). */
+    static const char *const bad[] = {"nope", "::1:80",  ":80",   "[]:80",
+                                      "h:",   "h:70000", "h:+80", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct cfg c;
+        struct result r = PARSE(&c, "--admin-listen", (char *)bad[i]);
+        expect_usage_error(r, "--admin-listen: ");
+        ck_assert_msg(strstr(r.err, "is not HOST:PORT"), "%s", r.err);
         result_free(&r);
     }
 }
@@ -709,6 +726,7 @@ static Suite *cfg_suite(void)
     tcase_add_test(tc, fractional_delay);
     tcase_add_test(tc, range_edges);
     tcase_add_test(tc, bad_numbers);
+    tcase_add_test(tc, bad_addresses);
     tcase_add_test(tc, error_names_the_range);
     tcase_add_test(tc, value_with_newline_stays_one_line);
     tcase_add_test(tc, unknown_option);

@@ -264,6 +264,27 @@ static void parse_both_ways(const char *req)
     ck_assert_uint_eq(P.req.body_bytes, one.body_bytes);
 }
 
+/* RFC 9112 7.1.1: BWS before a chunk extension's ';' (llhttp 8.1 refuses
+ * it itself; chunkline.c holds the blanks back). */
+START_TEST(chunk_extension_after_blanks)
+{
+    static const char *const bodies[] = {
+        "5 ;a=b\r\nhello\r\n0\r\n\r\n",
+        "5\t;a=b\r\nhello\r\n6  \t ;x\r\n world\r\n0 ;last\r\n\r\n",
+        "a ;a=\"q ;\"\r\nhelloworld\r\n0\r\nX-T: 1\r\n\r\n",
+    };
+    static const uint64_t sizes[] = {5, 11, 10};
+    char req[256];
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        snprintf(req, sizeof(req),
+                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%s", bodies[i]);
+        parse_both_ways(req);
+        ck_assert_uint_eq(P.req.body_bytes, sizes[i]);
+    }
+}
+END_TEST
+
 START_TEST(head_method)
 {
     /* HEAD parses like GET (RFC 9110 9.1): a request, not a response, so
@@ -449,7 +470,6 @@ static const struct {
     {"http://h", "/"},
     {"http://h?q", "/"},
     {"http://h/%61", "/a"},
-    {"*", "*"},
     {"ftp://h/./a", "ftp://h/./a"}, /* not a form we serve: kept, 404 */
 };
 
@@ -462,6 +482,27 @@ START_TEST(path_normalised)
     ck_assert_str_eq(P.req.path, paths[_i].path);
     ck_assert_uint_eq(P.req.path_len, strlen(paths[_i].path));
     ck_assert(!P.req.path_truncated);
+}
+END_TEST
+
+/* RFC 9112 3.2.4: "*" is OPTIONS's alone; "*?q" is no asterisk-form
+ * (and no route's path). */
+START_TEST(asterisk_form)
+{
+    parse_both_ways("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert(P.req.asterisk);
+    ck_assert_str_eq(P.req.path, "*");
+    parse_both_ways("OPTIONS *?q HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert(!P.req.asterisk);
+    parse_both_ways("OPTIONS /access HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert(!P.req.asterisk);
+    /* The flag is the request's: not left over for the next one. */
+    const char *two = "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    size_t n = parse_str(two);
+    ck_assert(P.req.asterisk);
+    http_parser_next(&P);
+    http_parse(&P, two + n, strlen(two) - n);
+    ck_assert(P.complete && !P.req.asterisk);
 }
 END_TEST
 
@@ -684,9 +725,22 @@ static const struct {
     R("GET /..?x HTTP/1.1\r\n", 400),
     R("GET http:/x HTTP/1.1\r\n", 400), /* llhttp's own URL checks */
     R("GET h:80 HTTP/1.1\r\n", 400),
+    /* The asterisk-form on a method other than OPTIONS (RFC 9112 3.2.4). */
+    R("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    R("HEAD * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    R("POST * HTTP/1.0\r\n\r\n", 400),
+    R("PRI * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     /* Chunked framing. */
     R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n0\r\n\r\n", 400),
+    /* Blanks after a chunk size only before a ';': "5 5" is no 0x55. */
+    R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 5\r\n", 400),
+    R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello", 400),
+    R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 x;a\r\n", 400),
+    R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n ;a\r\n", 400),
+    R("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5 ;a\r\nhello\r\n5 5\r\n",
+      400),
 };
 
 START_TEST(bad_requests)
@@ -1070,6 +1124,8 @@ static Suite *http_suite(void)
     tcase_add_test(p, expect_continue);
     tcase_add_test(p, expect_refused_before_body);
     tcase_add_test(p, chunked_spellings);
+    tcase_add_test(p, asterisk_form);
+    tcase_add_test(p, chunk_extension_after_blanks);
     tcase_add_loop_test(p, path_normalised, 0, (int)(sizeof(paths) / sizeof(paths[0])));
     tcase_add_test(p, path_normalised_long);
     tcase_add_test(p, split_new_fields);

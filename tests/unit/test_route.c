@@ -131,6 +131,52 @@ START_TEST(known_paths_with_another_method_are_405_with_allow)
 }
 END_TEST
 
+/* OPTIONS * asks about the server as a whole: 200, no body, and the
+ * methods it takes. */
+START_TEST(options_asterisk_lists_the_methods)
+{
+    struct call c;
+    request(&c, HTTP_OPTIONS, "*");
+    c.req.asterisk = true;
+    ck_assert_int_eq(route_refusal(&fx.hctx, &c.req), 0);
+    dispatch(&c);
+    ck_assert_int_eq(c.out.status, 200);
+    ck_assert_uint_eq(c.out.body_len, 0);
+    ck_assert_str_eq(c.out.extra_headers, "Allow: GET, HEAD, OPTIONS\r\n");
+    ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
+    ck_assert_ptr_null(c.out.owned);
+}
+END_TEST
+
+/* With --admin-listen the public port routes /access alone: the
+ * internals are 404 there, whatever the method, and OPTIONS * still
+ * answers. */
+START_TEST(access_only_port_hides_the_internals)
+{
+    static const char *const paths[] = {"/stats", "/metrics", "/", "/events"};
+    static const int methods[] = {HTTP_GET, HTTP_HEAD, HTTP_POST};
+    fx.hctx.access_only = true;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        for (size_t m = 0; m < sizeof(methods) / sizeof(methods[0]); m++) {
+            struct call c;
+            request(&c, methods[m], paths[i]);
+            ck_assert_int_eq(route_refusal(&fx.hctx, &c.req), 404);
+            dispatch(&c);
+            assert_text(&c.out, 404, "Not found.\n");
+            ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
+        }
+    struct call c;
+    request(&c, HTTP_GET, "/access");
+    dispatch(&c);
+    ck_assert_int_eq(c.out.status, 200);
+    ck_assert_int_eq(c.out.route, TALLY_ACCESS);
+    request(&c, HTTP_OPTIONS, "*");
+    c.req.asterisk = true;
+    dispatch(&c);
+    ck_assert_int_eq(c.out.status, 200);
+}
+END_TEST
+
 /* A path longer than HTTP_MAX_PATH is kept truncated and flagged: its
  * first bytes may spell a route, but it is not that route. */
 START_TEST(truncated_path_matches_nothing)
@@ -138,7 +184,7 @@ START_TEST(truncated_path_matches_nothing)
     struct call c;
     request(&c, HTTP_GET, "/access");
     c.req.path_truncated = true;
-    ck_assert(!route_may_block(&c.req));
+    ck_assert(!route_may_block(&fx.hctx, &c.req));
     dispatch(&c);
     assert_text(&c.out, 404, "Not found.\n");
     ck_assert_int_eq(c.out.route, TALLY_UNKNOWN);
@@ -174,7 +220,7 @@ START_TEST(access_moves_the_counter_through_the_resource)
         struct call c;
         char want[64];
         request(&c, HTTP_GET, "/access");
-        ck_assert(route_may_block(&c.req));
+        ck_assert(route_may_block(&fx.hctx, &c.req));
         dispatch(&c);
         snprintf(want, sizeof(want), "Resource accessed %llu times.", (unsigned long long)i);
         assert_text(&c.out, 200, want);
@@ -285,7 +331,7 @@ START_TEST(stats_is_a_json_document_to_release)
     struct call c;
     fx.res.counter = 4242;
     request(&c, HTTP_GET, "/stats");
-    ck_assert(!route_may_block(&c.req));
+    ck_assert(!route_may_block(&fx.hctx, &c.req));
     dispatch(&c);
     ck_assert_int_eq(c.out.status, 200);
     ck_assert_int_eq(c.out.route, TALLY_STATS);
@@ -308,7 +354,7 @@ START_TEST(metrics_is_a_prometheus_document_to_release)
 {
     struct call c;
     request(&c, HTTP_GET, "/metrics");
-    ck_assert(!route_may_block(&c.req));
+    ck_assert(!route_may_block(&fx.hctx, &c.req));
     dispatch(&c);
     ck_assert_int_eq(c.out.status, 200);
     ck_assert_int_eq(c.out.route, TALLY_METRICS);
@@ -362,7 +408,7 @@ START_TEST(dashboard_page_and_event_stream)
     ck_assert_ptr_null(c.out.owned);
 
     request(&c, HTTP_GET, "/events");
-    ck_assert(!route_may_block(&c.req));
+    ck_assert(!route_may_block(&fx.hctx, &c.req));
     dispatch(&c);
     ck_assert_int_eq(c.out.status, 200);
     ck_assert_int_eq(c.out.route, TALLY_EVENTS);
@@ -388,7 +434,7 @@ START_TEST(only_get_access_may_block)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct call c;
         request(&c, cases[i].method, cases[i].path);
-        ck_assert_msg(route_may_block(&c.req) == cases[i].blocks, "%s %s",
+        ck_assert_msg(route_may_block(&fx.hctx, &c.req) == cases[i].blocks, "%s %s",
                       llhttp_method_name(cases[i].method), cases[i].path);
     }
 }
@@ -402,6 +448,8 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, unknown_paths_are_404);
     tcase_add_test(tc, known_paths_with_another_method_are_405_with_allow);
+    tcase_add_test(tc, options_asterisk_lists_the_methods);
+    tcase_add_test(tc, access_only_port_hides_the_internals);
     tcase_add_test(tc, truncated_path_matches_nothing);
     tcase_add_test(tc, access_moves_the_counter_through_the_resource);
     tcase_add_test(tc, access_reports_the_work_in_server_timing);
