@@ -193,9 +193,17 @@ enum loop_prio { LOOP_PRIO_IO, LOOP_PRIO_LATE };
 struct loop_watch;
 typedef void (*loop_watch_fn)(void *arg);
 
-/* A callback for fd readable (level-triggered), for signal sig (the loop
- * installs the handler), or for a timer. NULL when out of memory. Nothing
- * is watched before loop_watch_start(). */
+/* A callback for fd readable (level-triggered), for signal sig, or for a
+ * timer. NULL when out of memory (or, for a signal, without a descriptor).
+ * Nothing is watched before loop_watch_start().
+ *
+ * A signal is taken from a signalfd, never by a handler: the watch blocks
+ * sig in the calling thread, and loop_watch_free() unblocks it there (what
+ * came meanwhile and was not read is dropped). Every other thread must
+ * block it too (threads started later inherit the mask): a thread that
+ * does not would take the signal's default action. Signals sent while
+ * the watch is stopped wait for its next start; two of a kind sent before
+ * the loop reads the first are one (the kernel's pending set). */
 struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
                                  void *arg);
 struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,
