@@ -224,6 +224,7 @@ static void close_listener(struct worker *w)
 static void on_worker_drained(void *arg)
 {
     struct server *srv = arg;
+    log_msg(LOG_LEVEL_DEBUG, "stop: %u of %u workers drained", srv->drained + 1, srv->nworkers);
     if (++srv->drained == srv->nworkers)
         loop_break(&srv->workers[0].loop);
 }
@@ -233,8 +234,14 @@ static void on_worker_drained(void *arg)
  * to keep serving signals and the deadline). */
 static void check_drained(struct worker *w)
 {
-    if (w->drained || __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED) > 0)
+    uint64_t active = __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED);
+    if (w->drained)
         return;
+    if (active > 0) { /* what a stop that takes long waits for */
+        log_msg(LOG_LEVEL_DEBUG, "stop: worker %u waits for %llu connections", w->id,
+                (unsigned long long)active);
+        return;
+    }
     w->drained = true;
     if (w->id == 0) {
         on_worker_drained(w->srv);
@@ -270,6 +277,8 @@ static void stop_all(struct server *srv)
 static void start_drain(struct server *srv)
 {
     notify("STOPPING=1");
+    log_msg(LOG_LEVEL_DEBUG, "stop: draining %u workers, deadline in %llu ms", srv->nworkers,
+            (unsigned long long)srv->cfg.drain_timeout_ms);
     __atomic_store_n(&srv->draining, true, __ATOMIC_RELAXED);
     loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -769,6 +778,7 @@ int server_run(struct server *srv)
         if (!w->thread_started)
             continue;
         loop_post(&w->loop, &w->stop_post); /* at once, if it is not done already */
+        log_msg(LOG_LEVEL_DEBUG, "stop: waiting for worker %u's thread", i);
         pthread_join(w->thread, NULL);
         w->thread_started = false;
     }
