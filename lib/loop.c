@@ -506,10 +506,12 @@ void loop_unwake(coro_t *co)
     pthread_mutex_unlock(&t->loop->inbox_mu);
 }
 
+/* p->link is not reset here: under inbox_mu it says whether p still waits
+ * (inbox_push() then leaves it), and resetting a queued link would cut the
+ * list (the stop's second post of a worker's stop_post did: issue 30). */
 void loop_post(struct loop *loop, struct loop_post *p)
 {
     need_inbox(loop);
-    p->link = (struct list_node){0};
     pthread_mutex_lock(&loop->inbox_mu);
     inbox_push(loop, &loop->posts, &p->link);
 }

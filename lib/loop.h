@@ -164,7 +164,9 @@ void loop_wake_park(coro_t *co, uint64_t ticket, int result);
 void loop_unwake(coro_t *co);
 
 /* A function to run on a loop's thread, posted from any thread. The
- * caller owns the storage and must not reuse it before fn has run. */
+ * caller owns the storage, zeroed before its first post (a designated
+ * initializer does it). Posting it again while it still waits is a no-op:
+ * fn runs once. After fn has run it may be posted again, to the same loop. */
 struct loop_post {
     struct list_node link;
     void (*fn)(void *arg);

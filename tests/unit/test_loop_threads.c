@@ -1,7 +1,8 @@
-/* Unit tests for lib/loop.c's signal watches, which the daemon's stop and
- * reload hang on: a signal reaches the watch whichever stack or thread it
- * arrives on. In the 'threads' suite, so that scripts/test runs it under
- * ThreadSanitizer, the build where a signal could be lost (issue 30). */
+/* Unit tests for what the daemon's stop and reload hang on in lib/loop.c:
+ * a signal reaches its watch whichever stack or thread it arrives on, and
+ * posts from other threads survive being posted twice. In the 'threads'
+ * suite, so that scripts/test runs it under ThreadSanitizer, the build
+ * where a signal could be lost (issue 30). */
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -102,6 +103,41 @@ START_TEST(free_restores_the_mask)
 }
 END_TEST
 
+static int posts_run;
+
+static void count_post(void *arg)
+{
+    (void)arg;
+    posts_run++;
+}
+
+static void break_post(void *arg)
+{
+    (void)arg;
+    loop_break(&loop);
+}
+
+/* A post posted again while it still waits runs once, and the inbox stays
+ * whole: the stop posted a worker's stop_post twice when the drain
+ * deadline passed (issue 30), and resetting the queued link cut the list,
+ * a crash at the next post the loop took. */
+START_TEST(post_twice_before_it_runs_runs_once)
+{
+    struct loop_post twice = {.fn = count_post}, last = {.fn = break_post};
+    posts_run = 0;
+    ck_assert_int_eq(loop_open_inbox(&loop), 0);
+    loop_post(&loop, &twice);
+    loop_post(&loop, &twice);
+    loop_post(&loop, &last);
+    ck_assert_int_eq(loop_run(&loop), 0);
+    ck_assert_int_eq(posts_run, 1);
+    loop_post(&loop, &twice); /* after it ran: a post like any other */
+    loop_post(&loop, &last);
+    ck_assert_int_eq(loop_run(&loop), 0);
+    ck_assert_int_eq(posts_run, 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("loop_threads");
@@ -111,6 +147,7 @@ int main(void)
     tcase_add_test(tc, signal_at_a_coroutine_end_is_not_lost);
     tcase_add_test(tc, signal_from_another_thread_reaches_the_loop);
     tcase_add_test(tc, free_restores_the_mask);
+    tcase_add_test(tc, post_twice_before_it_runs_runs_once);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
