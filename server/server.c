@@ -785,14 +785,17 @@ int server_run(struct server *srv)
     return rc;
 }
 
-static void worker_fini(struct worker *w)
+/* Returns false when the loop is kept: connections still open (a forced
+ * stop) keep their coroutines, the process is about to exit, and their
+ * stacks go with it. */
+static bool worker_fini(struct worker *w)
 {
     close_listener(w);
     loop_watch_free(w->accept_retry);
-    /* Connections still open (a forced stop) keep their coroutines: the
-     * process is about to exit, and their stacks go with it. */
-    if (w->tally.active == 0)
-        loop_fini(&w->loop);
+    if (w->tally.active > 0)
+        return false;
+    loop_fini(&w->loop);
+    return true;
 }
 
 int server_fini(struct server *srv)
@@ -809,12 +812,17 @@ int server_fini(struct server *srv)
         loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);
     loop_watch_free(srv->log_flush);
+    bool kept = false;
     for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
-        worker_fini(&srv->workers[i]);
-    free(srv->workers);
+        kept |= !worker_fini(&srv->workers[i]);
+    /* A kept loop stays reachable through workers until the exit, which
+     * frees it: LeakSanitizer would count it lost otherwise. */
+    if (!kept) {
+        free(srv->workers);
+        srv->workers = NULL;
+    }
     free(srv->requests);
     free(srv->conns_tallies);
-    srv->workers = NULL;
     grants_fini(&srv->grants);
     return rc;
 }
