@@ -141,7 +141,7 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("loop_threads");
-    TCase *tc = tcase_create("signals");
+    TCase *tc = tcase_create("signals and posts");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, signal_at_a_coroutine_end_is_not_lost);
