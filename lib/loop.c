@@ -15,9 +15,11 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -504,10 +506,12 @@ void loop_unwake(coro_t *co)
     pthread_mutex_unlock(&t->loop->inbox_mu);
 }
 
+/* p->link is not reset here: under inbox_mu it says whether p still waits
+ * (inbox_push() then leaves it), and resetting a queued link would cut the
+ * list (the stop's second post of a worker's stop_post did: issue 30). */
 void loop_post(struct loop *loop, struct loop_post *p)
 {
     need_inbox(loop);
-    p->link = (struct list_node){0};
     pthread_mutex_lock(&loop->inbox_mu);
     inbox_push(loop, &loop->posts, &p->link);
 }
@@ -704,6 +708,8 @@ struct loop_watch {
     loop_watch_fn fn;
     void *arg;
     bool timer;
+    int sig;    /* a signal watch's signal, else 0 */
+    int sig_fd; /* its signalfd, else -1 */
 };
 
 static void on_watch(evutil_socket_t fd, short what, void *arg)
@@ -713,15 +719,32 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     w->fn(w->arg);
 }
 
+/* Takes one signal out of a signalfd; false when none is left. */
+static bool take_signal(int fd)
+{
+    struct signalfd_siginfo si;
+    return read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si);
+}
+
+/* One call of fn per signal: the descriptor is level-triggered, so it is
+ * read until empty. */
+static void on_signal_fd(evutil_socket_t fd, short what, void *arg)
+{
+    struct loop_watch *w = arg;
+    (void)what;
+    while (take_signal(fd))
+        w->fn(w->arg);
+}
+
+/* cb: on_watch, or on_signal_fd for a signal's descriptor. */
 static struct loop_watch *watch_new(struct loop *loop, int fd, short events, enum loop_prio prio,
-                                    loop_watch_fn fn, void *arg)
+                                    event_callback_fn cb, loop_watch_fn fn, void *arg)
 {
     struct loop_watch *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    *w = (struct loop_watch){
-        .loop = loop, .fn = fn, .arg = arg, .timer = fd < 0 && !(events & EV_SIGNAL)};
-    if (event_assign(&w->ev, loop->base, fd, events, on_watch, w) != 0 ||
+    *w = (struct loop_watch){.loop = loop, .fn = fn, .arg = arg, .timer = fd < 0, .sig_fd = -1};
+    if (event_assign(&w->ev, loop->base, fd, events, cb, w) != 0 ||
         event_priority_set(&w->ev, prio == LOOP_PRIO_LATE ? PRIO_LATE : PRIO_NORMAL) != 0) {
         free(w);
         return NULL;
@@ -732,19 +755,45 @@ static struct loop_watch *watch_new(struct loop *loop, int fd, short events, enu
 struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
                                  void *arg)
 {
-    return watch_new(loop, fd, EV_READ | EV_PERSIST, prio, fn, arg);
+    return watch_new(loop, fd, EV_READ | EV_PERSIST, prio, on_watch, fn, arg);
 }
 
+static sigset_t one_signal(int sig)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    return set;
+}
+
+/* Why a signalfd and not a handler (libevent's EV_SIGNAL): then no handler
+ * runs on whatever stack the thread is on, a coroutine's included. Under
+ * ThreadSanitizer that lost signals: it runs a handler only at the next
+ * intercepted call on the same fiber, so a SIGTERM that came while a
+ * coroutine was past its last such call, on its way to its end, waited for
+ * ever on a fiber that was gone (issue 30). */
 struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,
                                      loop_watch_fn fn, void *arg)
 {
-    return watch_new(loop, sig, EV_SIGNAL | EV_PERSIST, prio, fn, arg);
+    sigset_t set = one_signal(sig);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct loop_watch *w = watch_new(loop, fd, EV_READ | EV_PERSIST, prio, on_signal_fd, fn, arg);
+    if (!w) {
+        close(fd);
+        return NULL;
+    }
+    w->sig = sig;
+    w->sig_fd = fd;
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* from now on it waits in fd */
+    return w;
 }
 
 struct loop_watch *loop_watch_timer(struct loop *loop, bool periodic, enum loop_prio prio,
                                     loop_watch_fn fn, void *arg)
 {
-    return watch_new(loop, -1, periodic ? EV_PERSIST : 0, prio, fn, arg);
+    return watch_new(loop, -1, periodic ? EV_PERSIST : 0, prio, on_watch, fn, arg);
 }
 
 int loop_watch_start(struct loop_watch *w, int64_t after_us)
@@ -762,7 +811,7 @@ void loop_watch_stop(struct loop_watch *w)
 
 bool loop_watch_active(const struct loop_watch *w)
 {
-    return event_pending(&w->ev, EV_READ | EV_SIGNAL | EV_TIMEOUT, NULL) != 0;
+    return event_pending(&w->ev, EV_READ | EV_TIMEOUT, NULL) != 0;
 }
 
 void loop_watch_free(struct loop_watch *w)
@@ -770,5 +819,14 @@ void loop_watch_free(struct loop_watch *w)
     if (!w)
         return;
     event_del(&w->ev);
+    if (w->sig_fd >= 0) {
+        /* What came since the loop last looked is dropped, as libevent
+         * dropped it; the signal then does what it did before. */
+        while (take_signal(w->sig_fd))
+            continue;
+        sigset_t set = one_signal(w->sig);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        close(w->sig_fd);
+    }
     free(w);
 }

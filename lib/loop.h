@@ -172,7 +172,9 @@ void loop_wake_park(coro_t *co, uint64_t ticket, int result);
 void loop_unwake(coro_t *co);
 
 /* A function to run on a loop's thread, posted from any thread. The
- * caller owns the storage and must not reuse it before fn has run. */
+ * caller owns the storage, zeroed before its first post (a designated
+ * initializer does it). Posting it again while it still waits is a no-op:
+ * fn runs once. After fn has run it may be posted again, to the same loop. */
 struct loop_post {
     struct list_node link;
     void (*fn)(void *arg);
@@ -201,9 +203,17 @@ enum loop_prio { LOOP_PRIO_IO, LOOP_PRIO_LATE };
 struct loop_watch;
 typedef void (*loop_watch_fn)(void *arg);
 
-/* A callback for fd readable (level-triggered), for signal sig (the loop
- * installs the handler), or for a timer. NULL when out of memory. Nothing
- * is watched before loop_watch_start(). */
+/* A callback for fd readable (level-triggered), for signal sig, or for a
+ * timer. NULL when out of memory (or, for a signal, without a descriptor).
+ * Nothing is watched before loop_watch_start().
+ *
+ * A signal is taken from a signalfd, never by a handler: the watch blocks
+ * sig in the calling thread, and loop_watch_free() unblocks it there (what
+ * came meanwhile and was not read is dropped). Every other thread must
+ * block it too (threads started later inherit the mask): a thread that
+ * does not would take the signal's default action. Signals sent while
+ * the watch is stopped wait for its next start; two of a kind sent before
+ * the loop reads the first are one (the kernel's pending set). */
 struct loop_watch *loop_watch_fd(struct loop *loop, int fd, enum loop_prio prio, loop_watch_fn fn,
                                  void *arg);
 struct loop_watch *loop_watch_signal(struct loop *loop, int sig, enum loop_prio prio,

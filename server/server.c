@@ -65,6 +65,7 @@ static void to_worker(struct worker *w, struct loop_post *post)
 static void on_worker_drained(void *arg)
 {
     struct server *srv = arg;
+    log_msg(LOG_LEVEL_DEBUG, "stop: %u of %u workers drained", srv->drained + 1, srv->nworkers);
     if (++srv->drained == srv->nworkers)
         loop_break(&srv->workers[0].loop);
 }
@@ -79,6 +80,8 @@ static void stop_all(struct server *srv)
 static void start_drain(struct server *srv)
 {
     notify("STOPPING=1");
+    log_msg(LOG_LEVEL_DEBUG, "stop: draining %u workers, deadline in %llu ms", srv->nworkers,
+            (unsigned long long)srv->cfg.drain_timeout_ms);
     __atomic_store_n(&srv->draining, true, __ATOMIC_RELAXED);
     loop_watch_start(srv->drain_timer, loop_ms_to_us(srv->cfg.drain_timeout_ms));
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -585,6 +588,7 @@ int server_run(struct server *srv)
         if (!w->thread_started)
             continue;
         loop_post(&w->loop, &w->stop_post); /* at once, if it is not done already */
+        log_msg(LOG_LEVEL_DEBUG, "stop: waiting for worker %u's thread", i);
         pthread_join(w->thread, NULL);
         w->thread_started = false;
     }
@@ -605,12 +609,17 @@ int server_fini(struct server *srv)
         loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);
     loop_watch_free(srv->log_flush);
+    bool kept = false;
     for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
-        worker_fini(&srv->workers[i]);
-    free(srv->workers);
+        kept |= !worker_fini(&srv->workers[i]);
+    /* A kept loop stays reachable through workers until the exit, which
+     * frees it: LeakSanitizer would count it lost otherwise. */
+    if (!kept) {
+        free(srv->workers);
+        srv->workers = NULL;
+    }
     free(srv->requests);
     free(srv->conns_tallies);
-    srv->workers = NULL;
     grants_fini(&srv->grants);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "loop.h"
 
 #define FILE_SIZE (2 * STATE_SLOT_SIZE)
@@ -384,9 +385,12 @@ int state_wait(struct state *st, uint64_t seq)
 static void stop_writer(struct state *st)
 {
     pthread_mutex_lock(&st->mu);
+    uint64_t commits = st->commits, saved = st->saved_seq;
     st->stopping = true;
     pthread_cond_signal(&st->more);
     pthread_mutex_unlock(&st->mu);
+    log_msg(LOG_LEVEL_DEBUG, "stop: waiting for the state writer (%llu commits, %llu on disk)",
+            (unsigned long long)commits, (unsigned long long)saved);
     pthread_join(st->writer, NULL);
 }
 

@@ -194,8 +194,14 @@ static void close_listeners(struct worker *w)
  * to keep serving signals and the deadline). */
 static void check_drained(struct worker *w)
 {
-    if (w->drained || __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED) > 0)
+    uint64_t active = __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED);
+    if (w->drained)
         return;
+    if (active > 0) { /* what a stop that takes long waits for */
+        log_msg(LOG_LEVEL_DEBUG, "stop: worker %u waits for %llu connections", w->id,
+                (unsigned long long)active);
+        return;
+    }
     w->drained = true;
     if (w->id == 0) {
         w->shared->drained(w->shared->drained_arg);
@@ -305,12 +311,12 @@ int worker_listen(struct worker *w, enum worker_port_id port, int fd)
     return 0;
 }
 
-void worker_fini(struct worker *w)
+bool worker_fini(struct worker *w)
 {
     close_listeners(w);
     loop_watch_free(w->accept_retry);
-    /* Connections still open (a forced stop) keep their coroutines: the
-     * process is about to exit, and their stacks go with it. */
-    if (w->tally.active == 0)
-        loop_fini(&w->loop);
+    if (w->tally.active > 0)
+        return false;
+    loop_fini(&w->loop);
+    return true;
 }

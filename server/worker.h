@@ -93,8 +93,9 @@ void worker_adopt(struct worker *w, int fd);
 /* Connections open in all the workers of shared, from any thread. */
 uint64_t worker_open(const struct worker_shared *shared);
 
-/* Closes the listener; the loop itself only if no connection is left (a
- * forced stop leaves their coroutines to the process's exit). */
-void worker_fini(struct worker *w);
+/* Closes the listener; the loop itself only if no connection is left.
+ * Returns false when the loop is kept: a forced stop leaves their
+ * coroutines, and their stacks, to the process's exit. */
+bool worker_fini(struct worker *w);
 
 #endif

@@ -66,6 +66,135 @@ static void collect_args(const char **argv, int start, const char *first, va_lis
     argv[i] = NULL;
 }
 
+/* ---- the servers' stderr ---- */
+
+#define LOG_TAIL_BYTES 4096 /* about the last 40 lines */
+#define MAX_KNOWN      32
+
+static char log_dir[32]; /* made at the first start */
+
+/* Servers started and not yet reaped. A copy, not the test's struct srv:
+ * that may be gone (a failed test's local) when an assertion fails. */
+struct known {
+    pid_t pid; /* 0: a free slot */
+    int port;
+    bool reported; /* its end was printed: the file stays */
+    char log_path[sizeof(((struct srv *)0)->log_path)];
+};
+static struct known known[MAX_KNOWN];
+
+/* The entry with this pid (0: a free one), or NULL. */
+static struct known *find_known(pid_t pid)
+{
+    for (int i = 0; i < MAX_KNOWN; i++)
+        if (known[i].pid == pid)
+            return &known[i];
+    return NULL;
+}
+
+static struct known *known_of(pid_t pid)
+{
+    return pid > 0 ? find_known(pid) : NULL;
+}
+
+static void remove_log_dir(void)
+{
+    rmdir(log_dir); /* only when empty: a printed log stays */
+}
+
+/* A new file for s's stderr; returns the descriptor the server writes to,
+ * and sets s->err_fd to one that reads it. */
+static int open_log(struct srv *s)
+{
+    static unsigned started;
+    if (!log_dir[0]) {
+        strcpy(log_dir, "/tmp/turnstile-srv-XXXXXX");
+        ck_assert_msg(mkdtemp(log_dir) != NULL, "mkdtemp: %s", strerror(errno));
+        atexit(remove_log_dir);
+    }
+    snprintf(s->log_path, sizeof(s->log_path), "%s/%u.err", log_dir, ++started);
+    int fd = open(s->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    s->err_fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+    ck_assert_msg(fd >= 0 && s->err_fd >= 0, "%s: %s", s->log_path, strerror(errno));
+    return fd;
+}
+
+/* Prints the last lines k's server wrote on stderr, and keeps the file. */
+__attribute__((format(printf, 2, 3))) static void report(struct known *k, const char *why, ...)
+{
+    char text[LOG_TAIL_BYTES + 1], reason[256];
+    va_list ap;
+    va_start(ap, why);
+    vsnprintf(reason, sizeof(reason), why, ap);
+    va_end(ap);
+    int fd = open(k->log_path, O_RDONLY | O_CLOEXEC);
+    off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
+    off_t from = size > LOG_TAIL_BYTES ? size - LOG_TAIL_BYTES : 0;
+    ssize_t n = fd >= 0 ? pread(fd, text, (size_t)(size - from), from) : 0;
+    if (fd >= 0)
+        close(fd);
+    text[n > 0 ? n : 0] = 0;
+    const char *line = from > 0 && strchr(text, '\n') ? strchr(text, '\n') + 1 : text;
+    fprintf(stderr, "harness: turnstile pid %d (port %d) %s; the end of its stderr (%s):\n",
+            (int)k->pid, k->port, reason, k->log_path);
+    for (size_t len; *line; line += len + (line[len] == '\n')) {
+        len = strcspn(line, "\n");
+        fprintf(stderr, "  | %.*s\n", (int)len, line);
+    }
+    if (n <= 0)
+        fprintf(stderr, "  | (nothing)\n");
+    k->reported = true;
+}
+
+/* The test's assertions (and the harness's) fail through here first: the
+ * link wraps Check's _ck_assert_failed (meson.build). A server still
+ * running is about to be killed by the test's teardown; what it said is
+ * printed now, then Check reports the failure (its message formatted
+ * here, as Check would). */
+__attribute__((noreturn)) void __real__ck_assert_failed(const char *file, int line,
+                                                        const char *expr, const char *msg, ...);
+__attribute__((noreturn)) void __wrap__ck_assert_failed(const char *file, int line,
+                                                        const char *expr, const char *msg, ...);
+void __wrap__ck_assert_failed(const char *file, int line, const char *expr, const char *msg, ...)
+{
+    char text[8192] = "";
+    if (msg) {
+        va_list ap;
+        va_start(ap, msg);
+        vsnprintf(text, sizeof(text), msg, ap);
+        va_end(ap);
+    }
+    for (int i = 0; i < MAX_KNOWN; i++)
+        if (known[i].pid > 0 && !known[i].reported)
+            report(&known[i], "was running when %s:%d failed", file, line);
+    __real__ck_assert_failed(file, line, expr, msg ? "%s" : NULL, text);
+}
+
+/* ---- the server process ---- */
+
+/* The child: argv with stdout on out, stderr on err, and the limits the
+ * test asked for. */
+static pid_t spawn(const char **argv, int out, int err)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid > 0)
+        return pid;
+    struct rlimit rl = {.rlim_cur = srv_as_limit_mib << 20, .rlim_max = srv_as_limit_mib << 20};
+    struct rlimit nofile = {.rlim_cur = srv_nofile_limit, .rlim_max = srv_nofile_limit};
+    if (srv_as_limit_mib)
+        setrlimit(RLIMIT_AS, &rl);
+    if (srv_nofile_limit)
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    dup2(out, 1);
+    dup2(err, 2);
+    /* Nothing inherited past stderr (pipes, the test's own files): the
+     * server's descriptors are its own, and its fd limit all its own. */
+    close_range(3, ~0u, 0);
+    execv(argv[0], (char **)argv);
+    _exit(127);
+}
+
 void srv_start(struct srv *s, const char *arg, ...)
 {
     const char *argv[MAX_ARGS] = {binary(), "--port", "0"};
@@ -80,28 +209,17 @@ void srv_start(struct srv *s, const char *arg, ...)
     va_start(ap, arg);
     collect_args(argv, first, arg, ap);
     va_end(ap);
-    int out[2], err[2];
-    ck_assert(pipe(out) == 0 && pipe(err) == 0);
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        struct rlimit rl = {.rlim_cur = srv_as_limit_mib << 20, .rlim_max = srv_as_limit_mib << 20};
-        struct rlimit nofile = {.rlim_cur = srv_nofile_limit, .rlim_max = srv_nofile_limit};
-        if (srv_as_limit_mib)
-            setrlimit(RLIMIT_AS, &rl);
-        if (srv_nofile_limit)
-            setrlimit(RLIMIT_NOFILE, &nofile);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        /* Nothing inherited past stderr (pipes, the test's own files): the
-         * server's descriptors are its own, and its fd limit all its own. */
-        close_range(3, ~0u, 0);
-        execv(argv[0], (char **)argv);
-        _exit(127);
-    }
+    int out[2];
+    ck_assert(pipe(out) == 0);
+    int err = open_log(s);
+    s->pid = spawn(argv, out[1], err);
     close(out[1]);
-    close(err[1]);
-    s->err_fd = err[0];
+    close(err);
+    struct known *k = find_known(0); /* none free: no report */
+    if (k) {
+        *k = (struct known){.pid = s->pid};
+        memcpy(k->log_path, s->log_path, sizeof(k->log_path));
+    }
     char line[256], admin[256] = "";
     read_line(out[0], line, sizeof(line), 20000);
     bool want_admin = false; /* its line comes second */
@@ -116,32 +234,60 @@ void srv_start(struct srv *s, const char *arg, ...)
     ck_assert_msg(!want_admin ||
                       sscanf(admin, "admin listening on http://127.0.0.1:%d", &s->admin_port) == 1,
                   "no admin listening line, got '%s'", admin);
+    if (k)
+        k->port = s->port;
 }
 
-int srv_wait(struct srv *s, int timeout_ms)
+/* The process is gone: its log goes too, unless it was printed. */
+static void forget(struct srv *s)
+{
+    struct known *k = known_of(s->pid);
+    if (k && !k->reported)
+        unlink(k->log_path);
+    if (k)
+        k->pid = 0;
+    if (s->err_fd >= 0)
+        close(s->err_fd);
+    s->err_fd = -1;
+    s->pid = 0;
+}
+
+/* srv_wait(), with `expected` (besides 0) the status that is no news. */
+static int wait_exit(struct srv *s, int timeout_ms, int expected)
 {
     long long end = now_ms() + timeout_ms;
     int status;
     while (now_ms() < end) {
         pid_t r = waitpid(s->pid, &status, WNOHANG);
         if (r == s->pid) {
-            close(s->err_fd);
-            s->pid = 0;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            struct known *k = known_of(s->pid);
+            if (k && rc != 0 && rc != expected)
+                report(k, "exited with status %d", rc);
+            forget(s);
+            return rc;
         }
         struct timespec ts = {0, 5 * 1000000};
         nanosleep(&ts, NULL); /* polling a child's exit: no event to wait on */
     }
+    struct known *k = known_of(s->pid);
+    if (k)
+        report(k, "did not exit within %d ms", timeout_ms);
     return -1;
+}
+
+int srv_wait(struct srv *s, int timeout_ms)
+{
+    return wait_exit(s, timeout_ms, 0);
 }
 
 int srv_stop(struct srv *s, int sig)
 {
     kill(s->pid, sig);
-    int rc = srv_wait(s, 30000);
+    int rc = wait_exit(s, 30000, 128 + sig);
     if (rc < 0) {
         kill(s->pid, SIGKILL);
-        srv_wait(s, 5000);
+        wait_exit(s, 5000, 128 + SIGKILL);
     }
     return rc;
 }
@@ -518,12 +664,39 @@ int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_
     return status;
 }
 
+/* True once the process has exited; it is left for srv_wait() to reap. */
+static bool exited(pid_t pid)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* One line of s's stderr: at the end of the file, waits for the server to
+ * write more, until the deadline or its exit. Returns the length read. */
+static size_t read_log_line(struct srv *s, char *buf, size_t cap, long long end)
+{
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(s->err_fd, buf + len, 1);
+        if (n == 1 && buf[len++] == '\n')
+            break;
+        if (n == 1)
+            continue;
+        if (now_ms() >= end || exited(s->pid))
+            break;
+        struct timespec ts = {0, 2 * 1000000};
+        nanosleep(&ts, NULL); /* a file's growth: no event to wait on */
+    }
+    buf[len] = 0;
+    return len;
+}
+
 bool srv_log_wait(struct srv *s, const char *needle, int timeout_ms)
 {
     char line[1024];
     long long end = now_ms() + timeout_ms;
     while (now_ms() < end) {
-        size_t n = read_line(s->err_fd, line, sizeof(line), (int)(end - now_ms()));
+        size_t n = read_log_line(s, line, sizeof(line), end);
         if (n == 0)
             return false; /* the deadline passed, or the server is gone */
         if (strstr(line, needle))

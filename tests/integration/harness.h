@@ -9,10 +9,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* A server's stderr goes to a file of its own (log_path, in a directory
+ * the harness makes under /tmp), not a pipe: nothing the server writes can
+ * block it, and what it wrote can still be read after it is gone. The end
+ * of that file is printed (with the path, and the file kept) when the
+ * server does not stop in time or stops otherwise than asked, when it
+ * gives no listening line, and when an assertion fails while it runs. The
+ * files of servers that ended as asked are removed, and the directory at
+ * exit if empty. */
 struct srv {
     pid_t pid;
     int port;
-    int err_fd; /* the server's stderr */
+    int err_fd;        /* reads log_path, for srv_log_wait() */
+    char log_path[64]; /* the server's stderr */
     /* With --admin-listen: its port, from the second line; else 0. */
     int admin_port;
 };
@@ -28,9 +37,12 @@ extern unsigned long srv_nofile_limit;
  * its listening line (and the admin port's after it, when an argument is
  * --admin-listen). */
 void srv_start(struct srv *s, const char *arg, ...);
-/* Sends sig and returns the exit status (128+N if killed by signal N). */
+/* Sends sig and returns the exit status (128+N if killed by signal N), or
+ * -1 if the process did not exit within 30 s (it is then killed). Any
+ * status but 0 and 128+sig prints the end of the server's stderr. */
 int srv_stop(struct srv *s, int sig);
-/* Waits for the process to exit by itself; -1 if it did not in time. */
+/* Waits for the process to exit by itself; -1 if it did not in time. Any
+ * status but 0, and a timeout, print the end of the server's stderr. */
 int srv_wait(struct srv *s, int timeout_ms);
 
 int tcp_connect(int port);
@@ -119,7 +131,8 @@ int run_binary(int timeout_ms, char *out, size_t out_cap, char *err, size_t err_
 /* ---- the server's log ---- */
 
 /* Reads the server's stderr until a line containing needle comes (true)
- * or the deadline passes (false). Lines before it are consumed. */
+ * or the deadline passes or the server has exited (false). Lines before
+ * it are consumed. */
 bool srv_log_wait(struct srv *s, const char *needle, int timeout_ms);
 
 #endif

@@ -5,8 +5,15 @@
 : "${TURNSTILE_BIN:?set TURNSTILE_BIN to the server binary}"
 dir=$(mktemp -d)
 pid=
+# A test that fails shows the end of what the last server it started
+# printed on stderr, before the scratch directory goes.
 cleanup() {
+    status=$?
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+    if [ "$status" -ne 0 ] && [ -s "$dir/err" ]; then
+        echo "the end of the server's stderr:" >&2
+        tail -n 40 "$dir/err" | sed 's/^/  | /' >&2
+    fi
     rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -2,7 +2,8 @@
  * each accepting on its own socket. The counter stays exact under many
  * concurrent clients (every N distinct, the last one the number of 200s),
  * and the lock stays one strict FIFO across the loops for arrivals that
- * are staggered in time. Also run under ThreadSanitizer (scripts/test). */
+ * are staggered in time; a stop at the drain deadline with every loop
+ * busy exits cleanly. Also run under ThreadSanitizer (scripts/test). */
 #include <check.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -80,6 +81,33 @@ START_TEST(fifo_across_loops_for_staggered_arrivals)
 }
 END_TEST
 
+/* The drain deadline passes while every loop still has a connection (a
+ * request that never ends): each worker is told to stop at once, and the
+ * process exits 0. Before issue 30's fix, the stop posted to a worker's
+ * inbox a second time while the first post still waited there, which cut
+ * the list: a crash (SIGSEGV) in about half the runs. Several rounds, as
+ * the crash needed a worker slower than the repost; test_loop_threads
+ * shows the cause itself deterministically. */
+START_TEST(stop_at_the_deadline_with_every_loop_busy)
+{
+    enum { ROUNDS = 5, BUSY = 16 };
+    static const char partial[] = "GET /access HTTP/1.1\r\nHost: t\r\n"; /* no end */
+    int fds[BUSY];
+    for (int round = 0; round < ROUNDS; round++) {
+        srv_start(&srv, "--threads", "4", "--drain-timeout-ms", "100", NULL);
+        for (int i = 0; i < BUSY; i++) {
+            fds[i] = tcp_connect(srv.port);
+            send_all(fds[i], partial, sizeof(partial) - 1);
+        }
+        /* Every one accepted (and the /stats connection asking). */
+        ck_assert(wait_stat(srv.port, "connections.active", BUSY + 1, 10000));
+        ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+        for (int i = 0; i < BUSY; i++)
+            close(fds[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads");
@@ -88,6 +116,7 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, counter_exact_across_loops);
     tcase_add_test(tc, fifo_across_loops_for_staggered_arrivals);
+    tcase_add_test(tc, stop_at_the_deadline_with_every_loop_busy);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
