@@ -33,9 +33,10 @@ struct etcd_watch {
  * once etcd says it is created: w->revision is the revision then, and
  * every change after it will come. A caller that must not miss a change
  * reads the state after this (etcd_range) and applies events with a
- * mod_revision above what it read. On failure (what etcd.h lists) w holds
- * nothing to close. A watch takes two of its coroutine's CORO_MAX_DEFER
- * cleanups: -ENOSPC when they are not there. */
+ * mod_revision above what it read. On failure (what etcd.h lists, or
+ * -EPIPE: etcd ended the stream or cancelled the watch before it was
+ * created) w holds nothing to close. A watch takes two of its coroutine's
+ * CORO_MAX_DEFER cleanups: -ENOSPC when they are not there. */
 int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key, size_t key_len,
                     bool prefix, int64_t deadline_us);
 
