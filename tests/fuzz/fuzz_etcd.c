@@ -226,15 +226,9 @@ static int watch_call(int64_t deadline_us)
             fail("watch: an event of no type", 0);
         check_kv(&ev.kv);
     }
-    switch (-next) {
-    case ECONNRESET:
-    case EPIPE:
-    case ERANGE:
-    case EIO:
-        break;
-    default:
+    /* etcd_watch.h: the ends of a call, and -EPIPE; never a deadline. */
+    if (!call_rc_ok(WATCH, next))
         fail("watch: not an end that etcd_watch.h lists", next);
-    }
     if (etcd_watch_next(&w, &ev, deadline_us) != next || client.stats.watch_errors != broken + 1)
         fail("watch: an ended watch did not stay ended, counted once", next);
     etcd_watch_close(&w);
