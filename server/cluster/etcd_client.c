@@ -21,6 +21,7 @@ static enum etcd_err_kind err_kind(int rc)
     case ECANCELED:
         return ETCD_ERR_CANCELED;
     case ECONNRESET:
+    case EPIPE: /* a watch's stream ended before etcd said it was created */
         return ETCD_ERR_BROKEN;
     case EIO:
     case EMSGSIZE:

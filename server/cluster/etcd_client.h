@@ -39,7 +39,7 @@ enum etcd_err_kind {
     ETCD_ERR_TIMEOUT,   /* -ETIMEDOUT */
     ETCD_ERR_CANCELED,  /* -ECANCELED */
     ETCD_ERR_CONNECT,   /* no endpoint took a connection */
-    ETCD_ERR_BROKEN,    /* -ECONNRESET: the connection broke mid-call */
+    ETCD_ERR_BROKEN,    /* -ECONNRESET: the connection broke mid-call; -EPIPE */
     ETCD_ERR_BAD_REPLY, /* -EIO, -EMSGSIZE */
     ETCD_ERR_ETCD,      /* etcd refused (its gRPC code as an errno) */
     ETCD_ERR_LOCAL,     /* -ENOMEM, -EMFILE, -ENFILE */

@@ -36,7 +36,9 @@ static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadlin
             etcd_decode_drop(doc);
             return rc < 0 ? rc : -EIO;
         }
-        const char *nl = conn->status == 200 ? memchr(conn->body, '\n', conn->body_len) : NULL;
+        /* body is NULL until the first byte of it (memchr must not see that). */
+        const char *nl =
+            conn->status == 200 && conn->body_len ? memchr(conn->body, '\n', conn->body_len) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - conn->body);
             int rc = etcd_decode_message(conn->body, len, msg, why);
