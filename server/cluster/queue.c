@@ -63,8 +63,8 @@ static void batch_send(struct cluster_loop *cl, struct batch *b)
     struct etcd_txn txn = {.success = b->ops, .nsuccess = b->n + 2};
     struct etcd_reply r;
     int rc = etcd_txn(&cl->queue, &txn, &r, instance_call_deadline(c, LOOP_FOREVER));
-    bool alone = false;
-    if (rc == 0) {
+    bool alone = false, replied = rc == 0;
+    if (replied) {
         rc = counter_read(cl, &r.ops[b->n]);
         alone = r.ops[b->n + 1].count == (int64_t)b->n; /* the batch is the whole queue */
     }
@@ -72,7 +72,7 @@ static void batch_send(struct cluster_loop *cl, struct batch *b)
         session_lost(cl, b->t[0]->lease);
     for (size_t i = 0; i < b->n; i++)
         settle(b->t[i], rc, rc == 0 ? r.revision : 0, alone && i == 0);
-    if (rc == 0)
+    if (replied)
         etcd_reply_free(&r);
     ticket_grant_head(cl);
     counts_publish(cl);
