@@ -73,6 +73,7 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
     list_init(&cl->live);
+    list_init(&cl->joining);
     list_init(&cl->leaving);
     list_init(&cl->done);
     mirror_init(&cl->mirror);
@@ -92,6 +93,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
     instance_set_here(cl);
     int rc = spawn(cl, watcher_main, &cl->watcher);
     if (rc == 0)
+        rc = spawn(cl, queue_joiner_main, &cl->joiner);
+    if (rc == 0)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
@@ -104,8 +107,8 @@ static void stopper_main(void *arg)
     struct cluster_loop *cl = arg;
     struct cluster *c = cl->c;
     int64_t end = loop_now_us() + STOP_WAIT_US;
-    coro_t *ours[3] = {cl->watcher, cl->reaper, cl->keeper};
-    for (int i = 0; i < 3; i++)
+    coro_t *ours[4] = {cl->watcher, cl->joiner, cl->reaper, cl->keeper};
+    for (int i = 0; i < 4; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
     while (cl->running > 0 && loop_now_us() < end)
@@ -135,6 +138,7 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     ticket_free_all(&cl->leaving);
     ticket_free_all(&cl->done);
     mirror_fini(&cl->mirror);
+    free(cl->slots.free);
     instance_set_here(NULL);
 }
 

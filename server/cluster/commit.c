@@ -25,8 +25,8 @@ static int try_txn(struct cluster_loop *cl, struct fenced_write *w, struct etcd_
 {
     struct cluster *c = cl->c;
     const struct mirror_entry *key = w->t->entry;
-    char value[24 + CLUSTER_KEY_MAX], released[48];
-    counter_format(value, sizeof(value), w->read.value + 1, key->key, key->key_len);
+    char value[COUNTER_VALUE_MAX], released[48];
+    counter_format(value, sizeof(value), w->read.value + 1, key->key, key->key_len, w->t->revision);
     snprintf(released, sizeof(released), "%" PRId64 " %s", instance_wall_us(), c->self);
     struct etcd_cmp cmps[2] = {
         {.key = key->key,
@@ -67,9 +67,7 @@ static int on_failed_compare(struct cluster_loop *cl, struct fenced_write *w, st
     const struct etcd_op_result *counter = &r->ops[0], *key = &r->ops[1];
     bool key_held = key->nkvs && key->kvs[0].create_revision == w->t->revision;
     if (!key_held) {
-        int rc = w->unsure ? proof_settle(cl, &w->read, w->t->entry->key, w->t->entry->key_len,
-                                          w->give_up)
-                           : -EAGAIN;
+        int rc = w->unsure ? proof_settle(cl, &w->read, w->t, w->give_up) : -EAGAIN;
         if (rc < 0)
             counts_bump(cl, &cl->shown.fenced);
         return rc;

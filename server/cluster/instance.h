@@ -6,11 +6,15 @@
  * its statistics; only the fields marked so are touched by other threads.
  *
  * Keys, under /turnstile/NAME/ (docs/design.md, "Cluster mode"):
- *   counter        "N KEY": the counter, then the queue key of the request
- *                  that wrote it (its receipt, see proof.h); no lease
- *   queue/I.L-S    one request's place: I the instance, L its loop, S its
- *                  sequence number; on the instance's lease. Its create
- *                  revision is its place in the queue.
+ *   counter        "N KEY REV": the counter, then the queue key of the
+ *                  request that wrote it and that key's create revision
+ *                  (its receipt, see proof.h); no lease
+ *   queue/I.L-S    one request's place: I the instance, L its loop, S a
+ *                  slot of that loop's (ticket.h: names are reused, so
+ *                  the prefix holds no more names than the loop's most
+ *                  waiters); on the instance's lease. Its create revision
+ *                  is its place in the queue; the name alone is not
+ *                  unique over time, name and create revision are.
  *   released       "T I": wall-clock microseconds at which instance I sent
  *                  the last release, for the hand-off latency */
 #ifndef TURNSTILE_CLUSTER_INSTANCE_H
@@ -44,7 +48,7 @@ struct cluster_loop {
     struct cluster *c;
     struct loop *loop;
     bool first;                 /* keeps the lease */
-    struct etcd_client queue;   /* joins and deletes, in arrival order */
+    struct etcd_client queue;   /* joins (batched) and deletes, in arrival order */
     struct etcd_client section; /* fenced writes and their proofs */
     struct etcd_client watchc;  /* the watch and its reads */
     struct mirror mirror;
@@ -54,9 +58,16 @@ struct cluster_loop {
     struct counter_copy counter;
     struct list_node live, leaving, done; /* tickets (ticket.h) by state */
     char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
-    uint64_t seq;                         /* of this loop's last key */
-    coro_t *watcher, *reaper, *keeper;
-    bool reaper_idle;
+    struct slots {                        /* the S of this loop's keys (ticket.h) */
+        uint32_t *free;                   /* slots no ticket holds, to reuse */
+        size_t nfree, cap;
+        uint32_t made; /* slots 0 .. made - 1 exist */
+    } slots;
+    struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */
+    uint64_t njoining;        /* of them */
+    uint64_t arrivals;        /* the last join's arrival sequence */
+    coro_t *watcher, *joiner, *reaper, *keeper;
+    bool joiner_idle, reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
     bool released_elsewhere;

@@ -12,8 +12,7 @@
 /* What is being proven. */
 struct claim {
     struct counter_copy read; /* what the write was based on: it wrote read.value + 1 */
-    const char *key;          /* the writer's queue key, its receipt */
-    size_t key_len;
+    const struct ticket *t;   /* the writer: its key and create revision, the receipt */
 };
 
 /* The counter as of revision rev (0: the latest) into *value and its
@@ -65,15 +64,16 @@ static int prove(struct cluster_loop *cl, const struct claim *w)
     }
     if ((rc = counter_at(cl, lo, &r, &v, &kv)) < 0)
         return rc;
-    bool applied = kv && counter_written_by(kv->value, kv->value_len, w->key, w->key_len);
+    bool applied = kv && counter_written_by(kv->value, kv->value_len, w->t->entry->key,
+                                            w->t->entry->key_len, w->t->revision);
     etcd_reply_free(&r);
     return applied ? 0 : -EAGAIN;
 }
 
-int proof_settle(struct cluster_loop *cl, const struct counter_copy *read, const char *key,
-                 size_t key_len, int64_t give_up)
+int proof_settle(struct cluster_loop *cl, const struct counter_copy *read, const struct ticket *t,
+                 int64_t give_up)
 {
-    struct claim w = {*read, key, key_len};
+    struct claim w = {*read, t};
     int rc = -ETIMEDOUT;
     while (rc != 0 && rc != -EAGAIN && loop_now_us() < give_up) {
         rc = prove(cl, &w);

@@ -275,6 +275,133 @@ START_TEST(fifo_across_instances)
 }
 END_TEST
 
+/* ---- the queue's key names are a bounded set ---- */
+
+static void base64(const char *in, size_t len, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < len; i += 3, out += 4) {
+        unsigned v = (unsigned char)in[i] << 16;
+        v |= i + 1 < len ? (unsigned char)in[i + 1] << 8 : 0;
+        v |= i + 2 < len ? (unsigned char)in[i + 2] : 0;
+        out[0] = abc[v >> 18];
+        out[1] = abc[(v >> 12) & 63];
+        out[2] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+        out[3] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    *out = '\0';
+}
+
+/* Distinct names among the first `events` events under prefix since
+ * revision 1: a watch from there replays the whole history (nothing is
+ * compacted in the tests), whatever was deleted since. HTTP/1.0: the
+ * stream comes unchunked. */
+static int names_ever_created(int etcd_port, const char *prefix, int events)
+{
+    static char buf[4 << 20], names[4096][96];
+    char key[128], end[128], req[512], body[400];
+    size_t len = strlen(prefix), got = 0;
+    int nnames = 0, seen = 0;
+    snprintf(key, sizeof(key), "%s", prefix);
+    key[len - 1]++; /* the prefix's range end: its last byte + 1 */
+    base64(key, len, end);
+    base64(prefix, len, key);
+    snprintf(body, sizeof(body),
+             "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":1}}", key,
+             end);
+    snprintf(req, sizeof(req), "POST /v3/watch HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int fd = tcp_connect(etcd_port);
+    send_all(fd, req, strlen(req));
+    long long until = now_ms() + 20000;
+    while (seen < events && now_ms() < until && poll_readable(&fd, 1, 1000) > 0) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+        seen = 0;
+        for (const char *p = buf; (p = strstr(p, "\"key\":\"")); p += 7)
+            seen++;
+    }
+    close(fd);
+    ck_assert_int_ge(seen, events);
+    for (const char *p = buf; (p = strstr(p, "\"key\":\"")); p += 7) {
+        int k = 0;
+        sscanf(p + 7, "%95[^\"]", names[nnames]);
+        while (k < nnames && strcmp(names[k], names[nnames]) != 0)
+            k++;
+        nnames += k == nnames && nnames < 4095;
+    }
+    return nnames;
+}
+
+/* Every request creates a key under the queue prefix; etcd keeps an index
+ * entry for each name until a compaction and every range of the prefix
+ * (each join counts it) walks them all. Names come from a bounded set of
+ * slots: three clients in a row make at most a few, however many requests
+ * they send. Counted from etcd's own history, not timed. */
+START_TEST(queue_key_names_stay_bounded)
+{
+    enum { PER = 100 };
+    char prefix[96];
+    int unavailable, after;
+    start_all(single.endpoints, "0");
+    load_start(NSRV, PER, 60000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(ok, NSRV * PER);
+    snprintf(prefix, sizeof(prefix), "/turnstile/%s/queue/", cluster_name);
+    int names = names_ever_created(single.m[0].client_port, prefix, 2 * ok);
+    /* One connection per instance: one waiter per loop at most, one name
+     * each; room for a slot retired after an unknown outcome. */
+    ck_assert_msg(names <= NSRV * 2 + 2, "%d names for %d requests", names, ok);
+    assert_counter(ok);
+    stop_all();
+}
+END_TEST
+
+/* ---- a burst: thousands queued at once, every one served ---- */
+
+#define BURST 2000
+
+/* BURST requests sent at once over `instances` instances, each on a
+ * connection of its own, 1 ms sections and no lock timeout: every one
+ * gets 200 (joins are batched, and a join's etcd deadline runs from when
+ * it is sent, not while it waits in line), N distinct, the counter exact. */
+static void burst(int instances)
+{
+    static int fds[BURST];
+    static long long ns[BURST];
+    ck_assert_int_ge(raise_own_nofile(), BURST + 64);
+    start_all(single.endpoints, "1");
+    for (int k = 0; k < BURST; k++)
+        fds[k] = send_access(srv[k % instances].port);
+    for (int k = 0; k < BURST; k++) {
+        struct resp r;
+        read_reply(fds[k], &r, 120000);
+        ck_assert_msg(r.status == 200, "request %d: %d %s", k, r.status, r.body);
+        ns[k] = access_n(&r);
+    }
+    qsort(ns, BURST, sizeof(ns[0]), cmp_ll);
+    for (int k = 0; k < BURST; k++)
+        ck_assert_int_eq(ns[k], k + 1);
+    assert_counter(BURST);
+    for (int i = 0; i < instances; i++)
+        ck_assert_int_eq(stat_value(srv[i].port, "cluster.unavailable"), 0);
+    stop_all();
+}
+
+START_TEST(burst_on_one_instance)
+{
+    burst(1);
+}
+END_TEST
+
+START_TEST(burst_across_three)
+{
+    burst(NSRV);
+}
+END_TEST
+
 /* ---- lock timeouts, the queue cap and leaving clients, cluster-wide ---- */
 
 START_TEST(timeouts_caps_and_leavers)
@@ -521,6 +648,9 @@ int main(void)
     tcase_add_checked_fixture(one, NULL, test_teardown); /* a failed test's too */
     tcase_add_test(one, counter_exact_single_node);
     tcase_add_test(one, fifo_across_instances);
+    tcase_add_test(one, queue_key_names_stay_bounded);
+    tcase_add_test(one, burst_on_one_instance);
+    tcase_add_test(one, burst_across_three);
     tcase_add_test(one, timeouts_caps_and_leavers);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
