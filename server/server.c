@@ -372,7 +372,8 @@ static int open_cluster(struct server *srv)
     struct cluster_settings cs = {.endpoints = cfg->etcd,
                                   .name = cfg->cluster,
                                   .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
-                                  .call_ms = LIMIT_ETCD_CALL_MS};
+                                  .call_ms = LIMIT_ETCD_CALL_MS,
+                                  .compact_ms = (int64_t)cfg->compact_interval_ms};
     int rc = cluster_open(&srv->cluster, &cs);
     if (rc == -EINVAL) {
         fprintf(stderr,

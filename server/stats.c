@@ -116,6 +116,8 @@ const struct stats_row stats_rows[] = {
         "Writes whose outcome could not be learnt: answered 503."),
     ROW(COUNTER, "cluster.resyncs", "cluster_resyncs_total", cluster.resyncs,
         "Times the queue was read anew (watch opened or reopened)."),
+    ROW(COUNTER, "cluster.compactions", "cluster_compactions_total", cluster.compactions,
+        "Compactions of etcd's history made by this instance (--compact-interval-ms)."),
     LABELLED(VECTOR, "cluster.errors", "cluster_etcd_errors_total", cluster.errors,
              "Failed etcd calls, by kind.", &by_kind),
     ROW(HIST, "cluster.handoff_us", "cluster_handoff_seconds", cluster.handoff_us,

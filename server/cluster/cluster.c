@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commit.h"
+#include "compactor.h"
 #include "counts.h"
 #include "instance.h"
 #include "queue.h"
@@ -33,6 +34,7 @@ static void make_keys(struct cluster *c)
     snprintf(c->counter_key, sizeof(c->counter_key), "%scounter", c->prefix);
     snprintf(c->queue_prefix, sizeof(c->queue_prefix), "%squeue/", c->prefix);
     snprintf(c->released_key, sizeof(c->released_key), "%sreleased", c->prefix);
+    snprintf(c->compact_key, sizeof(c->compact_key), "%scompact", c->prefix);
     /* Unique per process: the time and the pid, so a restarted instance
      * never mistakes its predecessor's keys for its own. */
     uint64_t id = (uint64_t)instance_wall_us() * 2654435761u ^ ((uint64_t)getpid() << 40);
@@ -47,7 +49,9 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     snprintf(c->endpoints, sizeof(c->endpoints), "%s", s->endpoints);
     c->call_ms = s->call_ms;
     c->ttl_s = (s->lease_ttl_ms + 999) / 1000;
-    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0) {
+    c->compact_ms = s->compact_ms;
+    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
+        etcd_client_init(&c->maint, c->endpoints) < 0) {
         free(c);
         return -EINVAL;
     }
@@ -95,6 +99,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
+    if (rc == 0 && cl->first && c->compact_ms)
+        rc = spawn(cl, compactor_main, &cl->compactor);
     return rc;
 }
 
@@ -104,8 +110,8 @@ static void stopper_main(void *arg)
     struct cluster_loop *cl = arg;
     struct cluster *c = cl->c;
     int64_t end = loop_now_us() + STOP_WAIT_US;
-    coro_t *ours[3] = {cl->watcher, cl->reaper, cl->keeper};
-    for (int i = 0; i < 3; i++)
+    coro_t *ours[4] = {cl->watcher, cl->reaper, cl->keeper, cl->compactor};
+    for (int i = 0; i < 4; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
     while (cl->running > 0 && loop_now_us() < end)
@@ -129,8 +135,10 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     etcd_client_fini(&cl->queue);
     etcd_client_fini(&cl->section);
     etcd_client_fini(&cl->watchc);
-    if (cl->first)
+    if (cl->first) {
         etcd_client_fini(&c->lease_client);
+        etcd_client_fini(&c->maint);
+    }
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);
     ticket_free_all(&cl->done);

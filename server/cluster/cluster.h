@@ -44,6 +44,8 @@ struct cluster_settings {
                               digits, '-', '_', '.', at most 63 */
     int64_t lease_ttl_ms;  /* --lease-ttl-ms: rounded up to whole seconds */
     int64_t call_ms;       /* how long one etcd call may take before it is given up */
+    int64_t compact_ms;    /* --compact-interval-ms: etcd's history is kept this long; 0: no
+                              compaction (compactor.h) */
 };
 
 struct cluster;

@@ -12,7 +12,9 @@
  *                  sequence number; on the instance's lease. Its create
  *                  revision is its place in the queue.
  *   released       "T I": wall-clock microseconds at which instance I sent
- *                  the last release, for the hand-off latency */
+ *                  the last release, for the hand-off latency
+ *   compact        the revision its last compactor compacted to; its
+ *                  version elects the next one (compactor.h) */
 #ifndef TURNSTILE_CLUSTER_INSTANCE_H
 #define TURNSTILE_CLUSTER_INSTANCE_H
 
@@ -52,10 +54,10 @@ struct cluster_loop {
     int64_t revision; /* what the mirror reflects */
     int64_t read_rev; /* of the last resync's range: older events are in it */
     struct counter_copy counter;
-    struct list_node live, leaving, done; /* tickets (ticket.h) by state */
-    char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
-    uint64_t seq;                         /* of this loop's last key */
-    coro_t *watcher, *reaper, *keeper;
+    struct list_node live, leaving, done;          /* tickets (ticket.h) by state */
+    char key_prefix[CLUSTER_KEY_MAX];              /* this loop's keys: queue/I.L- */
+    uint64_t seq;                                  /* of this loop's last key */
+    coro_t *watcher, *reaper, *keeper, *compactor; /* the last two on the first loop */
     bool reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
@@ -76,11 +78,13 @@ struct cluster {
     char name[CLUSTER_NAME_MAX];
     int64_t call_ms;                    /* how long one etcd call may take */
     int64_t ttl_s;                      /* the lease's, as asked */
+    int64_t compact_ms;                 /* between compactions; 0: none */
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
-    char released_key[CLUSTER_KEY_MAX];
+    char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
     char self[17]; /* this process's id, in its keys and in `released` */
     struct etcd_client lease_client;
+    struct etcd_client maint;     /* the first loop's compactions and alarm checks */
     _Atomic int64_t lease;        /* 0 while none */
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */

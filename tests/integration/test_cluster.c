@@ -481,6 +481,51 @@ START_TEST(etcd_down_then_back)
 }
 END_TEST
 
+/* ---- etcd's size ---- */
+
+#define QUOTA_BYTES (1ull << 20) /* ~2000 requests fill it uncompacted (~520 B each) */
+
+static struct etcd_proc small; /* a node with a backend quota of QUOTA_BYTES */
+
+/* Runs `etcdctl ARGS` against e (a command line of ours, no user input)
+ * into out; returns its exit status. etcdctl's own timeouts end it. */
+static int etcdctl(const struct etcd_proc *e, const char *args, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s %s 2>&1", e->endpoints, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+/* Three times the requests that fill the quota uncompacted, with a
+ * compaction every second: every one 200, the counter exact, no alarm. */
+START_TEST(compaction_keeps_etcd_under_its_quota)
+{
+    int unavailable, after;
+    char out[512];
+    ck_assert_int_eq(etcd_proc_start_quota(&small, 1, QUOTA_BYTES, START_MS), 0);
+    extra[0] = "--compact-interval-ms";
+    extra[1] = "1000";
+    start_all(small.endpoints, "0");
+    load_start(12, 600, 100000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(unavailable, 0);
+    ck_assert_int_ge(ok, 3 * (int)(QUOTA_BYTES / 520));
+    assert_counter(ok);
+    long long compactions = 0;
+    for (int i = 0; i < nsrv; i++)
+        compactions += stat_value(srv[i].port, "cluster.compactions");
+    ck_assert_int_gt(compactions, 0);
+    ck_assert_int_eq(etcdctl(&small, "alarm list", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "NOSPACE") == NULL, "etcd raised an alarm: %s", out);
+    stop_all();
+    etcd_proc_stop(&small);
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 /* After every test, passed or failed: what it started goes. */
@@ -488,6 +533,7 @@ static void test_teardown(void)
 {
     stop_all();
     etcd_proc_stop(&solo);
+    etcd_proc_stop(&small);
 }
 
 static void single_start(void)
@@ -526,6 +572,11 @@ int main(void)
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
     suite_add_tcase(s, one);
+    TCase *size = tcase_create("etcd_size"); /* etcds of their own */
+    tcase_set_timeout(size, 180);
+    tcase_add_checked_fixture(size, NULL, test_teardown);
+    tcase_add_test(size, compaction_keeps_etcd_under_its_quota);
+    suite_add_tcase(s, size);
     TCase *three = tcase_create("three_members");
     tcase_set_timeout(three, 180);
     tcase_add_unchecked_fixture(three, trio_start, trio_stop);
