@@ -359,14 +359,17 @@ static int open_state(struct server *srv)
 
 /* --etcd: the counter and the lock live in etcd (cluster.h). Refused with
  * --state-file (etcd keeps the counter) and --no-lock (a demonstration of
- * one process). Each worker attaches its loop on its own thread (see
- * worker_main); worker 0's, attached first, keeps the lease. */
+ * one process's race: every write in etcd is fenced by the cluster's
+ * queue, so there is no unlocked write to show). Each worker attaches its loop on its own thread
+ * (see worker_main); worker 0's, attached first, keeps the lease. */
 static int open_cluster(struct server *srv)
 {
     const struct cfg *cfg = &srv->cfg;
     if (cfg->state_file[0] || cfg->no_lock) {
-        fprintf(stderr, "turnstile: --etcd does not go with --%s: etcd keeps the counter\n",
-                cfg->state_file[0] ? "state-file" : "no-lock");
+        fprintf(stderr, "turnstile: --etcd does not go with --%s\n",
+                cfg->state_file[0] ? "state-file: etcd keeps the counter"
+                                   : "no-lock: every write in etcd is fenced by the cluster's "
+                                     "queue; --no-lock shows one process's race");
         return -EINVAL;
     }
     struct cluster_settings cs = {.endpoints = cfg->etcd,
@@ -561,6 +564,8 @@ int server_fini(struct server *srv)
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
     if (srv->cluster) { /* the other workers detached on their threads */
         cluster_detach(srv->cluster, &srv->workers[0].loop);
+        /* The stop line says the cluster's counter as last seen here. */
+        resource_set_counter(&srv->resource, cluster_counter(srv->cluster));
         cluster_close(srv->cluster);
         srv->resource.cluster = srv->cluster = NULL;
     }

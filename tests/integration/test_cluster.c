@@ -481,6 +481,37 @@ START_TEST(etcd_down_then_back)
 }
 END_TEST
 
+/* ---- flags and the stop line ---- */
+
+/* --no-lock with --etcd: refused before anything starts, in one line. */
+START_TEST(no_lock_with_etcd_is_refused)
+{
+    char out[256], err[512];
+    int status = run_binary(10000, out, sizeof(out), err, sizeof(err), "--etcd", single.endpoints,
+                            "--no-lock", "--port", "0", NULL);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(out, "");
+    ck_assert_msg(strstr(err, "--no-lock") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "not one line: %s", err);
+}
+END_TEST
+
+/* An instance that served nothing stops saying the cluster's counter. */
+START_TEST(stop_line_says_the_clusters_counter)
+{
+    struct resp r;
+    start_all(single.endpoints, "0");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(http_get(srv[0].port, "/access", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+    }
+    ck_assert(wait_stat(srv[2].port, "counter", 3, 10000));
+    kill(srv[2].pid, SIGTERM);
+    ck_assert(srv_log_wait(&srv[2], "stopped: counter 3", 10000));
+    stop_all();
+}
+END_TEST
+
 /* ---- etcd's size ---- */
 
 #define QUOTA_BYTES (1ull << 20) /* ~2000 requests fill it uncompacted (~520 B each) */
@@ -571,6 +602,8 @@ int main(void)
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
+    tcase_add_test(one, no_lock_with_etcd_is_refused);
+    tcase_add_test(one, stop_line_says_the_clusters_counter);
     suite_add_tcase(s, one);
     TCase *size = tcase_create("etcd_size"); /* etcds of their own */
     tcase_set_timeout(size, 180);
