@@ -47,6 +47,13 @@ static void notify(const char *state)
 #endif
 }
 
+/* cluster_settings.notify: the cluster's readiness is the server's. */
+static void notify_cluster(void *arg, const char *state)
+{
+    (void)arg;
+    notify(state);
+}
+
 /* Runs post on worker w, from worker 0 (whose thread the daemon's events
  * run on): at once for worker 0 itself, else through w's inbox. */
 static void to_worker(struct worker *w, struct loop_post *post)
@@ -376,7 +383,8 @@ static int open_cluster(struct server *srv)
                                   .name = cfg->cluster,
                                   .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
                                   .call_ms = LIMIT_ETCD_CALL_MS,
-                                  .compact_ms = (int64_t)cfg->compact_interval_ms};
+                                  .compact_ms = (int64_t)cfg->compact_interval_ms,
+                                  .notify = notify_cluster};
     int rc = cluster_open(&srv->cluster, &cs);
     if (rc == -EINVAL) {
         fprintf(stderr,
@@ -494,7 +502,8 @@ int server_start(struct server *srv, const struct cfg *cfg)
         return rc;
     printf("turnstile listening on %s\n", srv->url);
     fflush(stdout);
-    notify("READY=1");
+    if (!srv->cluster) /* else once the cluster is usable (notify_cluster) */
+        notify("READY=1");
     return 0;
 }
 

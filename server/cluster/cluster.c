@@ -50,6 +50,8 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     c->call_ms = s->call_ms;
     c->ttl_s = (s->lease_ttl_ms + 999) / 1000;
     c->compact_ms = s->compact_ms;
+    c->notify = s->notify;
+    c->notify_arg = s->notify_arg;
     if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
         etcd_client_init(&c->maint, c->endpoints) < 0) {
         free(c);
@@ -74,6 +76,8 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
 {
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
+    cl->news_post = (struct loop_post){.fn = session_on_news, .arg = cl};
+    waitq_init(&cl->lease_waiters);
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
     list_init(&cl->live);
@@ -114,6 +118,7 @@ static void stopper_main(void *arg)
     for (int i = 0; i < 4; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
+    session_on_news(cl); /* requests waiting for a lease: there will be none */
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);

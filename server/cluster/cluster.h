@@ -46,6 +46,11 @@ struct cluster_settings {
     int64_t call_ms;       /* how long one etcd call may take before it is given up */
     int64_t compact_ms;    /* --compact-interval-ms: etcd's history is kept this long; 0: no
                               compaction (compactor.h) */
+    /* Called on the first loop attached, as the instance becomes usable
+     * or etcd stops answering it: state is sd_notify(3)'s ("READY=1\n
+     * STATUS=..." or "STATUS=..."). May be NULL. */
+    void (*notify)(void *arg, const char *state);
+    void *notify_arg;
 };
 
 struct cluster;

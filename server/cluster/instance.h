@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "mirror.h"
 #include "stats_cluster.h"
+#include "waitq.h"
 
 #define CLUSTER_NAME_MAX 64 /* --cluster: letters, digits, '-', '_', '.' */
 #define CLUSTER_KEY_MAX  (CLUSTER_NAME_MAX + 64)
@@ -66,6 +67,11 @@ struct cluster_loop {
     struct loop_post lost_post;
     _Atomic int64_t lost_lease;
     _Atomic bool lost_posted;
+    /* Requests that came while the instance had no lease yet (session.h),
+     * and the keeper's news for them (a lease, or etcd does not answer). */
+    struct waitq lease_waiters;
+    struct loop_post news_post;
+    _Atomic bool news_posted;
     /* What other threads read (counts.h), under mu. */
     pthread_mutex_t mu;
     struct lock_stats lock;     /* this loop's requests for the cluster-wide lock */
@@ -76,9 +82,11 @@ struct cluster_loop {
 struct cluster {
     char endpoints[ETCD_MAX_ENDPOINTS * 80];
     char name[CLUSTER_NAME_MAX];
-    int64_t call_ms;                    /* how long one etcd call may take */
-    int64_t ttl_s;                      /* the lease's, as asked */
-    int64_t compact_ms;                 /* between compactions; 0: none */
+    int64_t call_ms;                              /* how long one etcd call may take */
+    int64_t ttl_s;                                /* the lease's, as asked */
+    int64_t compact_ms;                           /* between compactions; 0: none */
+    void (*notify)(void *arg, const char *state); /* cluster_settings' */
+    void *notify_arg;
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
     char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
@@ -86,6 +94,7 @@ struct cluster {
     struct etcd_client lease_client;
     struct etcd_client maint;     /* the first loop's compactions and alarm checks */
     _Atomic int64_t lease;        /* 0 while none */
+    _Atomic bool etcd_down;       /* the keeper's last grant failed: no use waiting */
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */
     _Atomic bool stopping;

@@ -95,16 +95,17 @@ int queue_acquire(struct cluster_loop *cl, int64_t deadline_us, uint64_t max_wai
     bool waited = false;
     if (!cl)
         return -EAGAIN;
-    int64_t lease = atomic_load(&cl->c->lease);
-    if (!lease || atomic_load(&cl->c->stopping))
-        return refusal(cl, -EAGAIN, deadline_us);
+    int64_t lease;
+    int rc = session_wait(cl, deadline_us, &lease); /* a young instance refuses no one */
+    if (rc < 0)
+        return refusal(cl, rc, deadline_us);
     if (queue_full(cl, max_waiters)) {
         counts_refused(cl, -EBUSY);
         return -EBUSY;
     }
     if (ticket_new(cl, lease, &t) < 0)
         return refusal(cl, -ENOMEM, deadline_us);
-    int rc = take_place(cl, t, deadline_us, &waited);
+    rc = take_place(cl, t, deadline_us, &waited);
     counts_publish(cl);
     if (rc < 0) {
         ticket_release(t);

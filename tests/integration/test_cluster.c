@@ -481,6 +481,30 @@ START_TEST(etcd_down_then_back)
 }
 END_TEST
 
+/* ---- start-up ---- */
+
+/* Requests sent the instant each new instance prints its listening line
+ * (srv_start returns then) wait for its lease: every one gets 200. */
+START_TEST(a_young_instance_refuses_no_one)
+{
+    enum { FRESH = 3, EACH = 8 };
+    struct resp r;
+    int fds[EACH];
+    new_cluster_name();
+    for (nsrv = 0; nsrv < FRESH; nsrv++) {
+        start_one(nsrv, single.endpoints, "0");
+        for (int k = 0; k < EACH; k++)
+            fds[k] = send_access(srv[nsrv].port);
+        for (int k = 0; k < EACH; k++) {
+            read_reply(fds[k], &r, 20000);
+            ck_assert_msg(r.status == 200, "instance %d, request %d: %d", nsrv, k, r.status);
+        }
+    }
+    assert_counter(FRESH * EACH);
+    stop_all();
+}
+END_TEST
+
 /* ---- flags and the stop line ---- */
 
 /* --no-lock with --etcd: refused before anything starts, in one line. */
@@ -603,6 +627,7 @@ int main(void)
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
     tcase_add_test(one, no_lock_with_etcd_is_refused);
+    tcase_add_test(one, a_young_instance_refuses_no_one);
     tcase_add_test(one, stop_line_says_the_clusters_counter);
     suite_add_tcase(s, one);
     TCase *size = tcase_create("etcd_size"); /* etcds of their own */
