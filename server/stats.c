@@ -113,7 +113,7 @@ const struct stats_row stats_rows[] = {
     ROW(COUNTER, "cluster.unavailable", "cluster_unavailable_total", cluster.unavailable,
         "Requests answered 503 because etcd did not answer."),
     ROW(COUNTER, "cluster.unknown", "cluster_unknown_total", cluster.unknown,
-        "Writes whose outcome could not be learnt: answered 503."),
+        "Writes whose outcome could not be proven: answered 500, outcome unknown."),
     ROW(COUNTER, "cluster.resyncs", "cluster_resyncs_total", cluster.resyncs,
         "Times the queue was read anew (watch opened or reopened)."),
     ROW(COUNTER, "cluster.compactions", "cluster_compactions_total", cluster.compactions,

@@ -22,7 +22,7 @@ struct stats_cluster {
     uint64_t lease_losses; /* leases that expired or could not be kept alive */
     uint64_t fenced;       /* writes refused: the writer's place was gone */
     uint64_t unavailable;  /* requests answered "etcd unreachable" (fenced ones excluded) */
-    uint64_t unknown;      /* writes whose outcome could not be learnt (then answered 503) */
+    uint64_t unknown;      /* writes whose outcome could not be proven (answered 500) */
     uint64_t resyncs;      /* times a watch was (re)opened and the queue read anew */
     uint64_t compactions;  /* compactions of etcd's history this instance made */
     uint64_t errors[STATS_ETCD_ERRORS]; /* failed etcd calls by kind, every client */

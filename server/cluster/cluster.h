@@ -86,8 +86,10 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
 
 /* Writes the counter's value + 1 and releases the lock, in one
  * transaction that holds only while h's place in the queue does. Returns
- * 0 with *n the value written, or -EAGAIN (fenced off, or the outcome
- * could not be learnt): then no reply may claim a number. Always releases. */
+ * 0 with *n the value written, -EAGAIN (certainly not written: fenced off
+ * or refused; a retry is safe) or -ENOTRECOVERABLE (the outcome cannot be
+ * proven: it may or may not have been written; a retry may count twice).
+ * Always releases. */
 int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n);
 
 /* The highest value of the counter this instance has seen; any thread. */
