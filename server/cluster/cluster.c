@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alarm.h"
 #include "commit.h"
 #include "compactor.h"
 #include "counts.h"
@@ -77,6 +78,8 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
     cl->news_post = (struct loop_post){.fn = session_on_news, .arg = cl};
+    if (cl->first)
+        c->alarm_post = (struct loop_post){.fn = alarm_on_suspect, .arg = cl};
     waitq_init(&cl->lease_waiters);
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
@@ -103,6 +106,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
+    if (rc == 0 && cl->first)
+        rc = spawn(cl, alarm_sentry_main, &cl->sentry);
     if (rc == 0 && cl->first && c->compact_ms)
         rc = spawn(cl, compactor_main, &cl->compactor);
     return rc;
@@ -114,8 +119,8 @@ static void stopper_main(void *arg)
     struct cluster_loop *cl = arg;
     struct cluster *c = cl->c;
     int64_t end = loop_now_us() + STOP_WAIT_US;
-    coro_t *ours[4] = {cl->watcher, cl->reaper, cl->keeper, cl->compactor};
-    for (int i = 0; i < 4; i++)
+    coro_t *ours[5] = {cl->watcher, cl->reaper, cl->keeper, cl->compactor, cl->sentry};
+    for (int i = 0; i < 5; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
     session_on_news(cl); /* requests waiting for a lease: there will be none */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "counter.h"
 #include "counts.h"
 #include "log.h"
@@ -100,6 +101,8 @@ static int try_once(struct cluster_loop *cl, struct fenced_write *w, bool *again
     int rc = try_txn(cl, w, &r);
     if (rc < 0) {
         w->unsure = w->unsure || !surely_not_applied(rc);
+        if (rc == -ENOSPC)
+            alarm_suspect(cl);
         if (rc == -ENOSPC && !w->unsure)
             rc = -EAGAIN; /* the quota: certainly not applied, 503 */
     } else if (r.succeeded) {

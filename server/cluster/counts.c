@@ -133,7 +133,10 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
         pthread_mutex_unlock(&cl->mu);
     }
     int64_t lease = atomic_load(&c->lease);
-    out->healthy = healthy && lease;
+    unsigned alarms = atomic_load(&c->alarms);
+    out->healthy = healthy && lease && !alarms;
+    out->alarm_nospace = (alarms & ETCD_ALARM_NOSPACE) != 0;
+    out->alarm_corrupt = (alarms & ETCD_ALARM_CORRUPT) != 0;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
 }

@@ -55,10 +55,10 @@ struct cluster_loop {
     int64_t revision; /* what the mirror reflects */
     int64_t read_rev; /* of the last resync's range: older events are in it */
     struct counter_copy counter;
-    struct list_node live, leaving, done;          /* tickets (ticket.h) by state */
-    char key_prefix[CLUSTER_KEY_MAX];              /* this loop's keys: queue/I.L- */
-    uint64_t seq;                                  /* of this loop's last key */
-    coro_t *watcher, *reaper, *keeper, *compactor; /* the last two on the first loop */
+    struct list_node live, leaving, done;                   /* tickets (ticket.h) by state */
+    char key_prefix[CLUSTER_KEY_MAX];                       /* this loop's keys: queue/I.L- */
+    uint64_t seq;                                           /* of this loop's last key */
+    coro_t *watcher, *reaper, *keeper, *compactor, *sentry; /* the last three: first loop's */
     bool reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
@@ -92,9 +92,12 @@ struct cluster {
     char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
     char self[17]; /* this process's id, in its keys and in `released` */
     struct etcd_client lease_client;
-    struct etcd_client maint;     /* the first loop's compactions and alarm checks */
-    _Atomic int64_t lease;        /* 0 while none */
-    _Atomic bool etcd_down;       /* the keeper's last grant failed: no use waiting */
+    struct etcd_client maint;    /* the first loop's compactions and alarm checks */
+    _Atomic int64_t lease;       /* 0 while none */
+    _Atomic bool etcd_down;      /* the keeper's last grant failed: no use waiting */
+    _Atomic unsigned alarms;     /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */
+    struct loop_post alarm_post; /* another loop's alarm_suspect */
+    _Atomic bool alarm_posted;
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */
     _Atomic bool stopping;

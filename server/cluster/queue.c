@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "counter.h"
 #include "counts.h"
 #include "session.h"
@@ -68,6 +69,8 @@ static int take_place(struct cluster_loop *cl, struct ticket *t, int64_t deadlin
     int rc = join(cl, t, deadline, &alone);
     if (rc == -ENOENT) /* the lease: etcd no longer has it */
         session_lost(cl, t->lease);
+    if (rc == -ENOSPC) /* etcd's quota: an alarm to tell */
+        alarm_suspect(cl);
     if (rc < 0) {
         ticket_leave(t);
         return rc;
