@@ -92,6 +92,11 @@ static const struct opt opts[] = {
      .help = "a dead or cut-off instance's requests\n"
              "leave the queue within this",
      .restart = true},
+    {"compact-interval-ms", 0, OPT_U64, G_CLUSTER, U(compact_interval_ms, 0, MAX_TIMEOUT_MS),
+     .arg = "MS",
+     .help = "compact etcd's history this often,\n"
+             "keeping one interval of it; 0 = never",
+     .restart = true},
 
     {"header-timeout-ms", 0, OPT_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS),
      .arg = "MS", .help = "request head deadline (408)"},
@@ -162,6 +167,7 @@ void cfg_defaults(struct cfg *c)
     c->etcd[0] = '\0';
     snprintf(c->cluster, sizeof(c->cluster), "%s", LIMIT_CLUSTER_NAME);
     c->lease_ttl_ms = LIMIT_LEASE_TTL_MS;
+    c->compact_interval_ms = LIMIT_COMPACT_INTERVAL_MS;
     c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';

@@ -33,13 +33,14 @@ struct cfg {
     /* --no-lock: demonstration only: run the critical section WITHOUT the
      * lock, so concurrent updates get lost. Documented as such. */
     bool no_lock;
-    char state_file[4096];  /* --state-file PATH ("" = the counter lives in memory only) */
-    char etcd[256];         /* --etcd URL[,URL...] ("" = no cluster: all in this process) */
-    char cluster[256];      /* --cluster NAME: the etcd key prefix /turnstile/NAME/ */
-    uint64_t lease_ttl_ms;  /* --lease-ttl-ms, 1000..3600000, whole seconds in etcd */
-    unsigned log_level;     /* --log-level, an enum log_level */
-    char access_log[4096];  /* --access-log PATH or "-" ("" = none) */
-    char config_path[4096]; /* --config FILE ("" = none) */
+    char state_file[4096];        /* --state-file PATH ("" = the counter lives in memory only) */
+    char etcd[256];               /* --etcd URL[,URL...] ("" = no cluster: all in this process) */
+    char cluster[256];            /* --cluster NAME: the etcd key prefix /turnstile/NAME/ */
+    uint64_t lease_ttl_ms;        /* --lease-ttl-ms, 1000..3600000, whole seconds in etcd */
+    uint64_t compact_interval_ms; /* --compact-interval-ms, 0..86400000, 0 = never */
+    unsigned log_level;           /* --log-level, an enum log_level */
+    char access_log[4096];        /* --access-log PATH or "-" ("" = none) */
+    char config_path[4096];       /* --config FILE ("" = none) */
 
     /* --admin-listen HOST:PORT: the internals' own port ("" = none: on the
      * main port with /access). */

@@ -19,6 +19,10 @@
 #define LIMIT_CLUSTER_NAME "turnstile"
 #define LIMIT_LEASE_TTL_MS 5000
 #define LIMIT_ETCD_CALL_MS 1000
+/* etcd keeps every revision until compacted: every 5 minutes, as
+ * Kubernetes' API server compacts its etcd; one interval of history is
+ * kept, so a write whose reply was lost can be settled that long after. */
+#define LIMIT_COMPACT_INTERVAL_MS 300000
 
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;

@@ -80,7 +80,9 @@ struct resource_timing {
  * reply may still give): it may end in -EIO (saving failed: the update
  * must not be reported as done).
  * In cluster mode also -EAGAIN: etcd is unreachable, or the request's place
- * in the queue was lost (fenced off); no number may be reported then. */
+ * in the queue was lost (fenced off): certainly not counted; and
+ * -ENOTRECOVERABLE: the write's outcome cannot be proven (it may or may
+ * not have been counted). No number may be reported then. */
 int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t);
 
 #endif

@@ -125,6 +125,9 @@ static void route_access(const struct handler_ctx *ctx, struct handler_reply *ou
         text(out, 503, "The cluster's store (etcd) is unreachable; try again.\n",
              "Retry-After: 1\r\n");
         return;
+    case -ENOTRECOVERABLE: /* cluster mode: 500, not 503/504, which clients and proxies retry */
+        text(out, 500, "Outcome unknown: the count may or may not have moved.\n", NULL);
+        return;
     case -EIO: /* the update happened but is not on disk: never claim it is */
         text(out, 500, "Could not save the counter.\n", NULL);
         return;

@@ -48,6 +48,13 @@ static void notify(const char *state)
 #endif
 }
 
+/* cluster_settings.notify: the cluster's readiness is the server's. */
+static void notify_cluster(void *arg, const char *state)
+{
+    (void)arg;
+    notify(state);
+}
+
 /* Runs post on worker w, from worker 0 (whose thread the daemon's events
  * run on): at once for worker 0 itself, else through w's inbox. */
 static void to_worker(struct worker *w, struct loop_post *post)
@@ -394,20 +401,25 @@ static int open_state(struct server *srv)
 
 /* --etcd: the counter and the lock live in etcd (cluster.h). Refused with
  * --state-file (etcd keeps the counter) and --no-lock (a demonstration of
- * one process). Each worker attaches its loop on its own thread (see
- * worker_main); worker 0's, attached first, keeps the lease. */
+ * one process's race: every write in etcd is fenced by the cluster's
+ * queue, so there is no unlocked write to show). Each worker attaches its loop on its own thread
+ * (see worker_main); worker 0's, attached first, keeps the lease. */
 static int open_cluster(struct server *srv)
 {
     const struct cfg *cfg = &srv->cfg;
     if (cfg->state_file[0] || cfg->no_lock) {
-        fprintf(stderr, "turnstile: --etcd does not go with --%s: etcd keeps the counter\n",
-                cfg->state_file[0] ? "state-file" : "no-lock");
+        fprintf(stderr, "turnstile: --etcd does not go with --%s\n",
+                cfg->state_file[0] ? "state-file: etcd keeps the counter"
+                                   : "no-lock: every write in etcd is fenced by the cluster's "
+                                     "queue; --no-lock shows one process's race");
         return -EINVAL;
     }
     struct cluster_settings cs = {.endpoints = cfg->etcd,
                                   .name = cfg->cluster,
                                   .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
-                                  .call_ms = LIMIT_ETCD_CALL_MS};
+                                  .call_ms = LIMIT_ETCD_CALL_MS,
+                                  .compact_ms = (int64_t)cfg->compact_interval_ms,
+                                  .notify = notify_cluster};
     int rc = cluster_open(&srv->cluster, &cs);
     if (rc == -EINVAL) {
         fprintf(stderr,
@@ -531,7 +543,8 @@ int server_start(struct server *srv, const struct cfg *cfg)
     if (srv->admin_url[0])
         printf("admin listening on %s\n", srv->admin_url);
     fflush(stdout);
-    notify("READY=1");
+    if (!srv->cluster) /* else once the cluster is usable (notify_cluster) */
+        notify("READY=1");
     return 0;
 }
 
@@ -602,6 +615,8 @@ int server_fini(struct server *srv)
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
     if (srv->cluster) { /* the other workers detached on their threads */
         cluster_detach(srv->cluster, &srv->workers[0].loop);
+        /* The stop line says the cluster's counter as last seen here. */
+        resource_set_counter(&srv->resource, cluster_counter(srv->cluster));
         cluster_close(srv->cluster);
         srv->resource.cluster = srv->cluster = NULL;
     }

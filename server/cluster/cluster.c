@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alarm.h"
 #include "commit.h"
+#include "compactor.h"
 #include "counts.h"
 #include "instance.h"
 #include "queue.h"
@@ -33,6 +35,7 @@ static void make_keys(struct cluster *c)
     snprintf(c->counter_key, sizeof(c->counter_key), "%scounter", c->prefix);
     snprintf(c->queue_prefix, sizeof(c->queue_prefix), "%squeue/", c->prefix);
     snprintf(c->released_key, sizeof(c->released_key), "%sreleased", c->prefix);
+    snprintf(c->compact_key, sizeof(c->compact_key), "%scompact", c->prefix);
     /* Unique per process: the time and the pid, so a restarted instance
      * never mistakes its predecessor's keys for its own. */
     uint64_t id = (uint64_t)instance_wall_us() * 2654435761u ^ ((uint64_t)getpid() << 40);
@@ -47,7 +50,11 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     snprintf(c->endpoints, sizeof(c->endpoints), "%s", s->endpoints);
     c->call_ms = s->call_ms;
     c->ttl_s = (s->lease_ttl_ms + 999) / 1000;
-    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0) {
+    c->compact_ms = s->compact_ms;
+    c->notify = s->notify;
+    c->notify_arg = s->notify_arg;
+    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
+        etcd_client_init(&c->maint, c->endpoints) < 0) {
         free(c);
         return -EINVAL;
     }
@@ -70,6 +77,10 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
 {
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
+    cl->news_post = (struct loop_post){.fn = session_on_news, .arg = cl};
+    if (cl->first)
+        c->alarm_post = (struct loop_post){.fn = alarm_on_suspect, .arg = cl};
+    waitq_init(&cl->lease_waiters);
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
     list_init(&cl->live);
@@ -98,6 +109,10 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
+    if (rc == 0 && cl->first)
+        rc = spawn(cl, alarm_sentry_main, &cl->sentry);
+    if (rc == 0 && cl->first && c->compact_ms)
+        rc = spawn(cl, compactor_main, &cl->compactor);
     return rc;
 }
 
@@ -107,10 +122,11 @@ static void stopper_main(void *arg)
     struct cluster_loop *cl = arg;
     struct cluster *c = cl->c;
     int64_t end = loop_now_us() + STOP_WAIT_US;
-    coro_t *ours[4] = {cl->watcher, cl->joiner, cl->reaper, cl->keeper};
-    for (int i = 0; i < 4; i++)
+    coro_t *ours[6] = {cl->watcher, cl->joiner, cl->reaper, cl->keeper, cl->compactor, cl->sentry};
+    for (int i = 0; i < 6; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
+    session_on_news(cl); /* requests waiting for a lease: there will be none */
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);
@@ -132,8 +148,10 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     etcd_client_fini(&cl->queue);
     etcd_client_fini(&cl->section);
     etcd_client_fini(&cl->watchc);
-    if (cl->first)
+    if (cl->first) {
         etcd_client_fini(&c->lease_client);
+        etcd_client_fini(&c->maint);
+    }
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);
     ticket_free_all(&cl->done);

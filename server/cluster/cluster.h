@@ -44,6 +44,13 @@ struct cluster_settings {
                               digits, '-', '_', '.', at most 63 */
     int64_t lease_ttl_ms;  /* --lease-ttl-ms: rounded up to whole seconds */
     int64_t call_ms;       /* how long one etcd call may take before it is given up */
+    int64_t compact_ms;    /* --compact-interval-ms: etcd's history is kept this long; 0: no
+                              compaction (compactor.h) */
+    /* Called on the first loop attached, as the instance becomes usable
+     * or etcd stops answering it: state is sd_notify(3)'s ("READY=1\n
+     * STATUS=..." or "STATUS=..."). May be NULL. */
+    void (*notify)(void *arg, const char *state);
+    void *notify_arg;
 };
 
 struct cluster;
@@ -79,8 +86,10 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
 
 /* Writes the counter's value + 1 and releases the lock, in one
  * transaction that holds only while h's place in the queue does. Returns
- * 0 with *n the value written, or -EAGAIN (fenced off, or the outcome
- * could not be learnt): then no reply may claim a number. Always releases. */
+ * 0 with *n the value written, -EAGAIN (certainly not written: fenced off
+ * or refused; a retry is safe) or -ENOTRECOVERABLE (the outcome cannot be
+ * proven: it may or may not have been written; a retry may count twice).
+ * Always releases. */
 int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n);
 
 /* The highest value of the counter this instance has seen; any thread. */

@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "counter.h"
 #include "counts.h"
+#include "log.h"
 #include "proof.h"
 
 #define COMMIT_TRIES 4 /* counter moved under a stale copy: re-read and retry */
@@ -18,7 +20,7 @@ struct fenced_write {
     struct counter_copy read; /* what the write is based on */
     bool unsure;              /* a try may have been applied unseen */
     int64_t started;
-    int64_t give_up; /* tries go on until then (commit.h) */
+    struct proof_patience patience; /* for etcd's silence (proof.h) */
 };
 
 static int try_txn(struct cluster_loop *cl, struct fenced_write *w, struct etcd_reply *r)
@@ -67,8 +69,8 @@ static int on_failed_compare(struct cluster_loop *cl, struct fenced_write *w, st
     const struct etcd_op_result *counter = &r->ops[0], *key = &r->ops[1];
     bool key_held = key->nkvs && key->kvs[0].create_revision == w->t->revision;
     if (!key_held) {
-        int rc = w->unsure ? proof_settle(cl, &w->read, w->t, w->give_up) : -EAGAIN;
-        if (rc < 0)
+        int rc = w->unsure ? proof_settle(cl, &w->read, w->t, &w->patience) : -EAGAIN;
+        if (rc == -EAGAIN)
             counts_bump(cl, &cl->shown.fenced);
         return rc;
     }
@@ -79,15 +81,28 @@ static int on_failed_compare(struct cluster_loop *cl, struct fenced_write *w, st
     return rc < 0 ? rc : -EAGAIN;
 }
 
+/* etcd's refusals before a txn is proposed, and a connection never made:
+ * that try certainly did not apply. */
+static bool surely_not_applied(int rc)
+{
+    return rc == -ENOSPC || rc == -EINVAL || rc == -EACCES || rc == -ECONNREFUSED;
+}
+
 /* One try and what it tells. Returns 0 (written), -EAGAIN (refused, or
- * again = true: retry at once) or another error (outcome unknown). */
+ * again = true: retry at once), -ENOTRECOVERABLE (settled as unknown) or
+ * another error (this try's outcome unknown: try again). */
 static int try_once(struct cluster_loop *cl, struct fenced_write *w, bool *again)
 {
     struct etcd_reply r;
     *again = false;
+    proof_patience_call(&w->patience);
     int rc = try_txn(cl, w, &r);
     if (rc < 0) {
-        w->unsure = true;
+        w->unsure = w->unsure || !surely_not_applied(rc);
+        if (rc == -ENOSPC)
+            alarm_suspect(cl);
+        if (rc == -ENOSPC && !w->unsure)
+            rc = -EAGAIN; /* the quota: certainly not applied, 503 */
     } else if (r.succeeded) {
         counter_see(cl, w->read.value + 1, r.revision);
         ticket_done(w->t, r.revision);
@@ -100,21 +115,26 @@ static int try_once(struct cluster_loop *cl, struct fenced_write *w, bool *again
     return rc;
 }
 
+/* Tries until settled, or etcd has been silent past the patience. */
 static int run(struct cluster_loop *cl, struct fenced_write *w)
 {
     for (int tries = 0;;) {
         bool again;
         int rc = try_once(cl, w, &again);
-        if (rc == 0 || (rc == -EAGAIN && !again))
+        if (rc == 0 || rc == -ENOTRECOVERABLE || (rc == -EAGAIN && !again))
             return rc;
-        if (again ? ++tries >= COMMIT_TRIES : loop_now_us() >= w->give_up)
+        if (again ? ++tries >= COMMIT_TRIES : !proof_patience_failed(&w->patience))
             break;
         if (!again && rc != -ECANCELED)
             loop_sleep_us(CLUSTER_RETRY_US / 10);
     }
-    if (w->unsure)
-        counts_bump(cl, &cl->shown.unknown);
-    return -EAGAIN;
+    if (!w->unsure)
+        return -EAGAIN;
+    log_msg(LOG_LEVEL_WARN,
+            "cluster: the write of %" PRIu64 " may have been applied; etcd did not answer: "
+            "outcome unknown, 500",
+            w->read.value + 1);
+    return -ENOTRECOVERABLE;
 }
 
 int commit_write(struct cluster_loop *cl, struct ticket *t, uint64_t *n)
@@ -123,8 +143,10 @@ int commit_write(struct cluster_loop *cl, struct ticket *t, uint64_t *n)
     /* The copy with the highest revision seen: what the section read,
      * unless a late event brought a newer one (the compare tells). */
     struct fenced_write w = {.t = t, .read = cl->counter, .started = loop_now_us()};
-    w.give_up = w.started + (atomic_load(&c->lease_ttl_ms) + 2 * c->call_ms) * 1000;
+    proof_patience_init(&w.patience, c);
     int rc = run(cl, &w);
+    if (rc == -ENOTRECOVERABLE)
+        counts_bump(cl, &cl->shown.unknown);
     counts_publish(cl);
     if (rc == 0)
         *n = w.read.value + 1;

@@ -9,10 +9,11 @@
  * (still holding the lock). After a try whose outcome is unknown (timeout,
  * reset, cancel) the same txn is sent again: its compares make it apply at
  * most once, and if the retry finds my key gone the counter's history
- * settles it (proof.h). Tries go on while that can still be settled: the
- * lease's TTL and two call deadlines (a leader election can outlast one
- * call); past that the outcome is unknown and the answer is a refusal,
- * never a number. */
+ * settles it (proof.h), however long this instance was stalled. Tries go
+ * on while etcd's silence lasts less than the patience (proof.h: the
+ * lease's TTL and two call deadlines of failed calls); past that, or with
+ * the history compacted, the outcome is unknown: neither a number nor a
+ * refusal that invites a retry. */
 #ifndef TURNSTILE_CLUSTER_COMMIT_H
 #define TURNSTILE_CLUSTER_COMMIT_H
 
@@ -22,9 +23,10 @@
 #include "ticket.h"
 
 /* From the coroutine of t's request, holding the lock (t granted). Writes
- * and releases; returns 0 with *n the value written, or -EAGAIN (fenced
- * off, or the outcome could not be learnt): then no reply may claim a
- * number. Always releases: t is the request's no more. */
+ * and releases; returns 0 with *n the value written, -EAGAIN (certainly
+ * not written: fenced off, or refused) or -ENOTRECOVERABLE (it may or may
+ * not have been written, and cannot be proven: counted, logged at warn).
+ * Always releases: t is the request's no more. */
 int commit_write(struct cluster_loop *cl, struct ticket *t, uint64_t *n);
 
 #endif

@@ -396,6 +396,37 @@ int etcd_decode_header(const json_t *doc, int64_t *revision)
     return decode_revision(doc, revision);
 }
 
+/* One alarm's type, named ("NOSPACE") or numbered (1) as etcd's enum. */
+static int alarm_bit(const json_t *v, unsigned *bit)
+{
+    static const char *const names[] = {"NONE", "NOSPACE", "CORRUPT"};
+    for (unsigned i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0) ||
+            (json_is_integer(v) && json_integer_value(v) == (json_int_t)i)) {
+            *bit = 1u << i;
+            return 0;
+        }
+    *bit = 0; /* one this build does not know: NONE, or a newer etcd's */
+    return json_is_string(v) || json_is_integer(v) || !v ? 0 : -EIO;
+}
+
+int etcd_decode_alarms(const json_t *doc, unsigned *alarms)
+{
+    int64_t revision;
+    const json_t *list = json_object_get(doc, "alarms");
+    int rc = decode_revision(doc, &revision);
+    *alarms = 0;
+    if (rc == 0 && list && !json_is_array(list))
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && list && i < json_array_size(list); i++) {
+        unsigned bit;
+        const json_t *member = json_array_get(list, i);
+        rc = json_is_object(member) ? alarm_bit(json_object_get(member, "alarm"), &bit) : -EIO;
+        *alarms |= rc == 0 ? bit : 0;
+    }
+    return rc;
+}
+
 /* ---- documents ---- */
 
 /* The reply's document, or the error it carries. A streaming endpoint's

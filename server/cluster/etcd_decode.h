@@ -112,6 +112,13 @@ int etcd_decode_keepalive(const struct json_t *doc, int64_t *ttl_s, const char *
 /* /v3/lease/revoke, or any reply whose header is all that matters. */
 int etcd_decode_header(const struct json_t *doc, int64_t *revision);
 
+/* /v3/maintenance/alarm: the active alarms of every member, as a mask of
+ * ETCD_ALARM_ bits (0: none); an alarm this build does not know is left
+ * out. -EIO for a reply of the wrong shape. */
+#define ETCD_ALARM_NOSPACE (1u << 1) /* a member's backend reached its quota */
+#define ETCD_ALARM_CORRUPT (1u << 2) /* a member's data differs from the others' */
+int etcd_decode_alarms(const struct json_t *doc, unsigned *alarms);
+
 /* ---- watch messages ---- */
 
 /* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:

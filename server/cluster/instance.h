@@ -16,7 +16,9 @@
  *                  is its place in the queue; the name alone is not
  *                  unique over time, name and create revision are.
  *   released       "T I": wall-clock microseconds at which instance I sent
- *                  the last release, for the hand-off latency */
+ *                  the last release, for the hand-off latency
+ *   compact        the revision its last compactor compacted to; its
+ *                  version elects the next one (compactor.h) */
 #ifndef TURNSTILE_CLUSTER_INSTANCE_H
 #define TURNSTILE_CLUSTER_INSTANCE_H
 
@@ -31,6 +33,7 @@
 #include "loop.h"
 #include "mirror.h"
 #include "stats_cluster.h"
+#include "waitq.h"
 
 #define CLUSTER_NAME_MAX 64 /* --cluster: letters, digits, '-', '_', '.' */
 #define CLUSTER_KEY_MAX  (CLUSTER_NAME_MAX + 64)
@@ -66,7 +69,8 @@ struct cluster_loop {
     struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */
     uint64_t njoining;        /* of them */
     uint64_t arrivals;        /* the last join's arrival sequence */
-    coro_t *watcher, *joiner, *reaper, *keeper;
+    coro_t *watcher, *joiner, *reaper, *keeper, *compactor,
+        *sentry; /* the last three: first loop's */
     bool joiner_idle, reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
@@ -75,6 +79,11 @@ struct cluster_loop {
     struct loop_post lost_post;
     _Atomic int64_t lost_lease;
     _Atomic bool lost_posted;
+    /* Requests that came while the instance had no lease yet (session.h),
+     * and the keeper's news for them (a lease, or etcd does not answer). */
+    struct waitq lease_waiters;
+    struct loop_post news_post;
+    _Atomic bool news_posted;
     /* What other threads read (counts.h), under mu. */
     pthread_mutex_t mu;
     struct lock_stats lock;     /* this loop's requests for the cluster-wide lock */
@@ -85,14 +94,22 @@ struct cluster_loop {
 struct cluster {
     char endpoints[ETCD_MAX_ENDPOINTS * 80];
     char name[CLUSTER_NAME_MAX];
-    int64_t call_ms;                    /* how long one etcd call may take */
-    int64_t ttl_s;                      /* the lease's, as asked */
+    int64_t call_ms;                              /* how long one etcd call may take */
+    int64_t ttl_s;                                /* the lease's, as asked */
+    int64_t compact_ms;                           /* between compactions; 0: none */
+    void (*notify)(void *arg, const char *state); /* cluster_settings' */
+    void *notify_arg;
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
-    char released_key[CLUSTER_KEY_MAX];
+    char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
     char self[17]; /* this process's id, in its keys and in `released` */
     struct etcd_client lease_client;
-    _Atomic int64_t lease;        /* 0 while none */
+    struct etcd_client maint;    /* the first loop's compactions and alarm checks */
+    _Atomic int64_t lease;       /* 0 while none */
+    _Atomic bool etcd_down;      /* the keeper's last grant failed: no use waiting */
+    _Atomic unsigned alarms;     /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */
+    struct loop_post alarm_post; /* another loop's alarm_suspect */
+    _Atomic bool alarm_posted;
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */
     _Atomic bool stopping;

@@ -70,24 +70,45 @@ static int prove(struct cluster_loop *cl, const struct claim *w)
     return applied ? 0 : -EAGAIN;
 }
 
+void proof_patience_init(struct proof_patience *p, const struct cluster *c)
+{
+    *p = (struct proof_patience){.left_us = (atomic_load(&c->lease_ttl_ms) + 2 * c->call_ms) * 1000,
+                                 .cap_us = c->call_ms * 1000 + CLUSTER_RETRY_US};
+}
+
+void proof_patience_call(struct proof_patience *p)
+{
+    p->started_us = loop_now_us();
+}
+
+bool proof_patience_failed(struct proof_patience *p)
+{
+    int64_t spent = loop_now_us() - p->started_us;
+    p->left_us -= spent < p->cap_us ? spent : p->cap_us;
+    return p->left_us > 0;
+}
+
 int proof_settle(struct cluster_loop *cl, const struct counter_copy *read, const struct ticket *t,
-                 int64_t give_up)
+                 struct proof_patience *p)
 {
     struct claim w = {*read, t};
-    int rc = -ETIMEDOUT;
-    while (rc != 0 && rc != -EAGAIN && loop_now_us() < give_up) {
+    int rc;
+    for (;;) {
+        proof_patience_call(p);
         rc = prove(cl, &w);
-        if (rc != 0 && rc != -EAGAIN)
-            loop_sleep_us(CLUSTER_RETRY_US);
+        if (rc == 0 || rc == -EAGAIN || rc == -ERANGE || !proof_patience_failed(p))
+            break;
+        loop_sleep_us(CLUSTER_RETRY_US);
     }
     if (rc == 0 || rc == -EAGAIN) {
         log_msg(LOG_LEVEL_INFO, "cluster: a write of %" PRIu64 " whose reply was lost %s",
                 read->value + 1, rc == 0 ? "was applied: 200" : "was not: 503");
         return rc;
     }
-    counts_bump(cl, &cl->shown.unknown);
     log_msg(LOG_LEVEL_WARN,
-            "cluster: the write of %" PRIu64 " may have been applied, and cannot be proven: 503",
-            read->value + 1);
-    return -EAGAIN;
+            "cluster: the write of %" PRIu64 " may have been applied, and cannot be proven (%s): "
+            "outcome unknown, 500",
+            read->value + 1,
+            rc == -ERANGE ? "etcd compacted that history" : "etcd does not answer");
+    return -ENOTRECOVERABLE;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "counter.h"
 #include "counts.h"
 #include "session.h"
@@ -70,6 +71,8 @@ static void batch_send(struct cluster_loop *cl, struct batch *b)
     }
     if (rc == -ENOENT) /* the lease: etcd no longer has it */
         session_lost(cl, b->t[0]->lease);
+    if (rc == -ENOSPC) /* etcd's quota: an alarm to tell */
+        alarm_suspect(cl);
     for (size_t i = 0; i < b->n; i++)
         settle(b->t[i], rc, rc == 0 ? r.revision : 0, alone && i == 0);
     if (replied)
@@ -183,16 +186,17 @@ int queue_acquire(struct cluster_loop *cl, int64_t deadline_us, uint64_t max_wai
     bool waited = false;
     if (!cl)
         return -EAGAIN;
-    int64_t lease = atomic_load(&cl->c->lease);
-    if (!lease || atomic_load(&cl->c->stopping))
-        return refusal(cl, -EAGAIN, deadline_us);
+    int64_t lease;
+    int rc = session_wait(cl, deadline_us, &lease); /* a young instance refuses no one */
+    if (rc < 0)
+        return refusal(cl, rc, deadline_us);
     if (queue_full(cl, max_waiters)) {
         counts_refused(cl, -EBUSY);
         return -EBUSY;
     }
     if (ticket_new(cl, lease, &t) < 0)
         return refusal(cl, -ENOMEM, deadline_us);
-    int rc = take_place(cl, t, deadline_us, &waited);
+    rc = take_place(cl, t, deadline_us, &waited);
     counts_publish(cl);
     if (rc < 0) {
         ticket_release(t);

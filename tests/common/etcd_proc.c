@@ -94,12 +94,38 @@ static void exec_member(const struct etcd_proc *p, unsigned i)
      * 1 s): a loaded test machine that stalls a member for a second must
      * not make the others elect a new leader the test did not ask for.
      * etcd's shortest lease is 1.5 election timeouts: 3 s here. */
-    execlp(bin, bin, "--name", m->name, "--data-dir", data, "--listen-client-urls", m->url,
-           "--advertise-client-urls", m->url, "--listen-peer-urls", peer,
-           "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster,
-           "--initial-cluster-token", p->dir, "--initial-cluster-state", "new",
-           "--heartbeat-interval", "200", "--election-timeout", "2000", "--logger", "zap",
-           "--log-level", "warn", (char *)NULL);
+    char quota[32];
+    snprintf(quota, sizeof(quota), "--quota-backend-bytes=%llu", p->quota_bytes);
+    char *argv[] = {(char *)bin,
+                    "--name",
+                    (char *)m->name,
+                    "--data-dir",
+                    data,
+                    "--listen-client-urls",
+                    (char *)m->url,
+                    "--advertise-client-urls",
+                    (char *)m->url,
+                    "--listen-peer-urls",
+                    peer,
+                    "--initial-advertise-peer-urls",
+                    peer,
+                    "--initial-cluster",
+                    cluster,
+                    "--initial-cluster-token",
+                    (char *)p->dir,
+                    "--initial-cluster-state",
+                    "new",
+                    "--heartbeat-interval",
+                    "200",
+                    "--election-timeout",
+                    "2000",
+                    "--logger",
+                    "zap",
+                    "--log-level",
+                    "warn",
+                    p->quota_bytes ? quota : NULL,
+                    NULL};
+    execvp(bin, argv);
     _exit(127);
 }
 
@@ -208,7 +234,7 @@ static void kill_all(struct etcd_proc *p)
 static int start_once(struct etcd_proc *p, unsigned n, long long end)
 {
     int ports[2 * ETCD_PROC_MAX];
-    *p = (struct etcd_proc){.n = n};
+    *p = (struct etcd_proc){.n = n, .quota_bytes = p->quota_bytes};
     snprintf(p->dir, sizeof(p->dir), "/tmp/etcd_proc_XXXXXX");
     if (!mkdtemp(p->dir))
         return -errno;
@@ -232,6 +258,13 @@ static int start_once(struct etcd_proc *p, unsigned n, long long end)
 
 int etcd_proc_start(struct etcd_proc *p, unsigned n, int timeout_ms)
 {
+    return etcd_proc_start_quota(p, n, 0, timeout_ms);
+}
+
+int etcd_proc_start_quota(struct etcd_proc *p, unsigned n, unsigned long long quota_bytes,
+                          int timeout_ms)
+{
+    p->quota_bytes = quota_bytes;
     if (n < 1 || n > ETCD_PROC_MAX)
         return -EINVAL;
     long long end = now_ms() + timeout_ms;

@@ -27,12 +27,18 @@ struct etcd_proc {
     char dir[64];                       /* each member's data (m0.data) and log (m0.log) */
     char endpoints[ETCD_PROC_MAX * 32]; /* every member's client URL, comma-separated */
     struct etcd_proc_member m[ETCD_PROC_MAX];
+    unsigned long long quota_bytes; /* --quota-backend-bytes; 0: etcd's default (2 GiB) */
 };
 
 /* Starts n members (1..ETCD_PROC_MAX) as one new cluster and waits, at
  * most timeout_ms, until each is healthy (a leader is elected). On failure
  * nothing is left running or on disk. */
 int etcd_proc_start(struct etcd_proc *p, unsigned n, int timeout_ms);
+
+/* The same with a backend quota of quota_bytes (0: etcd's default), past
+ * which etcd raises the NOSPACE alarm and refuses writes. */
+int etcd_proc_start_quota(struct etcd_proc *p, unsigned n, unsigned long long quota_bytes,
+                          int timeout_ms);
 
 /* Kills every member and removes the directory. Safe on a zeroed p, on
  * stopped (SIGSTOP) members, and twice. */

@@ -608,6 +608,141 @@ START_TEST(etcd_down_then_back)
 }
 END_TEST
 
+/* ---- start-up ---- */
+
+/* Requests sent the instant each new instance prints its listening line
+ * (srv_start returns then) wait for its lease: every one gets 200. */
+START_TEST(a_young_instance_refuses_no_one)
+{
+    enum { FRESH = 3, EACH = 8 };
+    struct resp r;
+    int fds[EACH];
+    new_cluster_name();
+    for (nsrv = 0; nsrv < FRESH; nsrv++) {
+        start_one(nsrv, single.endpoints, "0");
+        for (int k = 0; k < EACH; k++)
+            fds[k] = send_access(srv[nsrv].port);
+        for (int k = 0; k < EACH; k++) {
+            read_reply(fds[k], &r, 20000);
+            ck_assert_msg(r.status == 200, "instance %d, request %d: %d", nsrv, k, r.status);
+        }
+    }
+    assert_counter(FRESH * EACH);
+    stop_all();
+}
+END_TEST
+
+/* ---- flags and the stop line ---- */
+
+/* --no-lock with --etcd: refused before anything starts, in one line. */
+START_TEST(no_lock_with_etcd_is_refused)
+{
+    char out[256], err[512];
+    int status = run_binary(10000, out, sizeof(out), err, sizeof(err), "--etcd", single.endpoints,
+                            "--no-lock", "--port", "0", NULL);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(out, "");
+    ck_assert_msg(strstr(err, "--no-lock") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "not one line: %s", err);
+}
+END_TEST
+
+/* An instance that served nothing stops saying the cluster's counter. */
+START_TEST(stop_line_says_the_clusters_counter)
+{
+    struct resp r;
+    start_all(single.endpoints, "0");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(http_get(srv[0].port, "/access", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+    }
+    ck_assert(wait_stat(srv[2].port, "counter", 3, 10000));
+    kill(srv[2].pid, SIGTERM);
+    ck_assert(srv_log_wait(&srv[2], "stopped: counter 3", 10000));
+    stop_all();
+}
+END_TEST
+
+/* ---- etcd's size ---- */
+
+#define QUOTA_BYTES (1ull << 20) /* ~2000 requests fill it uncompacted (~520 B each) */
+
+static struct etcd_proc small; /* a node with a backend quota of QUOTA_BYTES */
+
+/* Runs `etcdctl ARGS` against e (a command line of ours, no user input)
+ * into out; returns its exit status. etcdctl's own timeouts end it. */
+static int etcdctl(const struct etcd_proc *e, const char *args, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s %s 2>&1", e->endpoints, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+/* Three times the requests that fill the quota uncompacted, with a
+ * compaction every second: every one 200, the counter exact, no alarm. */
+START_TEST(compaction_keeps_etcd_under_its_quota)
+{
+    int unavailable, after;
+    char out[512];
+    ck_assert_int_eq(etcd_proc_start_quota(&small, 1, QUOTA_BYTES, START_MS), 0);
+    extra[0] = "--compact-interval-ms";
+    extra[1] = "1000";
+    start_all(small.endpoints, "0");
+    load_start(12, 600, 100000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(unavailable, 0);
+    ck_assert_int_ge(ok, 3 * (int)(QUOTA_BYTES / 520));
+    assert_counter(ok);
+    long long compactions = 0;
+    for (int i = 0; i < nsrv; i++)
+        compactions += stat_value(srv[i].port, "cluster.compactions");
+    ck_assert_int_gt(compactions, 0);
+    ck_assert_int_eq(etcdctl(&small, "alarm list", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "NOSPACE") == NULL, "etcd raised an alarm: %s", out);
+    stop_all();
+    etcd_proc_stop(&small);
+}
+END_TEST
+
+/* The operator's NOSPACE: a tiny quota filled by hand. turnstile says so
+ * (/stats, its log) and answers 503; after compact, defrag and disarm it
+ * serves again by itself. */
+START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
+{
+    struct resp r;
+    char out[4096], cmd[64];
+    ck_assert_int_eq(etcd_proc_start_quota(&small, 1, 300000, START_MS), 0);
+    start_all(small.endpoints, "0");
+    out[0] = '\0';
+    for (int i = 0; i < 30 && !strstr(out, "database space exceeded"); i++)
+        etcdctl(&small, "put filler \"$(head -c 65536 /dev/zero | tr '\\0' x)\"", out, sizeof(out));
+    ck_assert_msg(strstr(out, "database space exceeded"), "etcd took it all: %s", out);
+    ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 1, 15000));
+    ck_assert(srv_log_wait(&srv[0], "etcd raised NOSPACE", 15000));
+    /* The operator: compact to now, defragment, disarm. */
+    ck_assert_int_eq(etcdctl(&small, "get filler --keys-only -w json", out, sizeof(out)), 0);
+    char *rev = strstr(out, "\"revision\":");
+    ck_assert_ptr_nonnull(rev);
+    snprintf(cmd, sizeof(cmd), "compact %lld", atoll(rev + strlen("\"revision\":")));
+    etcdctl(&small, cmd, out, sizeof(out)); /* "already compacted" is as good */
+    ck_assert_int_eq(etcdctl(&small, "defrag", out, sizeof(out)), 0);
+    ck_assert_int_eq(etcdctl(&small, "alarm disarm", out, sizeof(out)), 0);
+    ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 0, 15000));
+    ck_assert(srv_log_wait(&srv[0], "alarms are disarmed", 15000));
+    ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    stop_all();
+    etcd_proc_stop(&small);
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 /* After every test, passed or failed: what it started goes. */
@@ -615,6 +750,7 @@ static void test_teardown(void)
 {
     stop_all();
     etcd_proc_stop(&solo);
+    etcd_proc_stop(&small);
 }
 
 static void single_start(void)
@@ -655,7 +791,16 @@ int main(void)
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
+    tcase_add_test(one, no_lock_with_etcd_is_refused);
+    tcase_add_test(one, a_young_instance_refuses_no_one);
+    tcase_add_test(one, stop_line_says_the_clusters_counter);
     suite_add_tcase(s, one);
+    TCase *size = tcase_create("etcd_size"); /* etcds of their own */
+    tcase_set_timeout(size, 180);
+    tcase_add_checked_fixture(size, NULL, test_teardown);
+    tcase_add_test(size, compaction_keeps_etcd_under_its_quota);
+    tcase_add_test(size, an_alarm_is_loud_and_service_resumes_after_disarm);
+    suite_add_tcase(s, size);
     TCase *three = tcase_create("three_members");
     tcase_set_timeout(three, 180);
     tcase_add_unchecked_fixture(three, trio_start, trio_stop);

@@ -230,6 +230,25 @@ START_TEST(a_grant_needs_an_id_and_a_ttl)
 }
 END_TEST
 
+/* The alarms, by name as the gateway writes them (or by number); none is 0. */
+START_TEST(alarms_as_a_mask)
+{
+    unsigned alarms;
+    ck_assert_int_eq(load("{" HEADER "}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms, 0);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"memberID\":\"1\",\"alarm\":\"NOSPACE\"},"
+                          "{\"memberID\":\"2\",\"alarm\":2},{\"alarm\":\"LATER\"}]}"),
+                     0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms, ETCD_ALARM_NOSPACE | ETCD_ALARM_CORRUPT);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":{}}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"alarm\":[]}]}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
+}
+END_TEST
+
 /* A watch's messages: created, events (PUT is the absent type), the end. */
 START_TEST(watch_messages)
 {
@@ -294,6 +313,7 @@ int main(void)
     TCase *tc = tcase_create("etcd_decode");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, a_range_and_its_kvs);
+    tcase_add_test(tc, alarms_as_a_mask);
     tcase_add_test(tc, wrong_shapes_are_eio);
     tcase_add_test(tc, base64_whole_quads_padding_at_the_end);
     tcase_add_test(tc, error_documents);
