@@ -92,6 +92,10 @@ static const struct opt opts[] = {
      .help = "a dead or cut-off instance's requests\n"
              "leave the queue within this",
      .restart = true},
+    {"etcd-quota-bytes", 0, OPT_U64, G_CLUSTER, U(etcd_quota_bytes, 0, 1ull << 40), .arg = "BYTES",
+     .help = "etcd's --quota-backend-bytes, for the\n"
+             "page's db size bar (0: unknown)",
+     .restart = true},
 
     {"header-timeout-ms", 0, OPT_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS),
      .arg = "MS", .help = "request head deadline (408)"},
@@ -162,6 +166,7 @@ void cfg_defaults(struct cfg *c)
     c->etcd[0] = '\0';
     snprintf(c->cluster, sizeof(c->cluster), "%s", LIMIT_CLUSTER_NAME);
     c->lease_ttl_ms = LIMIT_LEASE_TTL_MS;
+    c->etcd_quota_bytes = LIMIT_ETCD_QUOTA_BYTES;
     c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';

@@ -19,6 +19,10 @@
 #define LIMIT_CLUSTER_NAME "turnstile"
 #define LIMIT_LEASE_TTL_MS 5000
 #define LIMIT_ETCD_CALL_MS 1000
+/* etcd's own default --quota-backend-bytes (2 GiB): past it etcd raises
+ * NOSPACE and refuses writes. etcd 3.4's status call does not report the
+ * quota, so the page's db size bar is drawn against this (a flag). */
+#define LIMIT_ETCD_QUOTA_BYTES (2ull << 30)
 
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;

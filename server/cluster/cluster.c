@@ -11,6 +11,7 @@
 
 #include "commit.h"
 #include "counts.h"
+#include "glance.h"
 #include "instance.h"
 #include "queue.h"
 #include "session.h"
@@ -95,6 +96,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
+    if (rc == 0 && cl->first)
+        rc = glance_start(cl);
     return rc;
 }
 
@@ -108,6 +111,8 @@ static void stopper_main(void *arg)
     for (int i = 0; i < 3; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
+    if (cl->first)
+        glance_stop(c);
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);
@@ -131,6 +136,8 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     etcd_client_fini(&cl->watchc);
     if (cl->first)
         etcd_client_fini(&c->lease_client);
+    if (cl->first)
+        glance_close(c);
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);
     ticket_free_all(&cl->done);
@@ -147,6 +154,7 @@ void cluster_close(struct cluster *c)
             pthread_mutex_destroy(&cl->mu);
         free(cl);
     }
+    glance_free(c);
     free(c);
 }
 
@@ -178,4 +186,18 @@ void cluster_lock_stats(struct cluster *c, struct lock_stats *out, bool *locked)
 void cluster_read_stats(struct cluster *c, struct stats_cluster *out)
 {
     counts_sum(c, out);
+}
+
+void cluster_announce(struct cluster *c, const char *addr, const char *admin, unsigned loops,
+                      uint64_t etcd_quota_bytes)
+{
+    struct glance_self me = {.loops = loops, .etcd_quota_bytes = etcd_quota_bytes};
+    snprintf(me.addr, sizeof(me.addr), "%s", addr);
+    snprintf(me.admin, sizeof(me.admin), "%s", admin);
+    glance_announce(c, &me);
+}
+
+void cluster_read_view(struct cluster *c, struct cluster_view *out)
+{
+    glance_read(c, out);
 }
