@@ -16,7 +16,11 @@
 
 #include "textbuf.h"
 
-#define CLUSTER_VIEW_MEMBERS 32 /* members listed; nmembers counts them all */
+/* The caps keep the whole view, every list full, under CLUSTER_VIEW_BUDGET
+ * bytes of JSON: /stats must still fit the page's event (dashboard.c's
+ * DASHBOARD_EVENT_CAP, 16 KiB) with everything else it holds. */
+#define CLUSTER_VIEW_BUDGET  10240
+#define CLUSTER_VIEW_MEMBERS 12 /* members listed; nmembers counts them all */
 #define CLUSTER_VIEW_WAITERS 10 /* first waiters listed, after the holder */
 #define CLUSTER_VIEW_ETCD    8  /* etcd endpoints (--etcd takes at most 8) */
 #define CLUSTER_VIEW_ID      17 /* a member's id: 16 hex digits */
@@ -57,12 +61,13 @@ struct cluster_view_queue {
 struct cluster_view_etcd {
     char endpoint[72];
     bool reachable;
-    char error[96];     /* why not reachable, "" if it is */
+    char error[80];     /* why not reachable, "" if it is */
     char member_id[24]; /* decimal, as etcd writes it */
     char version[16];
     bool leader;
     uint64_t raft_term, db_size, db_size_in_use;
-    char alarms[48]; /* "NOSPACE CORRUPT": the alarms raised on this member */
+    char alarms[24]; /* "NOSPACE CORRUPT": the alarms raised on this member (etcd 3.4 has
+                        those two) */
 };
 
 struct cluster_view {

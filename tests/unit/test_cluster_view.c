@@ -27,7 +27,8 @@ static json_t *render(const struct cluster_view *v)
     ck_assert_uint_gt(textbuf_len(&o), 0);
     json_error_t err;
     json_t *doc = json_loads(buf, 0, &err);
-    ck_assert_msg(doc != NULL, "not JSON (%s): %s", err.text, buf);
+    ck_assert_msg(doc != NULL, "not JSON (%s) at %d: %.200s", err.text, err.position,
+                  buf + (err.position > 100 ? err.position - 100 : 0));
     return doc;
 }
 
@@ -208,6 +209,57 @@ START_TEST(metrics_per_endpoint)
 }
 END_TEST
 
+static void fill_str(char *s, size_t cap)
+{
+    memset(s, 'x', cap - 1);
+    s[cap - 1] = '\0';
+}
+
+static void fill_etcd_rows(struct cluster_view *v)
+{
+    v->netcd = CLUSTER_VIEW_ETCD;
+    for (unsigned i = 0; i < CLUSTER_VIEW_ETCD; i++) {
+        struct cluster_view_etcd *e = &v->etcd[i];
+        fill_str(e->endpoint, sizeof(e->endpoint));
+        fill_str(e->error, sizeof(e->error));
+        fill_str(e->member_id, sizeof(e->member_id));
+        fill_str(e->version, sizeof(e->version));
+        e->raft_term = e->db_size = e->db_size_in_use = INT64_MAX;
+        snprintf(e->alarms, sizeof(e->alarms), "NOSPACE CORRUPT");
+    }
+}
+
+/* Every list full, every string at its longest, numbers of 19 digits
+ * (jansson reads no more): the view still fits its budget, so /stats
+ * still fits the page's event. */
+START_TEST(a_full_view_fits_its_budget)
+{
+    static struct cluster_view v;
+    fill(&v);
+    v.nlisted = CLUSTER_VIEW_MEMBERS;
+    for (unsigned i = 0; i < CLUSTER_VIEW_MEMBERS; i++) {
+        struct cluster_view_member *m = &v.members[i];
+        fill_str(m->id, sizeof(m->id));
+        fill_str(m->addr, sizeof(m->addr));
+        fill_str(m->admin, sizeof(m->admin));
+        fill_str(m->version, sizeof(m->version));
+        m->started_us = INT64_MAX;
+        m->loops = INT64_MAX;
+        fill_str(v.queue.shares[i].id, CLUSTER_VIEW_ID);
+        v.queue.shares[i].keys = INT64_MAX;
+    }
+    v.queue.nshares = CLUSTER_VIEW_MEMBERS;
+    v.queue.nwaiters = CLUSTER_VIEW_WAITERS;
+    for (unsigned i = 0; i < CLUSTER_VIEW_WAITERS; i++) {
+        fill_str(v.queue.waiters[i].member, CLUSTER_VIEW_ID);
+        v.queue.waiters[i].revision = INT64_MAX;
+    }
+    fill_etcd_rows(&v);
+    json_decref(render(&v));
+    ck_assert_uint_le(strlen(buf), CLUSTER_VIEW_BUDGET);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster_view");
@@ -218,6 +270,7 @@ int main(void)
     tcase_add_test(tc, etcd_rows_with_leader_sizes_and_alarms);
     tcase_add_test(tc, strings_from_others_are_escaped);
     tcase_add_test(tc, metrics_per_endpoint);
+    tcase_add_test(tc, a_full_view_fits_its_budget);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
