@@ -157,76 +157,58 @@ const unsigned cluster_view_nparts = sizeof(cluster_view_parts) / sizeof(cluster
 
 /* ---- /metrics ---- */
 
+enum { UP, LEADER, DB, IN_USE, QUOTA, ALARMS, NFAMILIES };
+
+/* The gauges of each etcd endpoint, in this order. */
+static const struct {
+    const char *name, *help;
+} families[NFAMILIES] = {
+    {"cluster_etcd_up", "1 if the etcd endpoint answered its last status call."},
+    {"cluster_etcd_leader", "1 if the etcd endpoint's member is the leader."},
+    {"cluster_etcd_db_size_bytes", "etcd's backend size on the endpoint's member."},
+    {"cluster_etcd_db_size_in_use_bytes",
+     "etcd's backend bytes in use (the rest is free after a compaction)."},
+    {"cluster_etcd_quota_bytes", "etcd's backend quota (--etcd-quota-bytes): NOSPACE past it."},
+    {"cluster_etcd_alarms", "Alarms raised on the endpoint's member (NOSPACE, CORRUPT)."},
+};
+
+static unsigned count_words(const char *s)
+{
+    unsigned n = 0;
+    for (; *s; s++)
+        n += *s != ' ' && (s[1] == ' ' || s[1] == '\0');
+    return n;
+}
+
+static void values_of(const struct cluster_view *v, const struct cluster_view_etcd *e,
+                      uint64_t out[NFAMILIES])
+{
+    out[UP] = e->reachable;
+    out[LEADER] = e->leader;
+    out[DB] = e->db_size;
+    out[IN_USE] = e->db_size_in_use;
+    out[QUOTA] = v->quota_bytes;
+    out[ALARMS] = count_words(e->alarms);
+}
+
 static void family(struct textbuf *o, const char *name, const char *help)
 {
     textbuf_printf(o, "# HELP turnstile_%s %s\n# TYPE turnstile_%s gauge\n", name, help, name);
 }
 
-/* One gauge per etcd endpoint; field is the value's offset in a row. */
-static void
-per_endpoint(struct textbuf *o, const struct cluster_view *v, const char *name, const char *help,
-             uint64_t (*value)(const struct cluster_view *, const struct cluster_view_etcd *))
-{
-    family(o, name, help);
-    for (unsigned i = 0; i < v->netcd; i++)
-        textbuf_printf(o, "turnstile_%s{endpoint=\"%s\"} %llu\n", name, v->etcd[i].endpoint,
-                       (unsigned long long)value(v, &v->etcd[i]));
-}
-
-static uint64_t up_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)v;
-    return e->reachable;
-}
-
-static uint64_t leader_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)v;
-    return e->leader;
-}
-
-static uint64_t db_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)v;
-    return e->db_size;
-}
-
-static uint64_t in_use_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)v;
-    return e->db_size_in_use;
-}
-
-static uint64_t quota_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)e;
-    return v->quota_bytes;
-}
-
-static uint64_t alarms_of(const struct cluster_view *v, const struct cluster_view_etcd *e)
-{
-    (void)v;
-    uint64_t n = 0;
-    for (const char *a = e->alarms; *a; a++)
-        n += *a != ' ' && (a == e->alarms || a[-1] == ' ');
-    return n;
-}
-
 void cluster_view_metrics(struct textbuf *o, const struct cluster_view *v)
 {
+    uint64_t values[NFAMILIES];
     family(o, "cluster_members", "Live turnstile instances registered in etcd.");
     textbuf_printf(o, "turnstile_cluster_members %llu\n", (unsigned long long)v->nmembers);
-    per_endpoint(o, v, "cluster_etcd_up", "1 if the etcd endpoint answered its last status call.",
-                 up_of);
-    per_endpoint(o, v, "cluster_etcd_leader", "1 if the etcd endpoint's member is the leader.",
-                 leader_of);
-    per_endpoint(o, v, "cluster_etcd_db_size_bytes",
-                 "etcd's backend size on the endpoint's member.", db_of);
-    per_endpoint(o, v, "cluster_etcd_db_size_in_use_bytes",
-                 "etcd's backend bytes in use (the rest is free after a compaction).", in_use_of);
-    if (v->quota_bytes)
-        per_endpoint(o, v, "cluster_etcd_quota_bytes",
-                     "etcd's backend quota (--etcd-quota-bytes): NOSPACE past it.", quota_of);
-    per_endpoint(o, v, "cluster_etcd_alarms",
-                 "Alarms raised on the endpoint's member (NOSPACE...).", alarms_of);
+    for (unsigned f = 0; f < NFAMILIES; f++) {
+        if (f == QUOTA && !v->quota_bytes)
+            continue; /* unknown: no family rather than a quota of 0 */
+        family(o, families[f].name, families[f].help);
+        for (unsigned i = 0; i < v->netcd; i++) {
+            values_of(v, &v->etcd[i], values);
+            textbuf_printf(o, "turnstile_%s{endpoint=\"%s\"} %llu\n", families[f].name,
+                           v->etcd[i].endpoint, (unsigned long long)values[f]);
+        }
+    }
 }
