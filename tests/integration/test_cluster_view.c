@@ -42,22 +42,13 @@ static void teardown(void)
     etcd_proc_stop(&node);
 }
 
-/* The whole /stats document (longer than struct resp holds), parsed; NULL
- * if the instance does not answer. */
+/* The /stats document, parsed; NULL if the instance does not answer. */
 static json_t *stats_doc(int port)
 {
-    static char buf[1 << 17];
-    static const char req[] = "GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    int fd = tcp_connect(port);
-    size_t len = 0;
-    ssize_t n;
-    send_all(fd, req, sizeof(req) - 1);
-    while (len < sizeof(buf) - 1 && (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    const char *body = strstr(buf, "\r\n\r\n");
-    return body ? json_loads(body + 4, 0, NULL) : NULL;
+    static struct resp r; /* 32 KiB: off the stack */
+    if (http_get(port, "/stats", &r) != 0 || r.status != 200)
+        return NULL;
+    return json_loads(r.body, 0, NULL);
 }
 
 /* A string member of o, "" if it has none. */
