@@ -97,6 +97,10 @@ static const struct opt opts[] = {
      .help = "compact etcd's history this often,\n"
              "keeping one interval of it; 0 = never",
      .restart = true},
+    {"etcd-quota-bytes", 0, OPT_U64, G_CLUSTER, U(etcd_quota_bytes, 0, 1ull << 40), .arg = "BYTES",
+     .help = "etcd's --quota-backend-bytes, for the\n"
+             "page's db size bar (0: unknown)",
+     .restart = true},
 
     {"header-timeout-ms", 0, OPT_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS),
      .arg = "MS", .help = "request head deadline (408)"},
@@ -168,6 +172,7 @@ void cfg_defaults(struct cfg *c)
     snprintf(c->cluster, sizeof(c->cluster), "%s", LIMIT_CLUSTER_NAME);
     c->lease_ttl_ms = LIMIT_LEASE_TTL_MS;
     c->compact_interval_ms = LIMIT_COMPACT_INTERVAL_MS;
+    c->etcd_quota_bytes = LIMIT_ETCD_QUOTA_BYTES;
     c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';

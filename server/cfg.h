@@ -41,6 +41,8 @@ struct cfg {
     unsigned log_level;           /* --log-level, an enum log_level */
     char access_log[4096];        /* --access-log PATH or "-" ("" = none) */
     char config_path[4096];       /* --config FILE ("" = none) */
+    /* --etcd-quota-bytes: etcd's backend quota, only shown (0: unknown) */
+    uint64_t etcd_quota_bytes;
 
     /* --admin-listen HOST:PORT: the internals' own port ("" = none: on the
      * main port with /access). */

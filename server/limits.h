@@ -23,6 +23,10 @@
  * Kubernetes' API server compacts its etcd; one interval of history is
  * kept, so a write whose reply was lost can be settled that long after. */
 #define LIMIT_COMPACT_INTERVAL_MS 300000
+/* etcd's own default --quota-backend-bytes (2 GiB): past it etcd raises
+ * NOSPACE and refuses writes. etcd 3.4's status call does not report the
+ * quota, so the page's db size bar is drawn against this (a flag). */
+#define LIMIT_ETCD_QUOTA_BYTES (2ull << 30)
 
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;

@@ -60,6 +60,12 @@ bool resource_cluster_stats(struct resource *r, struct stats_cluster *out)
     return r->cluster != NULL;
 }
 
+void resource_cluster_view(struct resource *r, struct cluster_view *out)
+{
+    if (r->cluster)
+        cluster_read_view(r->cluster, out);
+}
+
 /* xorshift64, one per thread: jitter needs to be spread, not
  * unpredictable, and --no-lock sections run on several threads at once. */
 static uint64_t next_random(void)

@@ -17,6 +17,7 @@
 
 struct cluster;       /* server/cluster/cluster.h */
 struct stats_cluster; /* stats_cluster.h */
+struct cluster_view;  /* cluster_view.h */
 
 struct resource {
     struct lock lock;        /* unused in cluster mode */
@@ -64,6 +65,9 @@ void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locke
 /* In cluster mode, fills *out with cluster mode's own numbers and returns
  * true; else returns false and leaves *out alone. From any thread. */
 bool resource_cluster_stats(struct resource *r, struct stats_cluster *out);
+/* In cluster mode, fills *out with the cluster at a glance (members, the
+ * queue, etcd's health); else leaves it alone. From any thread. */
+void resource_cluster_view(struct resource *r, struct cluster_view *out);
 
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {

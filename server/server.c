@@ -538,6 +538,9 @@ int server_start(struct server *srv, const struct cfg *cfg)
         rc = listen_admin(srv);
     if (rc < 0)
         return rc;
+    if (srv->cluster) /* what it registers in etcd: where it serves */
+        cluster_announce(srv->cluster, srv->url, srv->admin_url, srv->nworkers,
+                         cfg->etcd_quota_bytes);
     /* The main line first: scripts and tests read the first line. */
     printf("turnstile listening on %s\n", srv->url);
     if (srv->admin_url[0])

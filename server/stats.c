@@ -165,6 +165,8 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     resource_lock_stats(r, &s.lock, &locked);
     s.lock_locked = locked;
     s.cluster_enabled = resource_cluster_stats(r, &s.cluster);
+    if (s.cluster_enabled)
+        resource_cluster_view(r, &s.view);
     return &s;
 }
 
@@ -319,6 +321,12 @@ size_t stats_json(const struct stats_source *src, char *buf, size_t cap)
     for (size_t i = 0; i < stats_nrows; i++) {
         enter(&n, stats_rows[i].path);
         put_value(&o, &stats_rows[i], s);
+    }
+    /* The cluster at a glance: lists, not rows; inside "cluster", whose
+     * rows come last. */
+    for (unsigned i = 0; s->cluster_enabled && i < cluster_view_nparts; i++) {
+        enter(&n, cluster_view_parts[i].path);
+        cluster_view_parts[i].put(&o, &s->view);
     }
     enter(&n, "grants");
     grants_json(src->grants, &o, src->started_us);

@@ -13,6 +13,7 @@
 #include "commit.h"
 #include "compactor.h"
 #include "counts.h"
+#include "glance.h"
 #include "instance.h"
 #include "queue.h"
 #include "session.h"
@@ -113,6 +114,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, alarm_sentry_main, &cl->sentry);
     if (rc == 0 && cl->first && c->compact_ms)
         rc = spawn(cl, compactor_main, &cl->compactor);
+    if (rc == 0 && cl->first)
+        rc = glance_start(cl);
     return rc;
 }
 
@@ -127,6 +130,8 @@ static void stopper_main(void *arg)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
     session_on_news(cl); /* requests waiting for a lease: there will be none */
+    if (cl->first)
+        glance_stop(c);
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);
@@ -151,6 +156,7 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     if (cl->first) {
         etcd_client_fini(&c->lease_client);
         etcd_client_fini(&c->maint);
+        glance_close(c);
     }
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);
@@ -169,6 +175,7 @@ void cluster_close(struct cluster *c)
             pthread_mutex_destroy(&cl->mu);
         free(cl);
     }
+    glance_free(c);
     free(c);
 }
 
@@ -200,4 +207,18 @@ void cluster_lock_stats(struct cluster *c, struct lock_stats *out, bool *locked)
 void cluster_read_stats(struct cluster *c, struct stats_cluster *out)
 {
     counts_sum(c, out);
+}
+
+void cluster_announce(struct cluster *c, const char *addr, const char *admin, unsigned loops,
+                      uint64_t etcd_quota_bytes)
+{
+    struct glance_self me = {.loops = loops, .etcd_quota_bytes = etcd_quota_bytes};
+    snprintf(me.addr, sizeof(me.addr), "%s", addr);
+    snprintf(me.admin, sizeof(me.admin), "%s", admin);
+    glance_announce(c, &me);
+}
+
+void cluster_read_view(struct cluster *c, struct cluster_view *out)
+{
+    glance_read(c, out);
 }

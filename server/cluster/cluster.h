@@ -36,6 +36,7 @@
 struct loop;
 struct lock_stats;    /* lock.h */
 struct stats_cluster; /* stats_cluster.h */
+struct cluster_view;  /* cluster_view.h */
 struct ticket;
 
 struct cluster_settings {
@@ -103,5 +104,15 @@ void cluster_lock_stats(struct cluster *c, struct lock_stats *out, bool *locked)
 /* The rest of what /stats shows of cluster mode, summed over the loops.
  * Any thread. */
 void cluster_read_stats(struct cluster *c, struct stats_cluster *out);
+
+/* Once the instance listens, before the loops run: what it registers of
+ * itself in etcd (its URLs, "" for an admin port it has not; its loops)
+ * and the quota etcd was given (0: unknown), for the view. */
+void cluster_announce(struct cluster *c, const char *addr, const char *admin, unsigned loops,
+                      uint64_t etcd_quota_bytes);
+
+/* The cluster at a glance (cluster_view.h): members, the queue, etcd's
+ * health, as last gathered. Any thread. */
+void cluster_read_view(struct cluster *c, struct cluster_view *out);
 
 #endif

@@ -204,6 +204,16 @@ static int get_int(const json_t *o, const char *name, int64_t *out)
     return 0;
 }
 
+int etcd_decode_int(const json_t *o, const char *name, int64_t *out)
+{
+    return get_int(o, name, out);
+}
+
+json_t *etcd_decode_object(const char *s, size_t n)
+{
+    return parse_object(s, n);
+}
+
 static int get_bool(const json_t *o, const char *name, bool *out)
 {
     const json_t *v = json_object_get(o, name);

@@ -92,6 +92,13 @@ int etcd_decode_message(const char *line, size_t len, struct json_t **msg, char 
 /* Drops a reference taken above; NULL is fine. */
 void etcd_decode_drop(struct json_t *doc);
 
+/* For decoders of other replies (server/cluster/health.c, members.c): an
+ * int64 field of o as the gateway writes it (a string; a number taken
+ * too); absent: 0. Returns 0 or -EIO. */
+int etcd_decode_int(const struct json_t *o, const char *name, int64_t *out);
+/* A JSON object parsed from s (nesting bounded as above), or NULL. */
+struct json_t *etcd_decode_object(const char *s, size_t n);
+
 /* ---- results: on failure *out may hold memory, freed by etcd_reply_free ---- */
 
 /* /v3/kv/range and /v3/kv/deleterange: one result, ops[0]. */

@@ -116,6 +116,7 @@ struct cluster {
     int64_t stale_lease; /* lost here but maybe not in etcd: revoke when it answers */
     _Atomic(struct cluster_loop *) loops[CLUSTER_LOOPS]; /* set once each, read by any thread */
     _Atomic unsigned nloops;
+    struct glance *glance; /* the cluster at a glance (glance.h); made by the first loop */
 };
 
 /* This thread's loop's, or NULL (the loop could not attach). */

@@ -133,3 +133,8 @@ struct mirror_entry *mirror_head(const struct mirror *m)
     struct list_node *n = list_first(&m->order);
     return n ? list_entry(n, struct mirror_entry, link) : NULL;
 }
+
+const struct mirror_entry *mirror_next(const struct mirror *m, const struct mirror_entry *e)
+{
+    return e->link.next != &m->order ? list_entry(e->link.next, struct mirror_entry, link) : NULL;
+}

@@ -56,5 +56,8 @@ void mirror_unqueue(struct mirror *m, struct mirror_entry *e);
 void mirror_remove(struct mirror *m, struct mirror_entry *e);
 /* The queued entry with the lowest create revision, or NULL. */
 struct mirror_entry *mirror_head(const struct mirror *m);
+/* The queued entry after e (queued) in create-revision order, or NULL: with
+ * mirror_head, a read-only walk of the queue (glance.h's view of it). */
+const struct mirror_entry *mirror_next(const struct mirror *m, const struct mirror_entry *e);
 
 #endif

@@ -89,6 +89,21 @@ START_TEST(one_revision_is_ordered_by_sequence)
 }
 END_TEST
 
+/* The read-only walk the cluster's view takes (glance.c): head, then
+ * mirror_next, in create-revision order, past unqueued entries. */
+START_TEST(next_walks_the_queue_in_order)
+{
+    mirror_queue(&m, add("c"), 30, 1);
+    mirror_queue(&m, add("a"), 10, 1);
+    mirror_queue(&m, add("b"), 20, 1);
+    add("x"); /* not queued: not walked */
+    char keys[8] = "";
+    for (const struct mirror_entry *e = mirror_head(&m); e; e = mirror_next(&m, e))
+        strcat(keys, e->key);
+    ck_assert_str_eq(keys, "abc");
+}
+END_TEST
+
 START_TEST(unqueued_stays_findable_until_removed)
 {
     struct mirror_entry *a = add("a"), *b = add("b");
@@ -148,6 +163,7 @@ int main(void)
     tcase_add_test(tc, add_finds_the_same_entry);
     tcase_add_test(tc, order_is_by_create_revision);
     tcase_add_test(tc, one_revision_is_ordered_by_sequence);
+    tcase_add_test(tc, next_walks_the_queue_in_order);
     tcase_add_test(tc, unqueued_stays_findable_until_removed);
     tcase_add_test(tc, many_keys_grow_and_keep_order);
     suite_add_tcase(s, tc);
