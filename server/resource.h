@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "idem.h"
 #include "lock.h"
 #include "state.h"
 
@@ -31,17 +32,24 @@ struct resource {
     /* Cluster mode (--etcd), set by the owner after resource_init: the
      * counter and the lock live in etcd. NULL: everything is here. */
     struct cluster *cluster;
+    /* Idempotency-Keys answered here (single-node); in cluster mode only
+     * its repeats count: the keys live in etcd. */
+    struct idem idem;
 };
 
 /* The settings that shape the critical section, in milliseconds as the
  * configuration gives them. */
 struct resource_settings {
     double delay_ms, jitter_ms, lock_timeout_ms;
-    uint64_t max_waiters; /* 0: unbounded */
+    uint64_t max_waiters;                      /* 0: unbounded */
+    uint64_t idem_retention_ms, idem_max_keys; /* Idempotency-Keys: idem.h */
     bool use_lock;
 };
 
 void resource_init(struct resource *r, const struct resource_settings *s);
+
+/* Frees the remembered keys. */
+void resource_fini(struct resource *r);
 
 /* Applies new settings while running (a reload): the next section, and
  * the next request to queue, see them; the counter, the lock's holder and
@@ -65,13 +73,20 @@ void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locke
  * true; else returns false and leaves *out alone. From any thread. */
 bool resource_cluster_stats(struct resource *r, struct stats_cluster *out);
 
+/* The Idempotency-Key numbers, in either mode. From any thread. */
+void resource_idem_stats(struct resource *r, struct idem_stats *out);
+
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {
     int64_t wait_us; /* queued for the lock */
     int64_t work_us; /* inside the critical section */
 };
 
-/* Runs the critical section for the calling coroutine. Returns 0 with *n the
+/* Runs the critical section for the calling coroutine. With a key (NULL:
+ * none) that was answered 200 within the retention window, here or (in
+ * cluster mode) on any instance, nothing runs again: it returns 0 with the
+ * same *n; a key whose first request is still running waits for it in the
+ * lock's queue. Otherwise: returns 0 with *n the
  * value written (and, with a state, saved), or -ETIMEDOUT (the lock
  * timeout passed), -EBUSY (queue full) or -ECANCELED (cancelled while
  * queued); then the counter is untouched. Once the section has started it
@@ -80,6 +95,7 @@ struct resource_timing {
  * same) or -EIO (saving failed: the update must not be reported as done).
  * In cluster mode also -EAGAIN: etcd is unreachable, or the request's place
  * in the queue was lost (fenced off); no number may be reported then. */
-int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t);
+int resource_access(struct resource *r, const struct idem_key *key, uint64_t *n,
+                    struct resource_timing *t);
 
 #endif

@@ -127,6 +127,8 @@ static struct resource_settings resource_settings(const struct cfg *cfg)
                                       .jitter_ms = cfg->jitter_ms,
                                       .lock_timeout_ms = cfg->lock_timeout_ms,
                                       .max_waiters = cfg->max_waiters,
+                                      .idem_retention_ms = cfg->idem_retention_ms,
+                                      .idem_max_keys = cfg->idem_max_keys,
                                       .use_lock = !cfg->no_lock};
 }
 
@@ -574,5 +576,6 @@ int server_fini(struct server *srv)
     free(srv->conns_tallies);
     srv->workers = NULL;
     grants_fini(&srv->grants);
+    resource_fini(&srv->resource);
     return rc;
 }
