@@ -147,6 +147,13 @@ fail:
     return rc;
 }
 
+void idem_count_repeat(struct idem *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->st.repeats++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void idem_read_stats(struct idem *m, struct idem_stats *out)
 {
     pthread_mutex_lock(&m->mu);

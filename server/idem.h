@@ -71,6 +71,9 @@ bool idem_find(struct idem *m, const struct idem_key *key, int64_t now_us,
 int idem_put(struct idem *m, const struct idem_key *key, int64_t now_us,
              const struct idem_outcome *o);
 
+/* Counts a repeat answered elsewhere (cluster mode: from etcd). */
+void idem_count_repeat(struct idem *m);
+
 /* The numbers for /stats; from any thread. */
 void idem_read_stats(struct idem *m, struct idem_stats *out);
 

@@ -137,11 +137,21 @@ static uint64_t section_local(struct resource *r, const struct idem_key *key, ui
 }
 
 /* The section in the cluster: the write is a fenced transaction in etcd
- * that also releases the lock. */
-static int section_cluster(struct resource *r, struct cluster_hold *h, uint64_t *n)
+ * that also releases the lock, and remembers the key. A repeat is found
+ * there, by the txn: the work is done all the same (the lookup and the
+ * write are one txn, after it). */
+static int section_cluster(struct resource *r, struct cluster_hold *h, const struct idem_key *key,
+                           uint64_t *n)
 {
+    struct cluster_idem idem = {0};
+    if (key)
+        idem = (struct cluster_idem){
+            .key = key->s, .len = key->len, .retention_ms = LOAD(r->idem.st.retention_ms)};
     work(r);
-    return cluster_commit(r->cluster, h, n);
+    int rc = cluster_commit(r->cluster, h, key ? &idem : NULL, n);
+    if (rc == 0 && idem.repeat)
+        idem_count_repeat(&r->idem);
+    return rc;
 }
 
 /* Releases the local lock. Handed to a waiter: let its section start
@@ -177,7 +187,7 @@ int resource_access(struct resource *r, const struct idem_key *key, uint64_t *n,
     int64_t entered = loop_clock_us();
     __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
     if (r->cluster)
-        rc = section_cluster(r, &hold, n);
+        rc = section_cluster(r, &hold, key, n);
     else
         *n = section_local(r, key, &seq);
     t->wait_us = entered - asked;

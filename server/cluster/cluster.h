@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "etcd_conn.h" /* ETCD_MAX_ENDPOINTS */
+#include "remember.h"  /* struct cluster_idem */
 
 struct loop;
 struct lock_stats;    /* lock.h */
@@ -78,10 +79,13 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
                     struct cluster_hold *h);
 
 /* Writes the counter's value + 1 and releases the lock, in one
- * transaction that holds only while h's place in the queue does. Returns
- * 0 with *n the value written, or -EAGAIN (fenced off, or the outcome
+ * transaction that holds only while h's place in the queue does; with idem
+ * (NULL: none), only if its key is not in etcd, and the key -> N goes in
+ * the same transaction. Returns 0 with *n the value written (or, with
+ * idem->repeat, the key's first N), or -EAGAIN (fenced off, or the outcome
  * could not be learnt): then no reply may claim a number. Always releases. */
-int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n);
+int cluster_commit(struct cluster *c, struct cluster_hold *h, struct cluster_idem *idem,
+                   uint64_t *n);
 
 /* The highest value of the counter this instance has seen; any thread. */
 uint64_t cluster_counter(const struct cluster *c);

@@ -12,19 +12,27 @@
  * settles it (proof.h). Tries go on while that can still be settled: the
  * lease's TTL and two call deadlines (a leader election can outlast one
  * call); past that the outcome is unknown and the answer is a refusal,
- * never a number. */
+ * never a number.
+ *
+ * With an Idempotency-Key the txn also compares that the key's entry
+ * (remember.h) does not exist and puts it; the failure branch reads it.
+ * Found: the key was applied once already (by any instance, or by an
+ * earlier try of this very write whose reply was lost), and its N is the
+ * answer: nothing is written, and my place is released. */
 #ifndef TURNSTILE_CLUSTER_COMMIT_H
 #define TURNSTILE_CLUSTER_COMMIT_H
 
 #include <stdint.h>
 
 #include "instance.h"
+#include "remember.h"
 #include "ticket.h"
 
 /* From the coroutine of t's request, holding the lock (t granted). Writes
- * and releases; returns 0 with *n the value written, or -EAGAIN (fenced
- * off, or the outcome could not be learnt): then no reply may claim a
- * number. Always releases: t is the request's no more. */
-int commit_write(struct cluster_loop *cl, struct ticket *t, uint64_t *n);
+ * and releases; returns 0 with *n the value written (or, idem->repeat set,
+ * the key's first N), or -EAGAIN (fenced off, the outcome could not be
+ * learnt, or no lease for the key): then no reply may claim a number.
+ * Always releases: t is the request's no more. idem: NULL for none. */
+int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n);
 
 #endif
