@@ -50,6 +50,18 @@ void resource_set_counter(struct resource *r, uint64_t value)
     STORE(r->counter, value);
 }
 
+static void recover_key(void *arg, const struct state_key *k)
+{
+    struct resource *r = arg;
+    struct idem_key key = {k->key, k->len};
+    idem_put(&r->idem, &key, loop_now_us(), &(struct idem_outcome){.n = k->n});
+}
+
+void resource_recover_keys(struct resource *r, const struct state *st)
+{
+    state_recovered_keys(st, recover_key, r);
+}
+
 void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locked)
 {
     if (r->cluster) {
@@ -129,7 +141,8 @@ static uint64_t section_local(struct resource *r, const struct idem_key *key, ui
     uint64_t value = LOAD(r->counter); /* read ... */
     work(r);
     STORE(r->counter, value + 1); /* ... write */
-    *seq = r->state ? state_commit(r->state, value + 1) : 0;
+    *seq =
+        r->state ? state_commit(r->state, value + 1, key ? key->s : NULL, key ? key->len : 0) : 0;
     o = (struct idem_outcome){.n = value + 1, .seq = *seq};
     if (key)
         idem_put(&r->idem, key, loop_now_us(), &o); /* -ENOMEM: forgotten, the 200 stands */

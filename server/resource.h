@@ -62,6 +62,9 @@ uint64_t resource_counter(const struct resource *r);
 uint64_t resource_in_section(const struct resource *r);
 /* Before serving: the counter recovered from disk. */
 void resource_set_counter(struct resource *r, uint64_t value);
+/* Before serving: the Idempotency-Keys saved with it, remembered anew (their
+ * window starts again: their age is not saved). */
+void resource_recover_keys(struct resource *r, const struct state *st);
 
 /* The lock's statistics in either mode: the local lock's, or this
  * instance's requests for the cluster-wide lock; *locked: the lock is held

@@ -350,6 +350,7 @@ static int open_state(struct server *srv)
     if (rc < 0)
         return rc;
     resource_set_counter(&srv->resource, counter);
+    resource_recover_keys(&srv->resource, &srv->state);
     rc = state_start(&srv->state, &srv->workers[0].loop);
     if (rc < 0) {
         state_close(&srv->state);

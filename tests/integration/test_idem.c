@@ -6,11 +6,13 @@
 #include <check.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check_run.h"
 #include "harness.h"
+#include "scratch.h"
 
 static struct srv srv;
 
@@ -160,6 +162,26 @@ START_TEST(cap_forgets_the_oldest_first)
 }
 END_TEST
 
+/* --state-file: the key is on disk with the counter, so a server killed
+ * after the write (whether or not its reply went out) answers the retry
+ * with the same N after a restart. */
+START_TEST(key_survives_sigkill_with_the_state_file)
+{
+    char dir[] = "/tmp/test_idem_XXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/counter", dir);
+    srv_start(&srv, "--delay-ms", "0", "--state-file", path, NULL);
+    ck_assert_int_eq(keyed(NULL), 1);
+    ck_assert_int_eq(keyed("Idempotency-Key: \"retry-me\""), 2);
+    ck_assert_int_eq(srv_stop(&srv, SIGKILL), 128 + SIGKILL);
+    srv_start(&srv, "--delay-ms", "0", "--state-file", path, NULL);
+    ck_assert_int_eq(keyed("Idempotency-Key: \"retry-me\""), 2);
+    ck_assert_int_eq(keyed(NULL), 3);
+    ck_assert_int_eq(srv_stop(&srv, SIGTERM), 0);
+    scratch_remove(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("idem");
@@ -171,6 +193,7 @@ int main(void)
     tcase_add_test(tc, bad_key_is_400_and_counts_nothing);
     tcase_add_test(tc, key_past_retention_is_new);
     tcase_add_test(tc, cap_forgets_the_oldest_first);
+    tcase_add_test(tc, key_survives_sigkill_with_the_state_file);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
