@@ -31,6 +31,7 @@ void resource_configure(struct resource *r, const struct resource_settings *s)
     STORE(r->jitter_us, loop_ms_to_us(s->jitter_ms));
     STORE(r->lock_timeout_us, loop_ms_to_us(s->lock_timeout_ms));
     STORE(r->max_waiters, s->max_waiters);
+    STORE(r->idem_retention_ms, s->idem_retention_ms);
     lock_set_max_queue(&r->lock, s->max_waiters);
     idem_configure(&r->idem, s->idem_retention_ms, s->idem_max_keys);
 }
@@ -159,7 +160,7 @@ static int section_cluster(struct resource *r, struct cluster_hold *h, const str
     struct cluster_idem idem = {0};
     if (key)
         idem = (struct cluster_idem){
-            .key = key->s, .len = key->len, .retention_ms = LOAD(r->idem.st.retention_ms)};
+            .key = key->s, .len = key->len, .retention_ms = LOAD(r->idem_retention_ms)};
     work(r);
     int rc = cluster_commit(r->cluster, h, key ? &idem : NULL, n);
     if (rc == 0 && idem.repeat)

@@ -33,8 +33,9 @@ struct resource {
      * counter and the lock live in etcd. NULL: everything is here. */
     struct cluster *cluster;
     /* Idempotency-Keys answered here (single-node); in cluster mode only
-     * its repeats count: the keys live in etcd. */
+     * its repeats count: the keys live in etcd, kept this long. */
     struct idem idem;
+    uint64_t idem_retention_ms;
 };
 
 /* The settings that shape the critical section, in milliseconds as the
