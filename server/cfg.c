@@ -70,6 +70,13 @@ static const struct opt opts[] = {
     {"max-waiters", 0, OPT_U64, G_RESOURCE, U(max_waiters, 0, UINT64_MAX), .arg = "N",
      .help = "longest lock queue, then 503;\n"
              "0 = unbounded"},
+    {"idempotency-retention-ms", 0, OPT_U64, G_RESOURCE,
+     U(idem_retention_ms, 1, 30 * (uint64_t)MAX_TIMEOUT_MS), .arg = "MS",
+     .help = "an Idempotency-Key's repeat within MS\n"
+             "gets the first answer, not a new N"},
+    {"idempotency-max-keys", 0, OPT_U64, G_RESOURCE, U(idem_max_keys, 1, 100000000), .arg = "N",
+     .help = "keys remembered at most, oldest out\n"
+             "first (approximate in cluster mode)"},
     {"state-file", 0, OPT_PATH, G_RESOURCE, .off = offsetof(struct cfg, state_file), .arg = "PATH",
      .help = "keep the counter in PATH: it survives\n"
              "restarts and crashes; a reply says N\n"
@@ -166,6 +173,8 @@ void cfg_defaults(struct cfg *c)
     c->max_header_bytes = LIMIT_MAX_HEADER_BYTES;
     c->max_headers = LIMIT_MAX_HEADERS;
     c->max_body = LIMIT_MAX_BODY;
+    c->idem_retention_ms = LIMIT_IDEM_RETENTION_MS;
+    c->idem_max_keys = LIMIT_IDEM_MAX_KEYS;
     c->no_lock = false;
     c->state_file[0] = '\0';
     c->etcd[0] = '\0';

@@ -21,6 +21,8 @@ struct cfg {
     double jitter_ms;              /* --jitter-ms, 0..3600000 */
     double lock_timeout_ms;        /* --lock-timeout-ms, 0..86400000, 0 = forever */
     uint64_t max_waiters;          /* --max-waiters, 0 = unbounded */
+    uint64_t idem_retention_ms;    /* --idempotency-retention-ms, 1..30 days */
+    uint64_t idem_max_keys;        /* --idempotency-max-keys, 1..100000000 */
     uint64_t header_timeout_ms;    /* --header-timeout-ms, 1..86400000 */
     uint64_t keepalive_timeout_ms; /* --keepalive-timeout-ms, 1..86400000 */
     uint64_t send_timeout_ms;      /* --send-timeout-ms, 1..86400000 */

@@ -11,6 +11,14 @@
 #define LIMIT_LOCK_TIMEOUT_MS 0.0   /* 0 = wait for the lock forever */
 #define LIMIT_MAX_WAITERS     0     /* 0 = unbounded queue */
 
+/* Idempotency-Key: a repeat within this window is answered from memory (or
+ * etcd). The draft leaves the window to the server; Stripe keeps keys 24 h,
+ * long enough for any client's retries and a balancer's. The cap bounds
+ * memory: an entry is ~100 bytes, so a million keys ~100 MiB; 100 000 keys
+ * cover 24 h at ~1 request/s, or the last few minutes at full speed. */
+#define LIMIT_IDEM_RETENTION_MS 86400000
+#define LIMIT_IDEM_MAX_KEYS     100000
+
 /* Cluster mode (--etcd). A lease of a few seconds: a dead instance's place
  * in the queue goes within that, and keepalives every third of it cost
  * etcd little. A call to etcd that takes longer than LIMIT_ETCD_CALL_MS is

@@ -138,6 +138,8 @@ static struct resource_settings resource_settings(const struct cfg *cfg)
                                       .jitter_ms = cfg->jitter_ms,
                                       .lock_timeout_ms = cfg->lock_timeout_ms,
                                       .max_waiters = cfg->max_waiters,
+                                      .idem_retention_ms = cfg->idem_retention_ms,
+                                      .idem_max_keys = cfg->idem_max_keys,
                                       .use_lock = !cfg->no_lock};
 }
 
@@ -390,6 +392,7 @@ static int open_state(struct server *srv)
     if (rc < 0)
         return rc;
     resource_set_counter(&srv->resource, counter);
+    resource_recover_keys(&srv->resource, &srv->state);
     rc = state_start(&srv->state, &srv->workers[0].loop);
     if (rc < 0) {
         state_close(&srv->state);
@@ -639,5 +642,6 @@ int server_fini(struct server *srv)
     free(srv->requests);
     free(srv->conns_tallies);
     grants_fini(&srv->grants);
+    resource_fini(&srv->resource);
     return rc;
 }

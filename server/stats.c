@@ -126,6 +126,21 @@ const struct stats_row stats_rows[] = {
              "Failed etcd calls, by kind.", &by_kind),
     ROW(HIST, "cluster.handoff_us", "cluster_handoff_seconds", cluster.handoff_us,
         "From a release on another instance to the grant here."),
+
+    /* Idempotency-Key on GET /access: in cluster mode the keys live in
+     * etcd, and only repeats are counted here. */
+    ROW(GAUGE, "idempotency.keys", "idempotency_keys", idem.keys,
+        "Idempotency-Keys remembered here now (single-node mode)."),
+    ROW(GAUGE, "idempotency.max_keys", "idempotency_keys_max", idem.max_keys,
+        "Keys remembered at most (--idempotency-max-keys)."),
+    ROW(GAUGE, "idempotency.retention_ms", "idempotency_retention_milliseconds", idem.retention_ms,
+        "How long a key is remembered (--idempotency-retention-ms)."),
+    ROW(COUNTER, "idempotency.repeats", "idempotency_repeats_total", idem.repeats,
+        "Requests answered with a key's first outcome, not applied again."),
+    ROW(COUNTER, "idempotency.expired", "idempotency_expired_total", idem.expired,
+        "Keys forgotten: past the retention window."),
+    ROW(COUNTER, "idempotency.evicted", "idempotency_evicted_total", idem.evicted,
+        "Keys forgotten early, oldest first: the cap was reached."),
 };
 
 const size_t stats_nrows = sizeof(stats_rows) / sizeof(stats_rows[0]);
@@ -167,6 +182,7 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     s.cluster_enabled = resource_cluster_stats(r, &s.cluster);
     if (s.cluster_enabled)
         resource_cluster_view(r, &s.view);
+    resource_idem_stats(r, &s.idem);
     return &s;
 }
 

@@ -188,10 +188,11 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
     return queue_acquire(instance_here(), deadline_us, max_waiters, &h->t);
 }
 
-int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n)
+int cluster_commit(struct cluster *c, struct cluster_hold *h, struct cluster_idem *idem,
+                   uint64_t *n)
 {
     (void)c;
-    return commit_write(instance_here(), h->t, n);
+    return commit_write(instance_here(), h->t, idem, n);
 }
 
 uint64_t cluster_counter(const struct cluster *c)

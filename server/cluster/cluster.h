@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "etcd_conn.h" /* ETCD_MAX_ENDPOINTS */
+#include "remember.h"  /* struct cluster_idem */
 
 struct loop;
 struct lock_stats;    /* lock.h */
@@ -86,12 +87,15 @@ int cluster_acquire(struct cluster *c, int64_t deadline_us, uint64_t max_waiters
                     struct cluster_hold *h);
 
 /* Writes the counter's value + 1 and releases the lock, in one
- * transaction that holds only while h's place in the queue does. Returns
- * 0 with *n the value written, -EAGAIN (certainly not written: fenced off
- * or refused; a retry is safe) or -ENOTRECOVERABLE (the outcome cannot be
- * proven: it may or may not have been written; a retry may count twice).
- * Always releases. */
-int cluster_commit(struct cluster *c, struct cluster_hold *h, uint64_t *n);
+ * transaction that holds only while h's place in the queue does; with idem
+ * (NULL: none), only if its key is not in etcd, and the key -> N goes in
+ * the same transaction. Returns 0 with *n the value written (or, with
+ * idem->repeat, the key's first N), -EAGAIN (certainly not written: fenced
+ * off or refused; a retry is safe) or -ENOTRECOVERABLE (the outcome cannot
+ * be proven: it may or may not have been written; a retry without a key
+ * may count twice). Always releases. */
+int cluster_commit(struct cluster *c, struct cluster_hold *h, struct cluster_idem *idem,
+                   uint64_t *n);
 
 /* The highest value of the counter this instance has seen; any thread. */
 uint64_t cluster_counter(const struct cluster *c);

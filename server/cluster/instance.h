@@ -75,6 +75,9 @@ struct cluster_loop {
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
     bool released_elsewhere;
+    /* Idempotency-Keys' lease of this time bucket (remember.h). */
+    int64_t idem_lease, idem_lease_until;
+    uint64_t idem_retention_ms;
     /* Another loop lost the lease: tell this one on its own thread. */
     struct loop_post lost_post;
     _Atomic int64_t lost_lease;

@@ -248,6 +248,53 @@ START_TEST(counter_exact_three_members)
 }
 END_TEST
 
+/* ---- Idempotency-Key ---- */
+
+/* One keyed request on a connection of its own, its reply read later. */
+static int send_keyed(int port, const char *key)
+{
+    char req[256];
+    int fd = tcp_connect(port);
+    int len = snprintf(req, sizeof(req),
+                       "GET /access HTTP/1.1\r\nHost: t\r\nIdempotency-Key: \"%s\"\r\n\r\n", key);
+    send_all(fd, req, (size_t)len);
+    return fd;
+}
+
+static long long keyed_n(int fd)
+{
+    struct resp r;
+    read_reply(fd, &r, 30000);
+    ck_assert_int_eq(r.status, 200);
+    return access_n(&r);
+}
+
+/* The same key on every instance: the first holds the lock while the
+ * others queue behind it; one count, one N for all, also for a later
+ * repeat; the txn that found the key wrote nothing. */
+START_TEST(idempotency_key_applies_once_across_instances)
+{
+    int fds[NSRV];
+    start_all(single.endpoints, "300");
+    fds[0] = send_keyed(srv[0].port, "k-1");
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    for (int i = 1; i < NSRV; i++) {
+        fds[i] = send_keyed(srv[i].port, "k-1");
+        ck_assert(wait_stat(srv[i].port, "cluster.waiters", 1, 10000));
+    }
+    for (int i = 0; i < NSRV; i++)
+        ck_assert_int_eq(keyed_n(fds[i]), 1);
+    ck_assert_int_eq(keyed_n(send_keyed(srv[2].port, "k-1")), 1);
+    ck_assert_int_eq(keyed_n(send_keyed(srv[1].port, "k-2")), 2);
+    assert_counter(2);
+    long long repeats = 0;
+    for (int i = 0; i < NSRV; i++)
+        repeats += stat_value(srv[i].port, "idempotency.repeats");
+    ck_assert_int_eq(repeats, NSRV);
+    stop_all();
+}
+END_TEST
+
 /* ---- FIFO across instances ---- */
 
 /* One request at a time, each sent once the previous one is in the
@@ -787,6 +834,7 @@ int main(void)
     tcase_add_test(one, queue_key_names_stay_bounded);
     tcase_add_test(one, burst_on_one_instance);
     tcase_add_test(one, burst_across_three);
+    tcase_add_test(one, idempotency_key_applies_once_across_instances);
     tcase_add_test(one, timeouts_caps_and_leavers);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
