@@ -67,6 +67,14 @@ int64_t loop_now_us(void);
  * coroutine has done since. For statistics and coarse deadlines. */
 int64_t loop_clock_us(void);
 
+/* ms milliseconds in the clock's unit, rounded to the nearest microsecond:
+ * settings may be fractional (--delay-ms 0.25). Exact for every whole ms
+ * up to 2^43, far above the day that cfg allows any timeout. */
+static inline int64_t loop_ms_to_us(double ms)
+{
+    return (int64_t)(ms * 1000.0 + 0.5);
+}
+
 /* Starts fn(arg) in a new coroutine at once; it runs until it first parks,
  * then loop_spawn returns. -ENOMEM when no stack can be had. *out (may be
  * NULL) names the coroutine while it lives, for loop_cancel(). */

@@ -18,6 +18,7 @@
 #include "limits.h"
 #include "log.h"
 #include "loop.h"
+#include "reply.h"
 #include "route.h"
 
 #define CONN_IN_CAP  1024 /* unparsed input; the parser keeps what it needs */
@@ -50,11 +51,6 @@ struct accept_args {
     int rc; /* set by the coroutine before it first waits */
 };
 
-static int64_t ms_to_us(uint64_t ms)
-{
-    return (int64_t)ms * 1000;
-}
-
 /* ---- output ---- */
 
 /* Sends len bytes, parking while the socket is full. Returns 0, or a
@@ -62,7 +58,7 @@ static int64_t ms_to_us(uint64_t ms)
  * timeout (one deadline for the whole of it: a trickling reader is cut). */
 static int send_within(struct conn *c, const char *buf, size_t len, uint64_t timeout_ms)
 {
-    int64_t deadline = loop_clock_us() + ms_to_us(timeout_ms);
+    int64_t deadline = loop_clock_us() + loop_ms_to_us(timeout_ms);
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
@@ -98,23 +94,23 @@ static int flush(struct conn *c)
 /* Formats a reply after those already waiting, flushing first if full. A
  * body larger than the buffer (/metrics) follows its head straight from
  * the route's buffer. */
-static int append_reply(struct conn *c, const struct http_reply *r, enum tally_route route)
+static int append_reply(struct conn *c, const struct reply *r, enum tally_route route)
 {
     tally_response(c->ctx->tally, route, r->status);
-    size_t n = http_format_reply(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
+    size_t n = reply_format(c->out + c->out_len, sizeof(c->out) - c->out_len, r);
     if (n == 0 && c->out_len > 0) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
-        n = http_format_reply(c->out, sizeof(c->out), r);
+        n = reply_format(c->out, sizeof(c->out), r);
     }
     if (n > 0) {
         c->out_len += n;
         return 0;
     }
-    struct http_reply head = *r;
+    struct reply head = *r;
     head.head = true;
-    c->out_len = http_format_reply(c->out, sizeof(c->out), &head);
+    c->out_len = reply_format(c->out, sizeof(c->out), &head);
     int rc = c->out_len ? flush(c) : -EMSGSIZE;
     return rc < 0 || r->head ? rc : send_all(c, r->body, r->body_len);
 }
@@ -123,14 +119,14 @@ static int append_reply(struct conn *c, const struct http_reply *r, enum tally_r
  * may still be sending it: the close is staged (see linger()). */
 static void answer_error(struct conn *c, int status)
 {
-    const char *reason = http_reason(status);
+    const char *reason = reply_reason(status);
     char body[64];
     int len = snprintf(body, sizeof(body), "%s\n", reason);
-    struct http_reply r = {.status = status,
-                           .body = body,
-                           .body_len = (size_t)len,
-                           .keep_alive = false,
-                           .head = c->parser.head_done && c->parser.req.method == HTTP_HEAD};
+    struct reply r = {.status = status,
+                      .body = body,
+                      .body_len = (size_t)len,
+                      .keep_alive = false,
+                      .head = c->parser.head_done && c->parser.req.method == HTTP_HEAD};
     tally_add(&c->ctx->tally->total, 1);
     if (log_access_enabled())
         log_access(c->peer, "-", "-", 1, status, r.body_len, 0);
@@ -164,9 +160,9 @@ static ssize_t fill(struct conn *c)
         c->idle = http_parser_idle(&c->parser);
         if (c->idle && *c->ctx->draining)
             return -ECANCELED;
-        int64_t deadline = c->idle
-                               ? loop_clock_us() + ms_to_us(c->ctx->limits->keepalive_timeout_ms)
-                               : c->deadline_us;
+        int64_t deadline =
+            c->idle ? loop_clock_us() + loop_ms_to_us(c->ctx->limits->keepalive_timeout_ms)
+                    : c->deadline_us;
         int rc = loop_io_wait(&c->io, LOOP_READ, deadline);
         c->idle = false;
         if (rc < 0)
@@ -235,7 +231,7 @@ static int handle(struct conn *c)
      * expectation) cannot leave the connection in a known state. */
     bool keep =
         req->keep_alive && !rr.close && !*c->ctx->draining && !rr.stream && c->parser.complete;
-    struct http_reply r = {
+    struct reply r = {
         .status = rr.status,
         .content_type = rr.content_type,
         .body = rr.body,
@@ -279,13 +275,13 @@ static int answer_expectation(struct conn *c)
         int rc = handle(c); /* the refusal, with Connection: close */
         return rc < 0 ? rc : flush(c) < 0 ? -EPIPE : 0;
     }
-    if (c->out_len + HTTP_CONTINUE_LEN > sizeof(c->out)) {
+    if (c->out_len + REPLY_CONTINUE_LEN > sizeof(c->out)) {
         int rc = flush(c);
         if (rc < 0)
             return rc;
     }
-    memcpy(c->out + c->out_len, HTTP_CONTINUE, HTTP_CONTINUE_LEN);
-    c->out_len += HTTP_CONTINUE_LEN;
+    memcpy(c->out + c->out_len, REPLY_CONTINUE, REPLY_CONTINUE_LEN);
+    c->out_len += REPLY_CONTINUE_LEN;
     int rc = flush(c);
     return rc < 0 ? rc : 1;
 }
@@ -313,7 +309,7 @@ static enum tally_end serve(struct conn *c)
     for (;;) {
         if (c->in_off < c->in_len) {
             if (http_parser_idle(&c->parser)) /* a new request: its deadline starts */
-                c->deadline_us = loop_clock_us() + ms_to_us(c->ctx->limits->header_timeout_ms);
+                c->deadline_us = loop_clock_us() + loop_ms_to_us(c->ctx->limits->header_timeout_ms);
             c->in_off += http_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off);
         }
         if (c->parser.error_status) {
@@ -377,7 +373,7 @@ static void linger(struct conn *c)
         return;
     c->lingering = true;
     c->ctx->lingering(c->ctx->owner, c, true);
-    int64_t end = loop_clock_us() + ms_to_us(LIMIT_LINGER_MS);
+    int64_t end = loop_clock_us() + loop_ms_to_us(LIMIT_LINGER_MS);
     uint64_t left = LIMIT_LINGER_BYTES;
     while (left > 0) {
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
@@ -388,7 +384,7 @@ static void linger(struct conn *c)
         if (n == 0 || (errno != EAGAIN && errno != EINTR))
             break; /* the client closed too, or reset */
         loop_io_clear(&c->io, LOOP_READ);
-        int64_t quiet = loop_clock_us() + ms_to_us(LIMIT_LINGER_QUIET_MS);
+        int64_t quiet = loop_clock_us() + loop_ms_to_us(LIMIT_LINGER_QUIET_MS);
         if (loop_io_wait(&c->io, LOOP_READ, quiet < end ? quiet : end) < 0)
             break; /* silent too long, out of time, or the server stops */
     }
@@ -455,12 +451,12 @@ static void conn_main(void *arg)
 void conn_refuse(int fd)
 {
     char buf[512];
-    struct http_reply r = {.status = 503,
-                           .body = "Server overloaded.\n",
-                           .body_len = 19,
-                           .extra_headers = "Retry-After: 1\r\n",
-                           .keep_alive = false};
-    size_t n = http_format_reply(buf, sizeof(buf), &r);
+    struct reply r = {.status = 503,
+                      .body = "Server overloaded.\n",
+                      .body_len = 19,
+                      .extra_headers = "Retry-After: 1\r\n",
+                      .keep_alive = false};
+    size_t n = reply_format(buf, sizeof(buf), &r);
     (void)!send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(fd, SHUT_WR);
     for (int i = 0; i < 8 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)

@@ -1,5 +1,5 @@
-/* http: an allocation-free HTTP/1.1 request parser (a thin wrapper around
- * llhttp) and reply formatter for one connection.
+/* http: an allocation-free HTTP/1.1 request parser for one connection, a
+ * thin wrapper around llhttp (replies: reply.h).
  *
  * The parser copies what the routes need (method, normalised path, version,
  * keep-alive, the 100-continue expectation) into struct http_request, so the
@@ -14,9 +14,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <llhttp.h>
+
+#include "fields.h"
+#include "reqline.h"
 
 /* Longest path kept in struct http_request. Longer paths (still within
  * max_url) are truncated and flagged, and no route matches them. */
@@ -60,43 +62,28 @@ struct http_parser {
     llhttp_t llhttp;
     struct http_limits limits;
     struct http_request req;
-    int error_status;             /* != 0: reply with this status and close */
-    bool head_done;               /* request line and headers parsed: req's head fields are final */
-    bool complete;                /* req holds one whole request; call http_parser_next() */
-    struct {                      /* per request, see http.c; zeroed by http_parser_next() */
-        unsigned char line;       /* request-line check: enum line_state */
-        unsigned char line_idx;   /* bytes of "HTTP/" matched */
-        char line_major;          /* the version's major digit */
-        bool line_only;           /* llhttp gave up on the method: we read the line */
-        unsigned char target;     /* request-target form: enum target_state */
-        unsigned char pct;        /* hex digits of a %XX in the path seen so far */
-        unsigned char pct_hi;     /* the value of the first one */
-        uint16_t seg;             /* where the path's last segment starts */
-        bool path_done;           /* '?' or '#' seen: the rest of the target is ignored */
-        bool url_open;            /* inside the request target */
-        bool lf_pending;          /* last head byte was LF: the next must not fold */
-        char prev;                /* last head byte fed so far */
-        unsigned char field;      /* the header being read: enum field */
-        unsigned char name_len;   /* its name so far, while it may match */
-        unsigned char name_cand;  /* the field it may still be: enum field */
-        unsigned char host;       /* Host value check: enum host_state */
-        unsigned char hosts;      /* Host fields so far */
-        unsigned char te_fields;  /* Transfer-Encoding fields so far */
-        unsigned char v6_len;     /* bytes in v6 */
-        char v6[46];              /* an IPv6 literal in Host, for inet_pton */
-        unsigned char member_len; /* list member so far (saturates) */
-        bool member_miss;         /* it is not the member we look for */
-        bool member_ws;           /* whitespace after its token */
-        bool expect_continue;     /* Expect holds 100-continue */
-        bool expect_other;        /* Expect holds another expectation: 417 */
-        bool te_other;            /* a transfer coding other than chunked: 501 */
-        bool continue_sent;       /* see http_parser_continue_sent() */
-        size_t head_bytes;        /* request line + headers so far */
-        size_t url_bytes;         /* request target so far */
-        size_t field_len;         /* current header name so far */
-        unsigned nheaders;        /* header and trailer fields so far */
-        uint64_t body_wire;       /* bytes after the head: data plus chunk framing */
-        uint64_t chunk_total;     /* declared chunk sizes so far */
+    int error_status;         /* != 0: reply with this status and close */
+    bool head_done;           /* request line and headers parsed: req's head fields are final */
+    bool complete;            /* req holds one whole request; call http_parser_next() */
+    struct {                  /* per request, see http.c; zeroed by http_parser_next() */
+        struct reqline line;  /* the request line's strict form */
+        bool line_only;       /* llhttp gave up on the method: we read the line */
+        unsigned char target; /* request-target form: enum target_state */
+        unsigned char pct;    /* hex digits of a %XX in the path seen so far */
+        unsigned char pct_hi; /* the value of the first one */
+        uint16_t seg;         /* where the path's last segment starts */
+        bool path_done;       /* '?' or '#' seen: the rest of the target is ignored */
+        bool url_open;        /* inside the request target */
+        bool lf_pending;      /* last head byte was LF: the next must not fold */
+        char prev;            /* last head byte fed so far */
+        struct fields fields; /* Host, Expect, Transfer-Encoding */
+        bool continue_sent;   /* see http_parser_continue_sent() */
+        size_t head_bytes;    /* request line + headers so far */
+        size_t url_bytes;     /* request target so far */
+        size_t field_len;     /* current header name so far */
+        unsigned nheaders;    /* header and trailer fields so far */
+        uint64_t body_wire;   /* bytes after the head: data plus chunk framing */
+        uint64_t chunk_total; /* declared chunk sizes so far */
     } st;
 };
 
@@ -127,10 +114,10 @@ size_t http_parse(struct http_parser *p, const char *data, size_t len);
  * and the caller must close instead. */
 void http_parser_next(struct http_parser *p);
 
-/* True when the client waits for "100 Continue" (HTTP_CONTINUE) before
+/* True when the client waits for "100 Continue" (REPLY_CONTINUE) before
  * sending the body: the head of a request with expect_continue is parsed,
  * the request is neither complete nor failed, and http_parser_continue_sent()
- * was not called. The caller sends HTTP_CONTINUE and goes on reading, or
+ * was not called. The caller sends REPLY_CONTINUE and goes on reading, or
  * sends the final status at once (404, 405) without reading the body, and
  * then closes (RFC 9110 10.1.1). Parsing does not stop for it. */
 bool http_parser_continue_due(const struct http_parser *p);
@@ -141,46 +128,5 @@ void http_parser_continue_sent(struct http_parser *p);
 /* True while no byte of the next request has arrived (keep-alive idle, as
  * opposed to a header in progress). */
 bool http_parser_idle(const struct http_parser *p);
-
-/* The interim reply to "Expect: 100-continue" (RFC 9110 15.2.1): a status
- * line and nothing else. http_format_reply() gives the same for status 100. */
-#define HTTP_CONTINUE     "HTTP/1.1 100 Continue\r\n\r\n"
-#define HTTP_CONTINUE_LEN (sizeof(HTTP_CONTINUE) - 1)
-
-struct http_reply {
-    int status;               /* 100..999 */
-    const char *content_type; /* NULL: text/plain if there is a body */
-    const char *body;         /* may be NULL when body_len is 0 */
-    size_t body_len;
-    const char *extra_headers; /* whole lines, e.g. "Allow: GET\r\n", or NULL */
-    bool keep_alive;           /* false adds "Connection: close" */
-    bool http10;               /* HTTP/1.0 client: keep-alive is announced */
-    bool head;                 /* HEAD: headers only, Content-Length kept */
-    bool stream;               /* a body that ends with the connection (server-sent
-                                  events): no Content-Length, Connection: close */
-    time_t now;                /* for Date; 0 means time(NULL) */
-};
-
-/* Formats a whole response (status line, Date, Server, Content-Type,
- * Content-Length, Connection, extra_headers, body) into buf; returns its
- * length, or 0 if cap is too small or the status is not three digits. A 1xx
- * reply is its status line and extra_headers only; a 1xx or 204 reply never
- * has a body, nor a HEAD reply (whose Content-Length stays that of the body
- * a GET would get). */
-size_t http_format_reply(char *buf, size_t cap, const struct http_reply *r);
-
-/* Writes v in decimal at dst (room for 20 digits); returns the length.
- * printf-free: replies are on the hot path. */
-size_t http_u64(char *dst, uint64_t v);
-
-/* The reason phrase of a status, "" for one we never send. */
-const char *http_reason(int status);
-
-/* IMF-fixdate of now ("Sun, 06 Nov 1994 08:49:37 GMT", HTTP_DATE_LEN chars)
- * from a per-thread one-entry cache, rebuilt only when the second changes:
- * the pointer never changes, the text until a call with another second. */
-const char *http_date(time_t now);
-
-#define HTTP_DATE_LEN 29
 
 #endif

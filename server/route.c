@@ -10,6 +10,7 @@
 #include "grants.h"
 #include "loop.h"
 #include "metrics.h"
+#include "reply.h"
 #include "resource.h"
 #include "stats.h"
 
@@ -39,7 +40,7 @@ static size_t access_body(char *buf, uint64_t n)
     static const char head[] = "Resource accessed ", tail[] = " times.";
     size_t len = sizeof(head) - 1;
     memcpy(buf, head, len);
-    len += http_u64(buf + len, n);
+    len += reply_u64(buf + len, n);
     memcpy(buf + len, tail, sizeof(tail) - 1);
     return len + sizeof(tail) - 1;
 }
@@ -48,7 +49,7 @@ static size_t access_body(char *buf, uint64_t n)
 static size_t put_ms(char *p, int64_t us)
 {
     uint64_t v = us > 0 ? (uint64_t)us : 0;
-    size_t len = http_u64(p, v / 1000);
+    size_t len = reply_u64(p, v / 1000);
     p[len++] = '.';
     p[len++] = (char)('0' + v / 100 % 10);
     p[len++] = (char)('0' + v / 10 % 10);
@@ -151,8 +152,6 @@ void route_release(void *owned)
         free(owned);
 }
 
-/* A generated document (/metrics, /stats) in a buffer of its own; 500 if
- * it does not fit, 503 if no memory can be had. */
 /* A document buffer. Short of memory, the loop first gives back the
  * coroutine stacks it keeps idle for reuse: under a memory limit they are
  * what holds it, and /stats is the very page that should say so. */
@@ -166,6 +165,8 @@ static char *new_doc(void)
     return doc;
 }
 
+/* A generated document (/metrics, /stats) in a buffer of its own; 500 if
+ * it does not fit, 503 if no memory can be had. */
 static void document(const struct handler_ctx *ctx, struct handler_reply *out, const char *ctype,
                      document_fn write)
 {

@@ -1,5 +1,6 @@
-/* server: workers, listeners, connection limit, signals, reload and the
- * graceful stop. See server.h.
+/* server: the daemon around its workers: listening sockets, threads,
+ * signals, reload and the graceful stop. See server.h (and worker.c for
+ * what each worker does on its own loop).
  *
  * Stopping (SIGINT/SIGTERM): every worker closes its listening socket at
  * once, closes its connections idle between requests, and lets requests
@@ -17,8 +18,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,6 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#define ACCEPT_RETRY_MS 100 /* pause after EMFILE/ENFILE or at the limit, then look again */
-#define ACCEPT_BATCH    64  /* connections taken per readiness of the listener */
-
 /* Tells systemd (Type=notify) where we are; nothing without NOTIFY_SOCKET
  * or without libsystemd at build time. */
 static void notify(const char *state)
@@ -46,11 +44,6 @@ static void notify(const char *state)
 #else
     (void)state;
 #endif
-}
-
-static int64_t ms_to_us(uint64_t ms)
-{
-    return (int64_t)ms * 1000;
 }
 
 /* Runs post on worker w, from worker 0 (whose thread the daemon's events
@@ -63,161 +56,7 @@ static void to_worker(struct worker *w, struct loop_post *post)
         loop_post(&w->loop, post);
 }
 
-/* Connections open in the whole server: the limit is the server's. A
- * worker reserves a place before it accepts, so that workers accepting at
- * once cannot together pass the limit. */
-static uint64_t total_active(const struct server *srv)
-{
-    return __atomic_load_n(&srv->open, __ATOMIC_RELAXED);
-}
-
-static bool reserve(struct worker *w)
-{
-    if (__atomic_add_fetch(&w->srv->open, 1, __ATOMIC_RELAXED) <= w->max_connections)
-        return true;
-    __atomic_sub_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
-    return false;
-}
-
-static void unreserve(struct worker *w)
-{
-    __atomic_sub_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
-}
-
-/* ---- accepting ---- */
-
-static void pause_accepting(struct worker *w)
-{
-    if (w->listener && !w->accept_paused)
-        loop_watch_stop(w->listener);
-    w->accept_paused = true;
-}
-
-static void resume_accepting(struct worker *w)
-{
-    if (w->listener && w->accept_paused)
-        loop_watch_start(w->listener, 0);
-    w->accept_paused = false;
-}
-
-/* At the connection limit: pause, and look again shortly (a connection of
- * another worker may be the one that closes). */
-static void pause_at_limit(struct worker *w)
-{
-    pause_accepting(w);
-    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
-}
-
-static void on_accept_retry(void *arg)
-{
-    struct worker *w = arg;
-    if (w->draining)
-        return;
-    if (total_active(w->srv) < w->max_connections)
-        resume_accepting(w);
-    else
-        pause_at_limit(w);
-}
-
-/* ---- connections ---- */
-
-static void conn_opened(void *owner, struct conn *c)
-{
-    struct worker *w = owner;
-    list_push_back(&w->conns, conn_node(c));
-}
-
-static void conn_lingering(void *owner, struct conn *c, bool on)
-{
-    struct worker *w = owner;
-    (void)c;
-    tally_add(&w->tally.lingering, on ? 1 : -1);
-}
-
-static void check_drained(struct worker *w);
-
-/* Every connection ends here, served or not: the one place that counts
- * it out. */
-static void conn_closed(void *owner, struct conn *c, enum tally_end why)
-{
-    struct worker *w = owner;
-    if (c)
-        list_remove(conn_node(c));
-    tally_add(&w->tally.ended[why], 1);
-    tally_add(&w->tally.active, -1);
-    unreserve(w);
-    if (w->draining)
-        check_drained(w);
-    else if (w->accept_paused && !loop_watch_active(w->accept_retry))
-        resume_accepting(w); /* back under the limit */
-}
-
-/* A connection whose place is reserved. */
-static void adopt(struct worker *w, int fd)
-{
-    tally_add(&w->tally.accepted, 1);
-    tally_add(&w->tally.active, 1);
-    if (conn_accept(&w->conn_ctx, fd) < 0) {
-        conn_refuse(fd);
-        close(fd);
-        tally_add(&w->tally.refused, 1);
-        tally_response(&w->requests, TALLY_NONE, 503);
-        conn_closed(w, NULL, TALLY_END_DONE);
-    }
-}
-
-void server_adopt(struct worker *w, int fd)
-{
-    __atomic_add_fetch(&w->srv->open, 1, __ATOMIC_RELAXED);
-    adopt(w, fd);
-}
-
-/* Out of descriptors (EMFILE/ENFILE) or another accept failure: retrying at
- * once would spin, so pause and try again shortly. */
-static void accept_failed(struct worker *w, int err)
-{
-    if (!w->accept_paused) /* once per episode, not every retry */
-        log_msg(LOG_LEVEL_WARN, "accept failed: %s; pausing %d ms (connections open: %llu)",
-                strerror(err), ACCEPT_RETRY_MS, (unsigned long long)total_active(w->srv));
-    pause_accepting(w);
-    loop_watch_start(w->accept_retry, ms_to_us(ACCEPT_RETRY_MS));
-}
-
-static void on_accept(void *arg)
-{
-    struct worker *w = arg;
-    int one = 1;
-    for (int i = 0; i < ACCEPT_BATCH && !w->accept_paused; i++) {
-        if (!reserve(w)) {
-            pause_at_limit(w);
-            return;
-        }
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            int err = errno;
-            unreserve(w);
-            if (err == EINTR || err == ECONNABORTED)
-                continue;
-            if (err != EAGAIN)
-                accept_failed(w, err);
-            return;
-        }
-        /* Replies are whole and sent at once: do not let Nagle hold them. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        adopt(w, fd);
-    }
-}
-
 /* ---- stopping ---- */
-
-static void close_listener(struct worker *w)
-{
-    loop_watch_free(w->listener);
-    w->listener = NULL;
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
-    w->listen_fd = -1;
-}
 
 /* On worker 0: one more worker has nothing left; the last one ends the
  * run. */
@@ -226,38 +65,6 @@ static void on_worker_drained(void *arg)
     struct server *srv = arg;
     if (++srv->drained == srv->nworkers)
         loop_break(&srv->workers[0].loop);
-}
-
-/* A draining worker with no connection left is done: it tells worker 0,
- * and its own loop ends (worker 0's goes on until every worker is done,
- * to keep serving signals and the deadline). */
-static void check_drained(struct worker *w)
-{
-    if (w->drained || __atomic_load_n(&w->tally.active, __ATOMIC_RELAXED) > 0)
-        return;
-    w->drained = true;
-    if (w->id == 0) {
-        on_worker_drained(w->srv);
-        return;
-    }
-    loop_post(&w->srv->workers[0].loop, &w->drained_post);
-    loop_break(&w->loop);
-}
-
-static void drain_worker(void *arg)
-{
-    struct worker *w = arg;
-    w->draining = true;
-    close_listener(w);
-    loop_watch_stop(w->accept_retry);
-    list_for_each(n, &w->conns) conn_drain(conn_of_node(n));
-    check_drained(w);
-}
-
-static void stop_worker(void *arg)
-{
-    struct worker *w = arg;
-    loop_break(&w->loop);
 }
 
 /* Now, drained or not: the deadline passed, or a second signal came. */
@@ -271,7 +78,7 @@ static void start_drain(struct server *srv)
 {
     notify("STOPPING=1");
     __atomic_store_n(&srv->draining, true, __ATOMIC_RELAXED);
-    loop_watch_start(srv->drain_timer, ms_to_us(srv->cfg.drain_timeout_ms));
+    loop_watch_start(srv->drain_timer, loop_ms_to_us(srv->cfg.drain_timeout_ms));
     for (unsigned i = 0; i < srv->nworkers; i++)
         to_worker(&srv->workers[i], &srv->workers[i].drain_post);
 }
@@ -280,14 +87,14 @@ static void on_signal(struct server *srv, const char *name)
 {
     if (srv->draining) {
         log_msg(LOG_LEVEL_WARN, "%s again: stopping now, %llu connections still open", name,
-                (unsigned long long)total_active(srv));
+                (unsigned long long)worker_open(&srv->shared));
         stop_all(srv); /* a second signal: stop now */
         return;
     }
     struct lock_stats ls;
     lock_read_stats(&srv->resource.lock, &ls);
     log_msg(LOG_LEVEL_INFO, "%s: stopping; %llu connections open, %llu queued for the lock", name,
-            (unsigned long long)total_active(srv), (unsigned long long)ls.waiters);
+            (unsigned long long)worker_open(&srv->shared), (unsigned long long)ls.waiters);
     start_drain(srv);
 }
 
@@ -305,7 +112,8 @@ static void on_drain_timeout(void *arg)
 {
     struct server *srv = arg;
     log_msg(LOG_LEVEL_WARN, "drain deadline (%llu ms) passed with %llu connections open",
-            (unsigned long long)srv->cfg.drain_timeout_ms, (unsigned long long)total_active(srv));
+            (unsigned long long)srv->cfg.drain_timeout_ms,
+            (unsigned long long)worker_open(&srv->shared));
     stop_all(srv);
 }
 
@@ -364,19 +172,6 @@ static void move_access_log(struct server *srv, struct cfg *next)
         loop_watch_stop(srv->log_flush);
 }
 
-/* On each worker: the new limits for its next reads and connections. */
-static void apply_reload(void *arg)
-{
-    struct worker *w = arg;
-    struct server *srv = w->srv;
-    pthread_mutex_lock(&srv->reload_mu);
-    w->limits = srv->next_limits;
-    w->max_connections = srv->next_max_connections;
-    pthread_mutex_unlock(&srv->reload_mu);
-    if (w->accept_paused && !w->draining && !loop_watch_active(w->accept_retry))
-        on_accept_retry(w);
-}
-
 void server_reload(struct server *srv, struct cfg *next)
 {
     unsigned kept = cfg_keep_restart_settings(&srv->cfg, next, keep_for_restart, NULL);
@@ -384,10 +179,10 @@ void server_reload(struct server *srv, struct cfg *next)
     log_set_level((enum log_level)next->log_level);
     struct resource_settings rs = resource_settings(next);
     resource_configure(&srv->resource, &rs);
-    pthread_mutex_lock(&srv->reload_mu);
-    srv->next_limits = conn_limits(next);
-    srv->next_max_connections = next->max_connections;
-    pthread_mutex_unlock(&srv->reload_mu);
+    pthread_mutex_lock(&srv->shared.reload_mu);
+    srv->shared.next_limits = conn_limits(next);
+    srv->shared.next_max_connections = next->max_connections;
+    pthread_mutex_unlock(&srv->shared.reload_mu);
     for (unsigned i = 0; i < srv->nworkers; i++)
         to_worker(&srv->workers[i], &srv->workers[i].reload_post);
     srv->cfg = *next;
@@ -494,18 +289,6 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, bool 
     return fd;
 }
 
-/* Accepting waits for the rest of the turn (LOOP_PRIO_LATE): a loop first
- * serves what its open connections have ready, so a flood of new clients
- * cannot starve the ones it already took. */
-static int watch_listener(struct worker *w, int fd)
-{
-    w->listen_fd = fd;
-    w->listener = loop_watch_fd(&w->loop, fd, LOOP_PRIO_LATE, on_accept, w);
-    if (!w->listener || loop_watch_start(w->listener, 0) != 0)
-        return -ENOMEM; /* server_fini() closes fd */
-    return 0;
-}
-
 static int listen_all(struct server *srv)
 {
     struct sockaddr_storage ss;
@@ -523,7 +306,7 @@ static int listen_all(struct server *srv)
         }
         len = sizeof(ss);
         getsockname(fd, (struct sockaddr *)&ss, &len); /* the others take the port the first got */
-        rc = watch_listener(&srv->workers[i], fd);
+        rc = worker_listen(&srv->workers[i], fd);
         if (rc < 0)
             return rc;
     }
@@ -607,49 +390,6 @@ static int open_cluster(struct server *srv)
 
 /* ---- workers ---- */
 
-static int worker_init(struct server *srv, struct worker *w, unsigned id)
-{
-    *w = (struct worker){.srv = srv,
-                         .id = id,
-                         .listen_fd = -1,
-                         .limits = conn_limits(&srv->cfg),
-                         .max_connections = srv->cfg.max_connections};
-    list_init(&w->conns);
-    w->drain_post = (struct loop_post){.fn = drain_worker, .arg = w};
-    w->stop_post = (struct loop_post){.fn = stop_worker, .arg = w};
-    w->reload_post = (struct loop_post){.fn = apply_reload, .arg = w};
-    w->drained_post = (struct loop_post){.fn = on_worker_drained, .arg = srv};
-    /* Keep idle stacks for this loop's share of the connection limit:
-     * reuse, no mmap, and no loop hoarding what the others need. */
-    unsigned share = (unsigned)(srv->cfg.max_connections / srv->nworkers);
-    int rc = loop_init(&w->loop, 0, share ? share : 1);
-    if (rc == 0 && srv->nworkers > 1)
-        rc = loop_open_inbox(&w->loop);
-    w->accept_retry = loop_watch_timer(&w->loop, false, LOOP_PRIO_LATE, on_accept_retry, w);
-    if (rc == 0 && !w->accept_retry)
-        rc = -ENOMEM;
-    if (rc < 0) {
-        fprintf(stderr, "turnstile: cannot start an event loop: %s\n", strerror(-rc));
-        return rc;
-    }
-    w->handlers = (struct handler_ctx){.resource = &srv->resource,
-                                       .tally = &w->requests,
-                                       .grants = &srv->grants,
-                                       .stats = &srv->stats};
-    w->conn_ctx = (struct conn_ctx){.loop = &w->loop,
-                                    .limits = &w->limits,
-                                    .handlers = &w->handlers,
-                                    .tally = &w->requests,
-                                    .draining = &w->draining,
-                                    .opened = conn_opened,
-                                    .closed = conn_closed,
-                                    .lingering = conn_lingering,
-                                    .owner = w};
-    srv->requests[id] = &w->requests;
-    srv->conns_tallies[id] = &w->tally;
-    return 0;
-}
-
 static unsigned worker_count(const struct cfg *cfg)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -668,16 +408,46 @@ static int alloc_workers(struct server *srv)
     return -ENOMEM;
 }
 
+/* What the workers share: the connection count and limit, worker 0 to
+ * report to, a reload's limits. */
+static void share(struct server *srv)
+{
+    srv->shared = (struct worker_shared){.nworkers = srv->nworkers,
+                                         .home = &srv->workers[0].loop,
+                                         .drained = on_worker_drained,
+                                         .drained_arg = srv,
+                                         .next_limits = conn_limits(&srv->cfg),
+                                         .next_max_connections = srv->cfg.max_connections};
+    pthread_mutex_init(&srv->shared.reload_mu, NULL);
+}
+
+/* Every worker, each with the handlers' context; /stats reads the counts
+ * of each. */
+static int init_workers(struct server *srv)
+{
+    const struct handler_ctx handlers = {
+        .resource = &srv->resource, .grants = &srv->grants, .stats = &srv->stats};
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        int rc = worker_init(w, i, &srv->shared, &handlers);
+        if (rc < 0)
+            return rc;
+        srv->requests[i] = &w->requests;
+        srv->conns_tallies[i] = &w->tally;
+    }
+    return 0;
+}
+
 int server_init(struct server *srv, const struct cfg *cfg)
 {
     *srv = (struct server){.cfg = *cfg};
-    pthread_mutex_init(&srv->reload_mu, NULL);
     grants_init(&srv->grants);
     struct resource_settings rs = resource_settings(cfg);
     resource_init(&srv->resource, &rs);
     int rc = alloc_workers(srv);
     if (rc < 0)
         return rc;
+    share(srv);
     if (srv->nworkers > 1)
         lock_share(&srv->resource.lock);
     srv->stats = (struct stats_source){.resource = &srv->resource,
@@ -687,8 +457,7 @@ int server_init(struct server *srv, const struct cfg *cfg)
                                        .grants = &srv->grants,
                                        .draining = &srv->draining,
                                        .started_us = loop_now_us()};
-    for (unsigned i = 0; i < srv->nworkers && rc == 0; i++)
-        rc = worker_init(srv, &srv->workers[i], i);
+    rc = init_workers(srv);
     if (rc == 0 && cfg->state_file[0])
         rc = open_state(srv);
     if (rc == 0 && cfg->etcd[0])
@@ -723,12 +492,19 @@ int server_start(struct server *srv, const struct cfg *cfg)
     return 0;
 }
 
+/* The server a worker belongs to: the part the workers share is the
+ * server's. */
+static struct server *server_of(struct worker *w)
+{
+    return (struct server *)(void *)((char *)w->shared - offsetof(struct server, shared));
+}
+
 /* A worker's loop, with its part of the cluster (cluster.h) around it:
  * a part belongs to the thread that runs its loop. */
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct cluster *c = w->srv->cluster;
+    struct cluster *c = server_of(w)->cluster;
     if (c && cluster_attach(c, &w->loop) < 0)
         log_msg(LOG_LEVEL_ERROR, "worker %u: cannot join the cluster; its /access answers 503",
                 w->id);
@@ -773,16 +549,6 @@ int server_run(struct server *srv)
         w->thread_started = false;
     }
     return rc;
-}
-
-static void worker_fini(struct worker *w)
-{
-    close_listener(w);
-    loop_watch_free(w->accept_retry);
-    /* Connections still open (a forced stop) keep their coroutines: the
-     * process is about to exit, and their stacks go with it. */
-    if (w->tally.active == 0)
-        loop_fini(&w->loop);
 }
 
 int server_fini(struct server *srv)

@@ -1,8 +1,8 @@
-/* server: the daemon. It owns the listening sockets, the signals, the
- * loops and their threads, the lists of open connections and every
- * connection count, the resource, and the graceful stop; connections see
- * only the narrow context it lends them (conn.h), handlers only theirs
- * (handler.h).
+/* server: the daemon. It owns the workers (worker.h: an event loop each,
+ * with its listener, its open connections and their counts) and their
+ * threads, the listening sockets until a worker takes them, the signals,
+ * the resource, and the graceful stop; connections see only the narrow
+ * context a worker lends them (conn.h), handlers only theirs (handler.h).
  *
  * --threads N runs N workers, each an event loop on its own thread with
  * its own listening socket (SO_REUSEPORT: the kernel spreads connections),
@@ -14,47 +14,17 @@
 #ifndef TURNSTILE_SERVER_H
 #define TURNSTILE_SERVER_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "cfg.h"
-#include "conn.h"
 #include "grants.h"
-#include "handler.h"
-#include "list.h"
 #include "loop.h"
 #include "resource.h"
 #include "state.h"
 #include "stats.h"
 #include "tally.h"
-
-struct server;
-
-/* One event loop and everything that is its own. Only its own thread
- * touches it, but for the counts, which /stats reads from anywhere. */
-struct worker {
-    struct server *srv;
-    unsigned id;
-    struct loop loop;
-    pthread_t thread; /* workers 1..N-1 */
-    bool thread_started;
-    struct list_node conns;         /* every open connection of this loop */
-    struct tally_requests requests; /* bumped by its connections and handlers */
-    struct tally_conns tally;       /* this file's alone */
-    struct conn_limits limits;      /* its copy: a reload posts new ones */
-    uint64_t max_connections;       /* the whole server's, its copy */
-    struct handler_ctx handlers;
-    struct conn_ctx conn_ctx;
-    int listen_fd;
-    struct loop_watch *listener;
-    struct loop_watch *accept_retry; /* re-enables accepting after EMFILE or the limit */
-    bool accept_paused;
-    bool draining; /* this loop is stopping: no new requests */
-    bool drained;  /* and has no connection left */
-    /* Messages from worker 0 (to_worker()), and back (drained_post). */
-    struct loop_post drain_post, stop_post, reload_post, drained_post;
-};
+#include "worker.h"
 
 struct server {
     struct cfg cfg;
@@ -73,12 +43,8 @@ struct server {
     struct loop_watch *log_flush; /* writes the buffered access log each second */
     bool draining;                /* stopping (read by /stats from any thread) */
     unsigned drained;             /* workers with nothing left (worker 0's count) */
-    uint64_t open; /* connections open in all workers: atomic, the limit is the server's */
-    /* A reload's settings for the workers, under reload_mu. */
-    pthread_mutex_t reload_mu;
-    struct conn_limits next_limits;
-    uint64_t next_max_connections;
-    char url[300]; /* http://HOST:PORT, as announced */
+    struct worker_shared shared;  /* the connection count and limit, a reload's limits */
+    char url[300];                /* http://HOST:PORT, as announced */
     /* How a reload reads the configuration anew (server_on_reload). */
     int (*reread)(struct cfg *next, void *arg);
     void *reread_arg;
@@ -109,10 +75,5 @@ void server_on_reload(struct server *srv, int (*reread)(struct cfg *next, void *
 
 /* Applies next as a reload does (server_on_reload), from worker 0. */
 void server_reload(struct server *srv, struct cfg *next);
-
-/* Takes over an accepted, non-blocking socket on worker w's loop: what the
- * listener does with each connection (and the fuzz target with its
- * socketpairs). From w's own thread. */
-void server_adopt(struct worker *w, int fd);
 
 #endif

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t counter = resource_counter(&srv.resource), ok = *granted;
     size_t off = 0;
     bool shut = false;
-    server_adopt(w, sv[1]);
+    worker_adopt(w, sv[1]);
     while (w->tally.active > 0) {
         pump(sv[0], data, size, &off, &shut);
         loop_run_once(&w->loop);

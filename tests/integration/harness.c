@@ -164,6 +164,18 @@ void reader_connect(struct reader *rd, int port)
     rd->len = 0;
 }
 
+void send_get_access(int fd)
+{
+    static const char req[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(fd, req, sizeof(req) - 1);
+}
+
+void reader_send_access(struct reader *rd, int port)
+{
+    reader_connect(rd, port);
+    send_get_access(rd->fd);
+}
+
 /* Waits until rd holds at least `want` bytes; false on EOF or timeout. */
 static bool fill_to(struct reader *rd, size_t want, long long end)
 {

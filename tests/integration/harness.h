@@ -49,6 +49,10 @@ struct reader {
 
 /* Connects rd to 127.0.0.1:port with an empty buffer. */
 void reader_connect(struct reader *rd, int port);
+/* Sends a keep-alive GET /access on fd, without reading the reply. */
+void send_get_access(int fd);
+/* reader_connect(), then send_get_access() on the new connection. */
+void reader_send_access(struct reader *rd, int port);
 /* Reads the next response; 0, or -1 on EOF/timeout/garbage. */
 int read_response(struct reader *rd, struct resp *r, int timeout_ms);
 /* True if the peer closes the connection within timeout_ms. */

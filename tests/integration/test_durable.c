@@ -74,8 +74,6 @@ END_TEST
 enum { CYCLES = 20, CLIENTS = 20 };
 
 static struct reader rd[CLIENTS];
-static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
-
 struct tally {
     long long sent;      /* /access requests written to a socket: updates started */
     long long acked_max; /* the highest N any client was told */
@@ -92,7 +90,7 @@ static void take_reply(int i, struct tally *t, long long floor)
     ck_assert_msg(n > floor, "told N=%lld, but %lld was acknowledged before a kill", n, floor);
     if (n > t->acked_max)
         t->acked_max = n;
-    send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+    send_get_access(rd[i].fd);
     t->sent++;
 }
 
@@ -104,7 +102,7 @@ static void kill_under_load(struct tally *t, int replies)
     start_durable();
     for (int i = 0; i < CLIENTS; i++) {
         rd[i] = (struct reader){.fd = tcp_connect(srv.port)};
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
         t->sent++;
     }
     for (int got = 0; got < replies;) {

@@ -20,16 +20,7 @@
 
 static struct srv srv;
 
-static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
-
 /* ---- small helpers ---- */
-
-/* Connects rd and sends a keep-alive GET /access on it. */
-static void send_access(struct reader *rd)
-{
-    reader_connect(rd, srv.port);
-    send_all(rd->fd, get_access, sizeof(get_access) - 1);
-}
 
 /* The next reply on rd is 200 with this N. */
 static void expect_n(struct reader *rd, long long n, int timeout_ms)
@@ -198,7 +189,7 @@ START_TEST(idle_keepalive_closes)
     static struct reader rd;
     srv_start(&srv, "--keepalive-timeout-ms", "300", "--delay-ms", "0", NULL);
     long long t0 = now_ms(); /* the idle time starts after this */
-    send_access(&rd);
+    reader_send_access(&rd, srv.port);
     expect_n(&rd, 1, 10000);
     ck_assert(wait_closed(rd.fd, 5000));
     long long took = now_ms() - t0;
@@ -271,11 +262,11 @@ START_TEST(connection_limit_pauses_accepting)
     int fds[EXTRA];
     srv_start(&srv, "--max-connections", "20", "--delay-ms", "0", NULL);
     for (int i = 0; i < LIMIT; i++) {
-        send_access(&held[i]);
+        reader_send_access(&held[i], srv.port);
         expect_n(&held[i], i + 1, 10000);
     }
     for (int i = 0; i < EXTRA; i++) {
-        send_access(&waiting[i]);
+        reader_send_access(&waiting[i], srv.port);
         fds[i] = waiting[i].fd;
     }
     expect_quiet_and_idle(fds, EXTRA, 1000);
@@ -324,7 +315,7 @@ START_TEST(emfile_pauses_and_recovers)
             idle[unserved++] = rd[i].fd;
             continue;
         }
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
         expect_n(&rd[i], ++served, 10000);
     }
     ck_assert_int_gt(served, 0);
@@ -507,14 +498,14 @@ END_TEST
 static void hold_lock(struct reader *a)
 {
     srv_start(&srv, "--delay-ms", "3000", NULL);
-    send_access(a);
+    reader_send_access(a, srv.port);
     EXPECT_STAT("lock.locked", 1, 5000);
 }
 
 /* rd queues behind the holder as waiter number `nth`. */
 static void queue_behind(struct reader *rd, int nth)
 {
-    send_access(rd);
+    reader_send_access(rd, srv.port);
     EXPECT_STAT("lock.waiters", nth, 5000);
 }
 

@@ -66,14 +66,6 @@ static double access_work_ms(void)
     return work_ms(&r);
 }
 
-/* Sends GET /access on a fresh connection without reading the reply. */
-static void send_access(struct reader *rd)
-{
-    static const char req[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
-    reader_connect(rd, srv.port);
-    send_all(rd->fd, req, sizeof(req) - 1);
-}
-
 START_TEST(reload_applies_the_delay_and_spares_the_queue)
 {
     static struct reader holder, queued;
@@ -82,9 +74,9 @@ START_TEST(reload_applies_the_delay_and_spares_the_queue)
      * holder's section even on a loaded machine. */
     write_conf("delay-ms = 3000\n");
     srv_start(&srv, "--config", conf, NULL);
-    send_access(&holder);
+    reader_send_access(&holder, srv.port);
     ck_assert(wait_stat(srv.port, "lock.locked", 1, 10000));
-    send_access(&queued);
+    reader_send_access(&queued, srv.port);
     ck_assert(wait_stat(srv.port, "lock.waiters", 1, 10000));
 
     write_conf("delay-ms = 5\n");
@@ -179,7 +171,6 @@ static bool wait_reopened(const char *path, int timeout_ms)
 START_TEST(rotation_under_load_loses_no_line)
 {
     static struct reader rd[CONNS];
-    static const char req[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
     static char text[256], rotated[160];
     struct resp r;
     int rotations = 0;
@@ -190,7 +181,7 @@ START_TEST(rotation_under_load_loses_no_line)
         reader_connect(&rd[i], srv.port);
     for (int round = 1; round <= ROUNDS; round++) {
         for (int i = 0; i < CONNS; i++)
-            send_all(rd[i].fd, req, sizeof(req) - 1);
+            send_get_access(rd[i].fd);
         if (round % ROTATE_EVERY == 0) {
             snprintf(rotated, sizeof(rotated), "%s.%d", access_path, ++rotations);
             ck_assert_int_eq(rename(access_path, rotated), 0);

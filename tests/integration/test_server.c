@@ -124,8 +124,6 @@ END_TEST
 
 /* ---- order of arrival ---- */
 
-static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
-
 START_TEST(grants_follow_arrival_order)
 {
     enum { N = 40 };
@@ -136,7 +134,7 @@ START_TEST(grants_follow_arrival_order)
         rd[i].len = 0;
     }
     for (int i = 0; i <= N; i++) {
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
         /* Arrival order is what the server saw: wait until it has it. */
         ck_assert(wait_stat(srv.port, "requests.access", i + 1, 10000));
         usleep(5000); /* pacing: requests 5 ms apart, as clients would */
@@ -162,7 +160,7 @@ START_TEST(hangups_leave_the_queue)
     srv_start(&srv, "--delay-ms", "2500", NULL);
     for (int i = 0; i <= Q; i++) { /* 0 holds the lock, 1..10 queue */
         rd[i].fd = tcp_connect(srv.port);
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
         ck_assert(wait_stat(srv.port, "requests.access", i + 1, 10000));
     }
     ck_assert_int_eq(stat_value(srv.port, "lock.waiters"), Q);
@@ -194,7 +192,7 @@ START_TEST(lock_timeout_answers_503)
 {
     srv_start(&srv, "--delay-ms", "5000", "--lock-timeout-ms", "200", NULL);
     struct reader holder = {.fd = tcp_connect(srv.port)};
-    send_all(holder.fd, get_access, sizeof(get_access) - 1);
+    send_get_access(holder.fd);
     ck_assert(wait_stat(srv.port, "lock.locked", 1, 5000));
     long long t0 = now_ms();
     struct resp r;
@@ -217,9 +215,9 @@ START_TEST(full_queue_answers_503_at_once)
 {
     srv_start(&srv, "--delay-ms", "6000", "--max-waiters", "1", NULL);
     struct reader a = {.fd = tcp_connect(srv.port)}, b = {.fd = tcp_connect(srv.port)};
-    send_all(a.fd, get_access, sizeof(get_access) - 1);
+    send_get_access(a.fd);
     ck_assert(wait_stat(srv.port, "lock.locked", 1, 5000));
-    send_all(b.fd, get_access, sizeof(get_access) - 1);
+    send_get_access(b.fd);
     ck_assert(wait_stat(srv.port, "lock.waiters", 1, 5000));
     long long t0 = now_ms();
     struct resp r;
@@ -239,6 +237,8 @@ END_TEST
 START_TEST(pipelined_replies_in_order)
 {
     enum { P = 50 };
+    /* All P in one write: the server reads them together. */
+    static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
     static struct reader rd;
     static char reqs[P * sizeof(get_access)];
     srv_start(&srv, "--delay-ms", "0", NULL);
@@ -272,7 +272,7 @@ static void expect_close_after(const char *request, bool keep_alive_expected)
     ck_assert_int_eq(read_response(&rd, &r, 10000), 0);
     ck_assert_int_eq(r.status, 200);
     if (keep_alive_expected) {
-        send_all(rd.fd, get_access, sizeof(get_access) - 1); /* still open */
+        send_get_access(rd.fd); /* still open */
         ck_assert_int_eq(read_response(&rd, &r, 10000), 0);
         ck_assert_int_eq(r.status, 200);
     } else {
@@ -330,7 +330,7 @@ START_TEST(sigterm_finishes_queued_requests)
     for (int i = 0; i < Q; i++) {
         rd[i].fd = tcp_connect(srv.port);
         rd[i].len = 0;
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
     }
     ck_assert(wait_stat(srv.port, "requests.access", Q, 10000));
     int idle = tcp_connect(srv.port); /* an idle keep-alive client */

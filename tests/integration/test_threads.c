@@ -14,8 +14,6 @@
 
 static struct srv srv;
 
-static const char get_access[] = "GET /access HTTP/1.1\r\nHost: t\r\n\r\n";
-
 static void teardown(void)
 {
     if (srv.pid > 0)
@@ -36,7 +34,7 @@ START_TEST(counter_exact_across_loops)
         reader_connect(&rd[i], srv.port);
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < CONNS; i++)
-            send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+            send_get_access(rd[i].fd);
         for (int i = 0; i < CONNS; i++) {
             struct resp r;
             ck_assert_int_eq(read_response(&rd[i], &r, 20000), 0);
@@ -66,7 +64,7 @@ START_TEST(fifo_across_loops_for_staggered_arrivals)
     srv_start(&srv, "--threads", "4", "--delay-ms", "300", NULL);
     for (int i = 0; i < N; i++) {
         reader_connect(&rd[i], srv.port);
-        send_all(rd[i].fd, get_access, sizeof(get_access) - 1);
+        send_get_access(rd[i].fd);
         /* Counted as it asks for the lock, with no wait in between. */
         ck_assert(wait_stat(srv.port, "requests.access", i + 1, 10000));
     }

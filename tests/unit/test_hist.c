@@ -8,13 +8,6 @@
 #include "check_run.h"
 #include "hist.h"
 
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rng(void)
-{
-    return rng_next(&rng_state);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -11,6 +11,7 @@
 #include "check_run.h"
 #include "lock.h"
 #include "loop.h"
+#include "run_task.h"
 
 static struct loop loop;
 static struct lock lk;
@@ -51,9 +52,7 @@ static void fresh_start(void)
 
 static void run(coro_fn fn, void *arg)
 {
-    ck_assert_int_eq(loop_spawn(&loop, fn, arg, NULL), 0);
-    ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert_uint_eq(loop.pool.nlive, 0); /* everyone finished */
+    run_task(&loop, fn, arg);
     ck_assert(!lock_locked(&lk));
     ck_assert_uint_eq(lk.stats.waiters, 0);
 }
@@ -400,13 +399,6 @@ END_TEST
 
 /* ---- random storm ---- */
 
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-    return rng_next(&rng_state);
-}
-
 /* 3000 arrivals at random moments, with random deadlines, holds and
  * cancellations. Survivors get the lock in arrival order, one at a time. */
 static void storm(void *arg)
@@ -431,7 +423,7 @@ START_TEST(random_storm_keeps_fifo_among_survivors)
 {
     for (uint64_t seed = 1; seed <= 3; seed++) {
         fresh_start();
-        rng_state = 0x9E3779B97F4A7C15ull * seed;
+        rng_seed(0x9E3779B97F4A7C15ull * seed);
         run(storm, NULL);
         for (int i = 1; i < norder; i++)
             ck_assert_msg(order[i - 1] < order[i], "seed %lu: %d granted before %d",

@@ -12,6 +12,7 @@
 
 #include "check_run.h"
 #include "loop.h"
+#include "run_task.h"
 
 static struct loop loop;
 
@@ -23,14 +24,6 @@ static void setup(void)
 static void teardown(void)
 {
     loop_fini(&loop);
-}
-
-/* Spawns fn and runs the loop until nothing is left to do. */
-static void run(coro_fn fn, void *arg)
-{
-    ck_assert_int_eq(loop_spawn(&loop, fn, arg, NULL), 0);
-    ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert_uint_eq(loop.pool.nlive, 0);
 }
 
 struct sleep_case {
@@ -55,11 +48,11 @@ static void sleeper(void *arg)
 START_TEST(sleep_is_precise)
 {
     struct sleep_case one_ms = {.us = 1000, .max_ok_min = 1500};
-    run(sleeper, &one_ms);
+    run_task(&loop, sleeper, &one_ms);
     ck_assert_msg(one_ms.min_seen < one_ms.max_ok_min, "1 ms sleeps took at least %ld us",
                   (long)one_ms.min_seen);
     struct sleep_case quarter = {.us = 250, .max_ok_min = 900}; /* fractional ms */
-    run(sleeper, &quarter);
+    run_task(&loop, sleeper, &quarter);
     ck_assert_msg(quarter.min_seen < quarter.max_ok_min, "0.25 ms sleeps took at least %ld us",
                   (long)quarter.min_seen);
 }
@@ -81,7 +74,7 @@ static void busy_then_sleep(void *arg)
 
 START_TEST(sleep_counts_from_the_call)
 {
-    run(busy_then_sleep, NULL);
+    run_task(&loop, busy_then_sleep, NULL);
 }
 END_TEST
 
@@ -110,7 +103,7 @@ static void yielder(void *arg)
 START_TEST(yield_lets_the_ready_run_first)
 {
     nyield = 0;
-    run(yielder, NULL);
+    run_task(&loop, yielder, NULL);
     int want[] = {1, 2, 3};
     ck_assert_int_eq(nyield, 3);
     ck_assert_mem_eq(yield_log, want, sizeof(want));
@@ -150,7 +143,7 @@ static void reader(void *arg)
 START_TEST(io_wait_with_deadline)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    run(reader, NULL);
+    run_task(&loop, reader, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -176,7 +169,7 @@ static void waits_by_loop_names(void *arg)
 START_TEST(io_wait_by_loop_names)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    run(waits_by_loop_names, NULL);
+    run_task(&loop, waits_by_loop_names, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -202,7 +195,7 @@ static void busy_owner(void *arg)
 START_TEST(edge_while_busy_is_kept)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    run(busy_owner, NULL);
+    run_task(&loop, busy_owner, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -237,7 +230,7 @@ static void rearms_on_time(void *arg)
 START_TEST(rearmed_deadline_is_on_time)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    run(rearms_on_time, NULL);
+    run_task(&loop, rearms_on_time, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -267,7 +260,7 @@ static void data_then_eof(void *arg)
 START_TEST(eof_with_the_last_data_is_not_lost)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    run(data_then_eof, NULL);
+    run_task(&loop, data_then_eof, NULL);
     close(sv[0]);
     close(sv[1]);
 }
@@ -307,7 +300,7 @@ START_TEST(hangup_while_parked_elsewhere)
 {
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     hangups = 0;
-    run(parked_elsewhere, NULL);
+    run_task(&loop, parked_elsewhere, NULL);
     ck_assert_int_eq(hangups, 1);
     close(sv[0]);
 }
@@ -357,7 +350,7 @@ START_TEST(cancel_ends_any_park)
     struct victim vs[3];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     int64_t t0 = loop_now_us();
-    run(canceller, vs);
+    run_task(&loop, canceller, vs);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(vs[i].rc, -ECANCELED);
     ck_assert_int_lt(loop_now_us() - t0, 30 * 1000000); /* not the 60 s sleep */
@@ -386,7 +379,7 @@ static void waker(void *arg)
 START_TEST(wake_beats_pending_cancel)
 {
     struct victim vs[3];
-    run(waker, vs);
+    run_task(&loop, waker, vs);
     ck_assert_int_eq(vs[0].rc, 7);
     ck_assert_int_eq(vs[1].rc, 8);
     ck_assert_int_eq(vs[2].rc, -ECANCELED);

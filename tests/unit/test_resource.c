@@ -13,6 +13,7 @@
 
 #include "check_run.h"
 #include "loop.h"
+#include "run_task.h"
 #include "resource.h"
 #include "server_fixture.h"
 
@@ -81,9 +82,7 @@ static void wait_done(struct accessor *a)
 
 static void run(coro_fn fn, void *arg)
 {
-    ck_assert_int_eq(loop_spawn(&loop, fn, arg, NULL), 0);
-    ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert_uint_eq(loop.pool.nlive, 0);
+    run_task(&loop, fn, arg);
     ck_assert(!lock_locked(&res.lock));
     ck_assert_uint_eq(res.in_section, 0);
 }

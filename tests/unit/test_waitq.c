@@ -13,6 +13,7 @@
 
 #include "check_run.h"
 #include "loop.h"
+#include "run_task.h"
 #include "waitq.h"
 
 enum { N = 8 };
@@ -97,9 +98,7 @@ static struct waiter *start(int id, int64_t deadline, struct waiter *before)
 
 static void run(coro_fn fn, void *arg)
 {
-    ck_assert_int_eq(loop_spawn(&loop, fn, arg, NULL), 0);
-    ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert_uint_eq(loop.pool.nlive, 0); /* everyone finished */
+    run_task(&loop, fn, arg);
     ck_assert_uint_eq(q.len, 0);
     ck_assert(list_empty(&q.head));
 }
