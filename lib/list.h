@@ -72,8 +72,14 @@ static inline struct list_node *list_last(const struct list_node *head)
 }
 
 /* Iterates over the nodes; `node` may not be removed inside the loop body
- * (save node->next first for that). */
+ * (list_for_each_safe may). */
 #define list_for_each(node, head)                                                                  \
     for (struct list_node *node = (head)->next; node != (head); node = node->next)
+
+/* Iterates over the nodes with the next one saved first, so the body may
+ * remove `node` (but no other node). */
+#define list_for_each_safe(node, next, head)                                                       \
+    for (struct list_node *node = (head)->next, *next = node->next; node != (head);                \
+         node = next, next = node->next)
 
 #endif

@@ -21,13 +21,37 @@ struct lock_waiter {
     int64_t queued_at_us;
 };
 
+/* ---- statistics ---- */
+
+void lock_stats_init(struct lock_stats *s)
+{
+    *s = (struct lock_stats){0};
+    hist_init(&s->wait_us);
+    hist_init(&s->hold_us);
+}
+
+void lock_stats_add(struct lock_stats *to, const struct lock_stats *from)
+{
+    to->waiters += from->waiters;
+    if (from->max_waiters > to->max_waiters)
+        to->max_waiters = from->max_waiters;
+    to->acquisitions += from->acquisitions;
+    to->contended += from->contended;
+    to->timeouts += from->timeouts;
+    to->cancellations += from->cancellations;
+    to->shed += from->shed;
+    hist_merge(&to->wait_us, &from->wait_us);
+    hist_merge(&to->hold_us, &from->hold_us);
+}
+
+/* ---- the lock ---- */
+
 void lock_init(struct lock *lock, uint64_t max_queue)
 {
     *lock = (struct lock){.max_queue = max_queue};
     pthread_mutex_init(&lock->mu, NULL);
     waitq_init(&lock->waiters);
-    hist_init(&lock->stats.wait_us);
-    hist_init(&lock->stats.hold_us);
+    lock_stats_init(&lock->stats);
 }
 
 void lock_share(struct lock *lock)
@@ -36,13 +60,14 @@ void lock_share(struct lock *lock)
     lock->waiters.mu = &lock->mu;
 }
 
-static void enter(struct lock *lock)
+/* The mutex, taken only when the lock is shared between loops. */
+static void take_mu(struct lock *lock)
 {
     if (lock->shared)
         pthread_mutex_lock(&lock->mu);
 }
 
-static void leave(struct lock *lock)
+static void drop_mu(struct lock *lock)
 {
     if (lock->shared)
         pthread_mutex_unlock(&lock->mu);
@@ -62,16 +87,16 @@ bool lock_locked(const struct lock *lock)
 
 void lock_set_max_queue(struct lock *lock, uint64_t max_queue)
 {
-    enter(lock);
+    take_mu(lock);
     lock->max_queue = max_queue;
-    leave(lock);
+    drop_mu(lock);
 }
 
 void lock_read_stats(struct lock *lock, struct lock_stats *out)
 {
-    enter(lock);
+    take_mu(lock);
     *out = lock->stats;
-    leave(lock);
+    drop_mu(lock);
 }
 
 /* Gives the lock to the head waiter, or frees it if nobody waits. Under
@@ -85,16 +110,16 @@ static void hand_off(struct lock *lock)
     }
     set_owner(lock, e->co);
     waitq_wake(e, 0);
-    lock->stats.waiters = lock->waiters.len;
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
 }
 
 /* Cleanup of an owner destroyed before it released: pass the lock on. */
 static void owner_abandon(void *arg)
 {
     struct lock *lock = arg;
-    enter(lock);
+    take_mu(lock);
     hand_off(lock);
-    leave(lock);
+    drop_mu(lock);
 }
 
 /* A waiter destroyed while parked (under mu): it left the queue already;
@@ -102,16 +127,16 @@ static void owner_abandon(void *arg)
 static void waiter_abandoned(struct waitq_entry *e)
 {
     struct lock_waiter *w = (struct lock_waiter *)e;
-    w->lock->stats.waiters = w->lock->waiters.len;
+    lock_stats_waiting(&w->lock->stats, w->lock->waiters.len);
     if (e->woken)
         hand_off(w->lock);
     else
-        w->lock->stats.cancellations++;
+        lock_stats_refused(&w->lock->stats, -ECANCELED);
 }
 
 /* Times come from loop_clock_us(): reading the clock would cost more than
  * the rest of an uncontended acquire and release together. Under mu. */
-static int own(struct lock *lock, coro_t *self, int64_t queued_at_us)
+static int own(struct lock *lock, coro_t *self, int64_t queued_at_us, bool contended)
 {
     int64_t now = loop_clock_us();
     int rc = coro_defer(self, owner_abandon, lock);
@@ -121,8 +146,7 @@ static int own(struct lock *lock, coro_t *self, int64_t queued_at_us)
     }
     set_owner(lock, self);
     lock->acquired_at_us = now;
-    lock->stats.acquisitions++;
-    hist_record(&lock->stats.wait_us, (uint64_t)(now - queued_at_us));
+    lock_stats_acquired(&lock->stats, now - queued_at_us, contended);
     return 0;
 }
 
@@ -135,20 +159,15 @@ static __attribute__((noinline)) int wait_turn(struct lock *lock, coro_t *self, 
                             .lock = lock,
                             .queued_at_us = loop_clock_us()};
     waitq_join(&lock->waiters, &w.e, NULL);
-    lock->stats.waiters = lock->waiters.len;
-    if (lock->stats.waiters > lock->stats.max_waiters)
-        lock->stats.max_waiters = lock->stats.waiters;
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
     int rc = waitq_park(&w.e, deadline_us);
-    lock->stats.waiters = lock->waiters.len;
-    if (w.e.woken) { /* a grant beats a timeout or cancel of the same turn */
-        lock->stats.contended++;
-        return own(lock, self, w.queued_at_us);
-    }
-    if (rc == -ETIMEDOUT)
-        lock->stats.timeouts++;
-    else if (rc == -ECANCELED) /* cancelled, or a stray wake */
-        lock->stats.cancellations++;
-    return rc; /* or -ENOSPC: no room for the cleanup (coro.h) */
+    lock_stats_waiting(&lock->stats, lock->waiters.len);
+    if (w.e.woken) /* a grant beats a timeout or cancel of the same turn */
+        return own(lock, self, w.queued_at_us, true);
+    /* -ETIMEDOUT, -ECANCELED (cancelled, or a stray wake), or -ENOSPC: no
+     * room for the cleanup (coro.h), which is not counted. */
+    lock_stats_refused(&lock->stats, rc);
+    return rc;
 }
 
 static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
@@ -156,9 +175,9 @@ static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
     if (lock->owner == self)
         return -EDEADLK;
     if (!lock->owner)
-        return own(lock, self, loop_clock_us());
+        return own(lock, self, loop_clock_us(), false);
     if (lock->max_queue && lock->waiters.len >= lock->max_queue) {
-        lock->stats.shed++;
+        lock_stats_refused(&lock->stats, -EBUSY);
         return -EBUSY;
     }
     return wait_turn(lock, self, deadline_us);
@@ -166,23 +185,23 @@ static int acquire(struct lock *lock, coro_t *self, int64_t deadline_us)
 
 int lock_acquire(struct lock *lock, int64_t deadline_us)
 {
-    enter(lock);
+    take_mu(lock);
     int rc = acquire(lock, coro_current(), deadline_us);
-    leave(lock);
+    drop_mu(lock);
     return rc;
 }
 
 int lock_release(struct lock *lock)
 {
     coro_t *self = coro_current();
-    enter(lock);
+    take_mu(lock);
     if (!self || lock->owner != self) {
-        leave(lock);
+        drop_mu(lock);
         return -EPERM;
     }
     coro_undefer(self, owner_abandon, lock);
-    hist_record(&lock->stats.hold_us, (uint64_t)(loop_clock_us() - lock->acquired_at_us));
+    lock_stats_released(&lock->stats, loop_clock_us() - lock->acquired_at_us);
     hand_off(lock);
-    leave(lock);
+    drop_mu(lock);
     return 0;
 }

@@ -13,6 +13,7 @@
 #ifndef TURNSTILE_LOCK_H
 #define TURNSTILE_LOCK_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +61,51 @@ void lock_set_max_queue(struct lock *lock, uint64_t max_queue);
 
 /* A consistent copy of the statistics, from any thread. */
 void lock_read_stats(struct lock *lock, struct lock_stats *out);
+
+/* The statistics' bookkeeping, for this lock and for any other lock that
+ * counts the same things (cluster mode's, one struct per loop). The caller
+ * serialises calls on one struct. Inline: the uncontended acquire and
+ * release record through them and must stay a few instructions. */
+void lock_stats_init(struct lock_stats *s);
+
+/* `waiting` wait now (after a join or a leave); the most at once follows. */
+static inline void lock_stats_waiting(struct lock_stats *s, uint64_t waiting)
+{
+    s->waiters = waiting;
+    if (waiting > s->max_waiters)
+        s->max_waiters = waiting;
+}
+
+/* An acquisition after waited_us in line; contended: it had to queue. */
+static inline void lock_stats_acquired(struct lock_stats *s, int64_t waited_us, bool contended)
+{
+    s->acquisitions++;
+    s->contended += contended;
+    hist_record(&s->wait_us, (uint64_t)waited_us);
+}
+
+/* A hold of held_us ended. */
+static inline void lock_stats_released(struct lock_stats *s, int64_t held_us)
+{
+    hist_record(&s->hold_us, (uint64_t)held_us);
+}
+
+/* A failed acquire: -ETIMEDOUT, -ECANCELED or -EBUSY is counted (timeouts,
+ * cancellations, shed); any other value is not the lock's to count. */
+static inline void lock_stats_refused(struct lock_stats *s, int rc)
+{
+    if (rc == -ETIMEDOUT)
+        s->timeouts++;
+    else if (rc == -ECANCELED)
+        s->cancellations++;
+    else if (rc == -EBUSY)
+        s->shed++;
+}
+
+/* Adds from to to, as the statistics of two parts of one lock (its loops):
+ * counts and the waiting now add up, the most that waited at once is the
+ * larger of the two (no more is known), the histograms merge. */
+void lock_stats_add(struct lock_stats *to, const struct lock_stats *from);
 
 /* From a loop coroutine. Returns 0 (the caller owns the lock), -ETIMEDOUT
  * (deadline_us, on loop_now_us()'s clock, passed; LOOP_FOREVER never

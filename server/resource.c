@@ -3,12 +3,8 @@
 
 #include <errno.h>
 
+#include "cluster/cluster.h"
 #include "loop.h"
-
-static int64_t ms_to_us(double ms)
-{
-    return (int64_t)(ms * 1000.0 + 0.5);
-}
 
 /* With several loops, the section runs on whichever thread holds the lock,
  * and /stats reads from any: the fields below that more than one thread
@@ -25,9 +21,10 @@ void resource_init(struct resource *r, const struct resource_settings *s)
 
 void resource_configure(struct resource *r, const struct resource_settings *s)
 {
-    STORE(r->delay_us, ms_to_us(s->delay_ms));
-    STORE(r->jitter_us, ms_to_us(s->jitter_ms));
-    STORE(r->lock_timeout_us, ms_to_us(s->lock_timeout_ms));
+    STORE(r->delay_us, loop_ms_to_us(s->delay_ms));
+    STORE(r->jitter_us, loop_ms_to_us(s->jitter_ms));
+    STORE(r->lock_timeout_us, loop_ms_to_us(s->lock_timeout_ms));
+    STORE(r->max_waiters, s->max_waiters);
     lock_set_max_queue(&r->lock, s->max_waiters);
 }
 
@@ -44,6 +41,23 @@ uint64_t resource_in_section(const struct resource *r)
 void resource_set_counter(struct resource *r, uint64_t value)
 {
     STORE(r->counter, value);
+}
+
+void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locked)
+{
+    if (r->cluster) {
+        cluster_lock_stats(r->cluster, out, locked);
+        return;
+    }
+    lock_read_stats(&r->lock, out);
+    *locked = lock_locked(&r->lock);
+}
+
+bool resource_cluster_stats(struct resource *r, struct stats_cluster *out)
+{
+    if (r->cluster)
+        cluster_read_stats(r->cluster, out);
+    return r->cluster != NULL;
 }
 
 /* xorshift64, one per thread: jitter needs to be spread, not
@@ -79,52 +93,65 @@ static int64_t lock_deadline(const struct resource *r)
     return timeout ? loop_now_us() + timeout : LOOP_FOREVER;
 }
 
-/* The same section with the cluster's lock and counter (cluster.h): the
- * write is a fenced transaction in etcd that also releases the lock. */
-static int access_cluster(struct resource *r, uint64_t *n, struct resource_timing *t)
+/* Takes the lock: the local one (unless --no-lock), or the cluster's,
+ * whose place h then holds. */
+static int take_lock(struct resource *r, struct cluster_hold *h)
 {
-    int64_t asked = loop_clock_us();
-    struct cluster_hold hold;
-    int rc = cluster_acquire(r->cluster, lock_deadline(r), r->lock.max_queue, &hold);
-    if (rc < 0)
-        return rc;
-    int64_t entered = loop_clock_us();
-    __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
+    if (r->cluster)
+        return cluster_acquire(r->cluster, lock_deadline(r), LOAD(r->max_waiters), h);
+    return r->use_lock ? lock_acquire(&r->lock, lock_deadline(r)) : 0;
+}
+
+/* The section here: read, work, write; with a state, the value is handed
+ * to the writer (*seq is what to wait for). Without the lock, updates get
+ * lost: the point of --no-lock. */
+static uint64_t section_local(struct resource *r, uint64_t *seq)
+{
+    uint64_t value = LOAD(r->counter); /* read ... */
     work(r);
-    rc = cluster_commit(r->cluster, &hold, n);
-    __atomic_sub_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
-    t->wait_us = entered - asked;
-    t->work_us = loop_clock_us() - entered;
-    return rc;
+    STORE(r->counter, value + 1); /* ... write */
+    *seq = r->state ? state_commit(r->state, value + 1) : 0;
+    return value + 1;
+}
+
+/* The section in the cluster: the write is a fenced transaction in etcd
+ * that also releases the lock. */
+static int section_cluster(struct resource *r, struct cluster_hold *h, uint64_t *n)
+{
+    work(r);
+    return cluster_commit(r->cluster, h, n);
+}
+
+/* Releases the local lock. Handed to a waiter: let its section start
+ * before we spend time sending our reply, so the lock is never held idle. */
+static void give_lock(struct resource *r)
+{
+    lock_release(&r->lock);
+    if (lock_locked(&r->lock) && LOAD(r->delay_us) > 0)
+        loop_yield();
 }
 
 int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
 {
-    if (r->cluster)
-        return access_cluster(r, n, t);
+    struct cluster_hold hold;
+    uint64_t seq = 0;
     int64_t asked = loop_clock_us();
-    if (r->use_lock) {
-        int rc = lock_acquire(&r->lock, lock_deadline(r));
-        if (rc < 0)
-            return rc;
-    }
+    int rc = take_lock(r, &hold);
+    if (rc < 0)
+        return rc;
     int64_t entered = loop_clock_us();
     __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
-    uint64_t value = LOAD(r->counter); /* read ... */
-    work(r);
-    STORE(r->counter, value + 1); /* ... write: without the lock, updates get lost */
+    if (r->cluster)
+        rc = section_cluster(r, &hold, n);
+    else
+        *n = section_local(r, &seq);
     t->wait_us = entered - asked;
     t->work_us = loop_clock_us() - entered;
-    uint64_t seq = r->state ? state_commit(r->state, value + 1) : 0;
     __atomic_sub_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
-    *n = value + 1;
-    if (r->use_lock) {
-        lock_release(&r->lock);
-        /* Handed to a waiter: let its section start before we spend time
-         * sending our reply, so the lock is never held idle. */
-        if (lock_locked(&r->lock) && LOAD(r->delay_us) > 0)
-            loop_yield();
-    }
+    if (r->cluster)
+        return rc;
+    if (r->use_lock)
+        give_lock(r);
     /* Outside the lock: the next section runs while this one's value is
      * being saved, and one save covers both. */
     return r->state ? state_wait(r->state, seq) : 0;

@@ -1,20 +1,27 @@
 /* resource: the shared counter behind GET /access, and its critical section
  * (read -> simulated delay -> write) inside the fair lock. With a state
  * (--state-file) an update is also saved, and resource_access() returns
- * only once it is on disk; the lock is not held while it waits for that. */
+ * only once it is on disk; the lock is not held while it waits for that.
+ *
+ * The one seam between the routes and the two kinds of resource: here, or
+ * in cluster mode (--etcd) the counter and the lock in etcd
+ * (server/cluster/cluster.h). Callers see the same calls either way. */
 #ifndef TURNSTILE_RESOURCE_H
 #define TURNSTILE_RESOURCE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cluster.h"
 #include "lock.h"
 #include "state.h"
 
+struct cluster;       /* server/cluster/cluster.h */
+struct stats_cluster; /* stats_cluster.h */
+
 struct resource {
-    struct lock lock;
-    uint64_t counter;
+    struct lock lock;        /* unused in cluster mode */
+    uint64_t counter;        /* unused in cluster mode */
+    uint64_t max_waiters;    /* the queue's cap, here or in the cluster; 0: none */
     int64_t delay_us;        /* fixed part of the simulated work */
     int64_t jitter_us;       /* plus uniform random 0..jitter_us */
     int64_t lock_timeout_us; /* longest wait for the lock; 0: forever */
@@ -22,8 +29,7 @@ struct resource {
     uint64_t in_section;     /* coroutines inside the critical section now */
     struct state *state;     /* set by the owner after resource_init; NULL: memory only */
     /* Cluster mode (--etcd), set by the owner after resource_init: the
-     * counter and the lock live in etcd; `counter` and `lock` are unused
-     * but for the queue cap. NULL: everything is here. */
+     * counter and the lock live in etcd. NULL: everything is here. */
     struct cluster *cluster;
 };
 
@@ -46,8 +52,18 @@ void resource_configure(struct resource *r, const struct resource_settings *s);
  * from any thread. */
 uint64_t resource_counter(const struct resource *r);
 uint64_t resource_in_section(const struct resource *r);
-/* Before serving: the counter recovered from disk or from the cluster. */
+/* Before serving: the counter recovered from disk. */
 void resource_set_counter(struct resource *r, uint64_t value);
+
+/* The lock's statistics in either mode: the local lock's, or this
+ * instance's requests for the cluster-wide lock; *locked: the lock is held
+ * (in cluster mode: the cluster's queue is not empty, as seen here). From
+ * any thread. */
+void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locked);
+
+/* In cluster mode, fills *out with cluster mode's own numbers and returns
+ * true; else returns false and leaves *out alone. From any thread. */
+bool resource_cluster_stats(struct resource *r, struct stats_cluster *out);
 
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {

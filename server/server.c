@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h" /* open_cluster wires cluster mode in */
 #include "limits.h"
 #include "log.h"
 #include "route.h"
@@ -92,7 +93,8 @@ static void on_signal(struct server *srv, const char *name)
         return;
     }
     struct lock_stats ls;
-    lock_read_stats(&srv->resource.lock, &ls);
+    bool locked;
+    resource_lock_stats(&srv->resource, &ls, &locked); /* the cluster's queue in cluster mode */
     log_msg(LOG_LEVEL_INFO, "%s: stopping; %llu connections open, %llu queued for the lock", name,
             (unsigned long long)worker_open(&srv->shared), (unsigned long long)ls.waiters);
     start_drain(srv);

@@ -14,7 +14,11 @@ static const struct stats_dim by_class = {"class", class_names, 4};
 static const struct stats_dim by_route = {"route", tally_route_names, TALLY_ROUTES};
 static const struct stats_dim by_status = {"code", tally_status_names, TALLY_STATUSES};
 static const struct stats_dim by_end = {"reason", tally_end_names, TALLY_ENDS};
-static const struct stats_dim by_kind = {"kind", etcd_err_names, ETCD_ERR_COUNT};
+/* In the order of the etcd client's enum etcd_err_kind
+ * (server/cluster/etcd_client.h). */
+static const char *const etcd_err_names[STATS_ETCD_ERRORS] = {
+    "timeout", "canceled", "connect", "broken", "bad_reply", "etcd", "local"};
+static const struct stats_dim by_kind = {"kind", etcd_err_names, STATS_ETCD_ERRORS};
 
 /* A row: kind, /stats path, /metrics family (NULL: none), the field of
  * struct stats_snapshot, help text; vectors and matrices add their labels. */
@@ -98,7 +102,7 @@ const struct stats_row stats_rows[] = {
         "Leases granted to this instance."),
     ROW(COUNTER, "cluster.lease_losses", "cluster_lease_losses_total", cluster.lease_losses,
         "Leases lost: expired, or not kept alive for a whole TTL."),
-    ROW(GAUGE, "cluster.waiters", "cluster_waiters", cluster.lock.waiters,
+    ROW(GAUGE, "cluster.waiters", "cluster_waiters", cluster.waiters,
         "This instance's requests waiting in the cluster-wide queue."),
     ROW(GAUGE, "cluster.queue_length", "cluster_queue_length", cluster.queue_length,
         "Requests in the cluster-wide queue, the holder included, as seen here."),
@@ -151,14 +155,10 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     s.in_section = resource_in_section(r);
     count_classes(&s);
     s.lock_enabled = r->use_lock;
-    s.lock_locked = lock_locked(&r->lock);
-    lock_read_stats(&r->lock, &s.lock);
-    s.cluster_enabled = r->cluster != NULL;
-    if (r->cluster) { /* this instance's requests for the cluster's lock */
-        cluster_read_stats(r->cluster, &s.cluster);
-        s.lock = s.cluster.lock;
-        s.lock_locked = s.cluster.queue_length > 0;
-    }
+    bool locked;
+    resource_lock_stats(r, &s.lock, &locked);
+    s.lock_locked = locked;
+    s.cluster_enabled = resource_cluster_stats(r, &s.cluster);
     return &s;
 }
 

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cluster.h"
 #include "lock.h"
+#include "stats_cluster.h"
 #include "tally.h"
 
 struct resource;
@@ -41,9 +41,9 @@ struct stats_snapshot {
     uint64_t responses[4]; /* by class: 2xx, 3xx, 4xx, 5xx */
     struct tally_conns conns;
     uint64_t lock_enabled, lock_locked;
-    struct lock_stats lock;
+    struct lock_stats lock; /* the local lock's, or this instance's for the cluster's */
     uint64_t cluster_enabled;
-    struct cluster_stats cluster; /* zeros without --etcd */
+    struct stats_cluster cluster; /* zeros without --etcd */
 };
 
 /* The kinds held in one uint64_t come first (put_value() in stats.c relies

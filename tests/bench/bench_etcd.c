@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "etcd.h"
+#include "cluster/etcd.h"
 #include "etcd_proc.h"
 #include "hist.h"
 

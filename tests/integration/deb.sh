@@ -1,7 +1,8 @@
 #!/bin/sh
 # The Debian package as an admin gets it: its contents, conffiles and
 # systemd hooks, then the daemon unpacked into a scratch root (dpkg -x)
-# answering GET /access with its installed config file.
+# answering GET /access with its installed config file; then installed,
+# removed (its data kept) and purged (its data gone) by dpkg in another.
 # Usage: deb.sh turnstile_VERSION_ARCH.deb   (scripts/test runs it after
 # scripts/package: one package build per run, not one per Meson build dir)
 set -eu
@@ -56,5 +57,57 @@ case $base in http://127.0.0.1:*) ;; *) fail "listening on $base" ;; esac
 body=$(curl -sS --max-time 10 "$base/access") || fail "GET /access failed"
 [ "$body" = "Resource accessed 1 times." ] || fail "GET /access: '$body'"
 stop_server || fail "installed turnstile exited $status after SIGTERM"
+
+# Install, remove and purge with the real dpkg and maintainer scripts, into
+# a scratch root of its own (--root: its own database and lock, so the
+# host's dpkg and apt never see it). The scripts run on the host
+# (chrootless) with DPKG_ROOT set, which they and deb-systemd-helper
+# honour; systemctl and deb-systemd-invoke, which would act on the host's
+# systemd, are stubs here. Needs root (dpkg sets owners).
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deb.sh: not root: install/remove/purge in a scratch root skipped"
+    echo "1 passed, 0 failed"
+    exit 0
+fi
+host_traces() { # what of turnstile the host has: the same before and after
+    ls -d /etc/systemd/system/*/turnstile.service /var/lib/systemd/deb-systemd-helper-enabled/*turnstile* \
+        /var/lib/turnstile /var/lib/private/turnstile /var/log/turnstile /var/log/private/turnstile \
+        2>/dev/null || true
+}
+host_before=$(host_traces)
+inst=$dir/root
+mkdir -p "$inst/var/lib/dpkg/info" "$inst/var/lib/dpkg/updates" "$inst/var/lib/dpkg/triggers" "$dir/stubs"
+: >"$inst/var/lib/dpkg/status"
+for c in systemctl deb-systemd-invoke; do
+    printf '#!/bin/sh\necho "%s $*" >>"%s/stubs/calls"\n' "$c" "$dir" >"$dir/stubs/$c"
+    chmod +x "$dir/stubs/$c"
+done
+dpkg_root() { # dpkg ARGS in the scratch root; its output in $dir/dpkg.out
+    PATH=$dir/stubs:$PATH dpkg --root="$inst" --log="$inst/dpkg.log" --force-script-chrootless \
+        --force-depends "$@" >"$dir/dpkg.out" 2>&1 || fail "dpkg $*: $(cat "$dir/dpkg.out")"
+}
+dpkg_root -i "$deb"
+[ -L "$inst/etc/systemd/system/multi-user.target.wants/turnstile.service" ] ||
+    fail "dpkg -i did not enable turnstile.service"
+# What the service makes when it runs: the counter as DynamicUser keeps it
+# (private/ and a symlink), the log as a plain directory (DynamicUser=no),
+# beside another service's private state, which purge must leave alone.
+mkdir -p "$inst/var/lib/private/turnstile" "$inst/var/lib/private/other" "$inst/var/log/turnstile"
+echo 7 >"$inst/var/lib/private/turnstile/counter"
+ln -s private/turnstile "$inst/var/lib/turnstile"
+echo line >"$inst/var/log/turnstile/access.log"
+dpkg_root -r turnstile
+[ ! -e "$inst/usr/sbin/turnstile" ] || fail "dpkg -r left /usr/sbin/turnstile"
+for f in /var/lib/turnstile/counter /var/log/turnstile/access.log /etc/turnstile/turnstile.conf; do
+    [ -f "$inst$f" ] || fail "dpkg -r removed $f"
+done
+dpkg_root -P turnstile
+for f in /var/lib/turnstile /var/lib/private/turnstile /var/log/turnstile /etc/turnstile \
+    /etc/systemd/system/multi-user.target.wants/turnstile.service; do
+    [ ! -e "$inst$f" ] && [ ! -L "$inst$f" ] || fail "dpkg -P left $f"
+done
+[ -d "$inst/var/lib/private/other" ] || fail "dpkg -P removed another service's /var/lib/private/other"
+host_after=$(host_traces)
+[ "$host_before" = "$host_after" ] || fail "the host changed: before '$host_before', after '$host_after'"
 
 echo "1 passed, 0 failed"

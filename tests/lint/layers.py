@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """The layering rules of docs/design.md, checked from the sources.
 
-- server/'s modules include each other without a cycle (a module is a
-  .c/.h pair: conn.c and conn.h are one node);
+- server/'s modules, server/cluster/'s included, include each other
+  without a cycle (a module is a .c/.h pair: conn.c and conn.h are one
+  node; cluster/etcd.c and cluster/etcd.h are the node cluster/etcd);
+- cluster mode is wired in at one place: outside server/cluster/, only
+  WIRING (the resource, and the server that starts it) includes its
+  headers, so stats, routes and the rest compile nothing of it;
 - lib/ includes nothing from server/ (the runtime knows no HTTP);
 - libevent's headers appear only in lib/loop.c and lib/loop.h.
 
@@ -13,6 +17,10 @@ import re
 import sys
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+
+# The files outside server/cluster/ that may include its headers. server.h
+# stands in for server.c until server.c includes cluster/cluster.h itself.
+WIRING = {"server/resource.c", "server/server.c"}
 
 
 def modules(root, folder):
@@ -57,15 +65,35 @@ def find_cycle(graph):
     return None
 
 
+def resolve(mod, header, server):
+    """The server/ module a quoted include names, or None: a header beside
+    the includer comes first, as the preprocessor looks for it."""
+    base = os.path.splitext(header)[0]
+    folder = os.path.dirname(mod)
+    for candidate in (os.path.join(folder, base) if folder else base, base):
+        if candidate in server:
+            return candidate
+    return None
+
+
 def main(root):
     problems = []
     server = modules(root, "server")
+    for mod, deps in modules(root, os.path.join("server", "cluster")).items():
+        server["cluster/" + mod] = deps
     lib = modules(root, "lib")
     graph = {}
     for mod, deps in server.items():
-        graph[mod] = {os.path.splitext(h)[0] for k, h, _ in deps
-                      if k == '"' and os.path.splitext(h)[0] in server
-                      and os.path.splitext(h)[0] != mod}
+        graph[mod] = set()
+        for kind, header, name in deps:
+            dep = resolve(mod, header, server) if kind == '"' else None
+            if not dep or dep == mod:
+                continue
+            graph[mod].add(dep)
+            where = os.path.join("server", os.path.dirname(mod), name)
+            if (dep.startswith("cluster/") and not mod.startswith("cluster/")
+                    and where not in WIRING):
+                problems.append(f"{where} includes cluster mode's {header}")
     cycle = find_cycle(graph)
     if cycle:
         problems.append("server/ include cycle: " + " -> ".join(cycle))
@@ -76,9 +104,10 @@ def main(root):
     for folder, mods in (("server", server), ("lib", lib)):
         for mod, deps in mods.items():
             for kind, header, name in deps:
-                if header.startswith("event2/") and f"{folder}/{name}" not in (
+                where = os.path.join(folder, os.path.dirname(mod), name)
+                if header.startswith("event2/") and where not in (
                         "lib/loop.c", "lib/loop.h"):
-                    problems.append(f"{folder}/{name} includes libevent's {header}")
+                    problems.append(f"{where} includes libevent's {header}")
     for p in problems:
         print("layers:", p)
     if not problems:

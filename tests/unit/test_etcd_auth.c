@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "check_run.h"
-#include "etcd_auth.h"
+#include "cluster/etcd_auth.h"
 
 static char dir[] = "/tmp/test_etcd_auth_XXXXXX";
 static char path[64];

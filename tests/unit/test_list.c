@@ -114,14 +114,13 @@ START_TEST(remove_anywhere)
 }
 END_TEST
 
-/* Removing while iterating works when the next node is saved first, as
- * the header says. */
-START_TEST(remove_while_iterating_with_saved_next)
+/* list_for_each_safe: the body may remove the node it is on. */
+START_TEST(remove_while_iterating_safely)
 {
     for (int i = 0; i < 6; i++)
         list_push_back(&head, &items[i].node);
-    for (struct list_node *n = head.next, *next; n != &head; n = next) {
-        next = n->next;
+    list_for_each_safe(n, next, &head)
+    {
         if (id_of(n) % 2)
             list_remove(n);
     }
@@ -145,7 +144,7 @@ int main(void)
     tcase_add_test(tc, push_back_and_front);
     tcase_add_test(tc, insert_before);
     tcase_add_test(tc, remove_anywhere);
-    tcase_add_test(tc, remove_while_iterating_with_saved_next);
+    tcase_add_test(tc, remove_while_iterating_safely);
     tcase_add_test(tc, entry_of_a_member);
     suite_add_tcase(s, tc);
     return check_run(s);

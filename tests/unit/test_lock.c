@@ -473,6 +473,39 @@ START_TEST(stats_and_histograms_match)
 }
 END_TEST
 
+/* Two loops' statistics of one lock: counts and those waiting now add up,
+ * the most that waited at once is the larger (7 and 5 at different times
+ * is not 12 at once), histograms merge. */
+START_TEST(stats_of_parts_add_up_and_a_max_stays_a_max)
+{
+    struct lock_stats a, b;
+    lock_stats_init(&a);
+    lock_stats_init(&b);
+    lock_stats_waiting(&a, 7);
+    lock_stats_waiting(&a, 1);
+    lock_stats_waiting(&b, 5);
+    lock_stats_waiting(&b, 2);
+    lock_stats_acquired(&a, 10, true);
+    lock_stats_acquired(&b, 30, false);
+    lock_stats_released(&b, 40);
+    lock_stats_refused(&a, -ETIMEDOUT);
+    lock_stats_refused(&b, -ECANCELED);
+    lock_stats_refused(&b, -EBUSY);
+    lock_stats_refused(&b, -ENOSPC); /* not the lock's to count */
+    lock_stats_add(&a, &b);
+    ck_assert_uint_eq(a.waiters, 3);
+    ck_assert_uint_eq(a.max_waiters, 7);
+    ck_assert_uint_eq(a.acquisitions, 2);
+    ck_assert_uint_eq(a.contended, 1);
+    ck_assert_uint_eq(a.timeouts, 1);
+    ck_assert_uint_eq(a.cancellations, 1);
+    ck_assert_uint_eq(a.shed, 1);
+    ck_assert_uint_eq(a.wait_us.count, 2);
+    ck_assert_uint_eq(a.wait_us.max, 30);
+    ck_assert_uint_eq(a.hold_us.count, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lock");
@@ -492,6 +525,7 @@ int main(void)
     tcase_add_test(tc, destroyed_waiters_and_owners_pass_the_lock_on);
     tcase_add_test(tc, random_storm_keeps_fifo_among_survivors);
     tcase_add_test(tc, stats_and_histograms_match);
+    tcase_add_test(tc, stats_of_parts_add_up_and_a_max_stays_a_max);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for server/mirror.c: the cluster's queue as one instance sees
+/* Unit tests for server/cluster/mirror.c: the cluster's queue as one instance sees
  * it. Entries are found by key whatever their number (the table grows),
  * the order is by create revision whatever order keys are queued in, and
  * an entry taken out of order stays findable until it is removed. */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check_run.h"
-#include "mirror.h"
+#include "cluster/mirror.h"
 #include "rng.h"
 
 static struct mirror m;

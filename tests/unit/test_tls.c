@@ -24,7 +24,7 @@
 #include "certs.h"
 #include "check_run.h"
 #include "loop.h"
-#include "tls.h"
+#include "cluster/tls.h"
 #include "tls_server.h"
 
 #define DEADLINE_MS 10000 /* for what should succeed: a loaded machine is slow */

@@ -1,15 +1,15 @@
-/* mirror: this instance's copy of the cluster's lock queue as etcd holds
- * it: every queue key, in create-revision order (a key's place in the
- * queue), found by name in O(1). The cluster module fills it from one
- * prefix watch and a range (cluster.c), and asks it one question: whose
- * key is at the head?
+/* mirror: one loop's copy of the cluster's lock queue as etcd holds it:
+ * every queue key, in create-revision order (a key's place in the queue),
+ * found by name in O(1). The watcher fills it from one prefix watch and a
+ * range (watcher.h), and the tickets ask it one question: whose key is at
+ * the head? A plain data structure: no I/O, no loop.
  *
  * An entry may also exist while it is not queued: a local request makes
  * the entry of its key before etcd has it (tag points back at the
  * request), so the watch event of its PUT, which can come before the
  * reply to the PUT itself, finds it. */
-#ifndef TURNSTILE_MIRROR_H
-#define TURNSTILE_MIRROR_H
+#ifndef TURNSTILE_CLUSTER_MIRROR_H
+#define TURNSTILE_CLUSTER_MIRROR_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,36 @@
+/* counter: the shared counter's value in etcd, "N KEY": the number, then
+ * the queue key of the request that wrote it. The key is the write's
+ * receipt: a writer that cannot tell whether its write was applied finds
+ * out from it (proof.h). A bare "N" (the counter set by hand, `etcdctl
+ * put`) is N, written by no request.
+ *
+ * Each loop keeps the copy with the highest mod revision it saw; the
+ * instance keeps the highest value any loop saw (what /stats shows). */
+#ifndef TURNSTILE_CLUSTER_COUNTER_H
+#define TURNSTILE_CLUSTER_COUNTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "instance.h"
+
+/* The N of value (len bytes, NUL-terminated as etcd_kv's values are).
+ * Returns 0 or -EIO: not 1 to 19 digits, then a space or the end. */
+int counter_parse(const char *value, size_t len, uint64_t *n);
+
+/* True if the value was written by the request whose key is key. */
+bool counter_written_by(const char *value, size_t len, const char *key, size_t key_len);
+
+/* "N KEY" into buf (at least 24 + CLUSTER_KEY_MAX bytes). */
+void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len);
+
+/* The counter at mod_revision is value: cl's copy moves on if that is newer,
+ * and the instance's highest. */
+void counter_see(struct cluster_loop *cl, uint64_t value, int64_t mod_revision);
+
+/* Sees the counter in a range result (none: 0 at revision 0). Returns 0,
+ * or -EIO (a value that is not a counter's, logged). */
+int counter_read(struct cluster_loop *cl, const struct etcd_op_result *r);
+
+#endif

@@ -1,0 +1,230 @@
+/* etcd_client: the call queue and its courier. See etcd_client.h.
+ *
+ * A call lives on its caller's stack (struct etcd_call) while the caller
+ * is parked; the courier coroutine owns the connection and every buffer it
+ * reads into or writes from. A caller that gives up (deadline, cancel)
+ * unhooks its call; the courier never touches a call after that, and
+ * simply drops the reply. */
+#include "etcd_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- errors and statistics ---- */
+
+static enum etcd_err_kind err_kind(int rc)
+{
+    switch (-rc) {
+    case ETIMEDOUT:
+        return ETCD_ERR_TIMEOUT;
+    case ECANCELED:
+        return ETCD_ERR_CANCELED;
+    case ECONNRESET:
+        return ETCD_ERR_BROKEN;
+    case EIO:
+    case EMSGSIZE:
+        return ETCD_ERR_BAD_REPLY;
+    case EINVAL:
+    case ENOENT:
+    case EEXIST:
+    case EACCES:
+    case ENOSPC:
+    case ERANGE:
+    case EAGAIN:
+    case EREMOTEIO:
+        return ETCD_ERR_ETCD;
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+        return ETCD_ERR_LOCAL;
+    default: /* what connect(2) says */
+        return ETCD_ERR_CONNECT;
+    }
+}
+
+void etcd_client_account(struct etcd_client *c, int rc, const char *why)
+{
+    c->stats.calls++;
+    c->last_result = rc;
+    if (rc == 0) {
+        c->stats.ok++;
+        return;
+    }
+    c->stats.errors[err_kind(rc)]++;
+    snprintf(c->last_error, sizeof(c->last_error), "%s", why ? why : strerror(-rc));
+}
+
+int etcd_client_init(struct etcd_client *c, const char *endpoints)
+{
+    *c = (struct etcd_client){0};
+    list_init(&c->calls);
+    return etcd_endpoints_parse(&c->endpoints, endpoints);
+}
+
+const char *etcd_endpoint(const struct etcd_client *c)
+{
+    return c->endpoints.at[c->endpoints.current].url;
+}
+
+bool etcd_last_ok(const struct etcd_client *c)
+{
+    return c->stats.calls > 0 && c->last_result == 0;
+}
+
+const char *etcd_last_error(const struct etcd_client *c)
+{
+    return c->last_error;
+}
+
+/* ---- the courier: owns the connection, serves the calls in order ---- */
+
+struct courier {
+    struct etcd_client *c;
+    struct etcd_conn conn;
+    char why[ETCD_WHY_CAP];
+};
+
+/* The courier destroyed by etcd_client_fini(): its descriptor's watch was
+ * already dropped by the loop (a later cleanup runs first). */
+static void courier_abandon(void *arg)
+{
+    struct courier *cr = arg;
+    etcd_conn_free(&cr->conn);
+}
+
+static void call_done(struct etcd_client *c, struct etcd_call *call, int rc, const char *why)
+{
+    etcd_client_account(c, rc, why);
+    call->rc = rc;
+    call->done = true;
+    loop_wake(call->co, 0);
+}
+
+/* Sends call's request and reads the reply's document into *doc. */
+static int courier_exchange(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+{
+    struct etcd_conn *conn = &cr->conn;
+    bool stream = call->stream;
+    /* call may be abandoned while this parks: the request is copied first,
+     * and only what was copied is used. */
+    int rc =
+        etcd_conn_exchange(conn, call->path, call->body, strlen(call->body), call->deadline_us);
+    if (rc == 0)
+        rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, stream, doc, cr->why);
+    etcd_conn_settle(conn, &cr->c->endpoints, rc);
+    return rc;
+}
+
+static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+{
+    struct etcd_client *c = cr->c;
+    if (!etcd_conn_fit(&cr->conn)) {
+        int rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
+        if (rc < 0)
+            return rc;
+        if (c->inflight != call)
+            return -ECANCELED; /* abandoned while connecting: never sent */
+    }
+    return courier_exchange(cr, call, doc);
+}
+
+static void courier_main(void *arg)
+{
+    struct courier cr = {.c = arg};
+    struct etcd_client *c = cr.c;
+    etcd_conn_init(&cr.conn);
+    /* A new coroutine holds only the loop's own cleanup: this one fits. */
+    coro_defer(coro_current(), courier_abandon, &cr);
+    for (;;) {
+        struct list_node *next = list_first(&c->calls);
+        if (!next) {
+            c->courier_idle = true;
+            loop_park(LOOP_FOREVER);
+            c->courier_idle = false;
+            continue;
+        }
+        struct etcd_call *call = list_entry(next, struct etcd_call, link);
+        list_remove(&call->link);
+        c->inflight = call;
+        struct json_t *doc = NULL;
+        const char *why = NULL;
+        cr.why[0] = '\0';
+        int rc = courier_serve(&cr, call, &doc);
+        if (c->inflight == call) { /* the caller still waits */
+            if (rc == 0)
+                rc = call->decode(doc, call->out, &why);
+            c->inflight = NULL;
+            call_done(c, call, rc, why ? why : cr.why[0] ? cr.why : NULL);
+        }
+        etcd_decode_drop(doc);
+    }
+}
+
+/* ---- calls ---- */
+
+static int courier_nudge(struct etcd_client *c)
+{
+    if (!c->courier)
+        return loop_spawn(loop_current(), courier_main, c, &c->courier);
+    if (c->courier_idle)
+        loop_wake(c->courier, 0);
+    return 0;
+}
+
+int etcd_client_call(struct etcd_client *c, struct etcd_call *call)
+{
+    if (c->finished)
+        return -ECANCELED;
+    if (call->deadline_us <= loop_now_us()) {
+        etcd_client_account(c, -ETIMEDOUT, NULL);
+        return -ETIMEDOUT;
+    }
+    call->co = coro_current();
+    call->done = false;
+    list_push_back(&c->calls, &call->link);
+    int rc = courier_nudge(c);
+    if (rc < 0) {
+        list_remove(&call->link);
+        etcd_client_account(c, rc, NULL);
+        return rc;
+    }
+    /* The courier may have settled call already: a refused connect can fail
+     * without ever parking. Only a settled call ends the wait with 0. */
+    rc = 0;
+    while (!call->done && rc == 0)
+        rc = loop_park(call->deadline_us);
+    if (call->done)
+        return call->rc;
+    if (c->inflight == call)
+        c->inflight = NULL;
+    else
+        list_remove(&call->link);
+    etcd_client_account(c, rc, NULL);
+    return rc;
+}
+
+void etcd_client_fini(struct etcd_client *c)
+{
+    struct list_node pending;
+    list_init(&pending);
+    if (c->inflight)
+        list_push_back(&pending, &c->inflight->link);
+    if (c->courier)
+        coro_destroy(c->courier);
+    c->courier = NULL;
+    c->finished = true;
+    c->inflight = NULL;
+    /* Unhook everything before waking anyone: a caller woken from here
+     * runs at once when we are outside the loop. */
+    while (!list_empty(&c->calls)) {
+        struct list_node *n = list_first(&c->calls);
+        list_remove(n);
+        list_push_back(&pending, n);
+    }
+    while (!list_empty(&pending)) {
+        struct etcd_call *call = list_entry(list_first(&pending), struct etcd_call, link);
+        list_remove(&call->link); /* call is gone once its caller runs */
+        call_done(c, call, -ECANCELED, "client finished");
+    }
+}

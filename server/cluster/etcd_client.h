@@ -1,0 +1,115 @@
+/* etcd_client: one keep-alive connection to etcd, and the line of calls
+ * waiting to use it.
+ *
+ * The connection is owned by a coroutine of the client's own, its courier,
+ * which serves the calls in a FIFO: a caller queues its call and parks
+ * until the reply or its deadline. So the calls of one client reach etcd
+ * one at a time, in the order they were made, and etcd applies them in
+ * that order: a later call never overtakes an earlier one. Calls that
+ * should run side by side need a client each. A client belongs to one
+ * loop: the one of its first call.
+ *
+ * A call abandoned before it was sent is never sent; one abandoned after
+ * (deadline, cancel) keeps the connection, and the calls queued behind it,
+ * until its reply is read and dropped or its deadline passes. Decoding
+ * into the caller's result happens in the courier while the caller is
+ * still parked, so a call's outcome (result, statistics) is settled in one
+ * place.
+ *
+ * Endpoints: a call that finds no live connection tries the endpoints in
+ * turn from the current one (nothing was sent, so any call may move on).
+ * After a timeout, a broken connection or an "unavailable" answer the
+ * client drops the connection and moves to the next endpoint for the next
+ * call. A kept-alive connection that etcd closed while idle is replaced
+ * before use (etcd_conn_fit). */
+#ifndef TURNSTILE_ETCD_CLIENT_H
+#define TURNSTILE_ETCD_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coro.h"
+#include "etcd_conn.h"
+#include "etcd_decode.h"
+#include "list.h"
+
+/* Failed calls by kind, for /stats and /metrics (in this order: the names
+ * are stats.c's). */
+enum etcd_err_kind {
+    ETCD_ERR_TIMEOUT,   /* -ETIMEDOUT */
+    ETCD_ERR_CANCELED,  /* -ECANCELED */
+    ETCD_ERR_CONNECT,   /* no endpoint took a connection */
+    ETCD_ERR_BROKEN,    /* -ECONNRESET: the connection broke mid-call */
+    ETCD_ERR_BAD_REPLY, /* -EIO, -EMSGSIZE */
+    ETCD_ERR_ETCD,      /* etcd refused (its gRPC code as an errno) */
+    ETCD_ERR_LOCAL,     /* -ENOMEM, -EMFILE, -ENFILE */
+    ETCD_ERR_COUNT
+};
+
+struct etcd_stats {
+    uint64_t calls; /* calls and watch opens made, with valid arguments */
+    uint64_t ok;    /* of them, those that returned 0 */
+    uint64_t errors[ETCD_ERR_COUNT];
+    uint64_t watch_errors; /* streams of open watches that broke (not counted above) */
+};
+
+/* Fields are private but `stats` and `endpoints` (for /stats). */
+struct etcd_client {
+    struct etcd_endpoints endpoints; /* and how connecting went */
+    coro_t *courier;                 /* owns the connection; NULL until the first call */
+    bool finished;                   /* etcd_client_fini() ran: calls end with -ECANCELED */
+    bool courier_idle;               /* parked with nothing to do */
+    struct list_node calls;          /* waiting for the courier, oldest first */
+    struct etcd_call *inflight;      /* the call the courier serves, NULL if abandoned */
+    int last_result;                 /* 0 or the errno of the last call */
+    char last_error[ETCD_WHY_CAP];   /* what went wrong last, "" if nothing yet */
+    struct etcd_stats stats;
+};
+
+/* Fills a call's result from the reply's document (etcd_decode_doc's);
+ * runs in the courier while the caller waits. Returns 0 or a negative
+ * errno; may point *why at a static description of what went wrong. */
+typedef int etcd_decode_fn(const struct json_t *doc, void *out, const char **why);
+
+/* One call, on its caller's stack while it waits. */
+struct etcd_call {
+    struct list_node link; /* in the client's calls */
+    coro_t *co;            /* the caller, parked */
+    const char *path;      /* "/v3/kv/range" */
+    const char *body;      /* the request's JSON, the caller's until it returns */
+    int64_t deadline_us;
+    bool stream; /* a streaming endpoint: the reply is {"result": ...} */
+    etcd_decode_fn *decode;
+    void *out; /* decode's */
+    bool done; /* rc is final */
+    int rc;
+};
+
+/* endpoints: as etcd_endpoints_parse() takes them. Returns 0 or -EINVAL.
+ * Needs no loop; the courier starts with the first call. */
+int etcd_client_init(struct etcd_client *c, const char *endpoints);
+
+/* Ends the courier and its connection: from another coroutine or outside
+ * the loop, before loop_fini(). Calls still pending end with -ECANCELED
+ * (they no longer touch c), and so do calls made later. Watches must be
+ * closed before. */
+void etcd_client_fini(struct etcd_client *c);
+
+/* From a coroutine: queues call (path, body, deadline_us, stream, decode and
+ * out set) and parks until the courier settles it, its deadline passes or
+ * it is cancelled. Returns decode's result, or what etcd.h lists: a
+ * transport error (etcd_conn.h), etcd's refusal, -ETIMEDOUT, -ECANCELED. */
+int etcd_client_call(struct etcd_client *c, struct etcd_call *call);
+
+/* Counts one call's outcome, rc, made elsewhere (a watch open, a request
+ * that could not be encoded); why (may be NULL) says what went wrong. */
+void etcd_client_account(struct etcd_client *c, int rc, const char *why);
+
+/* The URL of the endpoint in use (or to be tried next). */
+const char *etcd_endpoint(const struct etcd_client *c);
+/* True if the last call (or watch open) returned 0; false before any. */
+bool etcd_last_ok(const struct etcd_client *c);
+/* What went wrong last: etcd's message, or a description; "" if nothing. */
+const char *etcd_last_error(const struct etcd_client *c);
+
+#endif

@@ -1,0 +1,354 @@
+/* etcd_conn: one connection to etcd, and where it goes. See etcd_conn.h. */
+#include "etcd_conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BODY_KEEP (256 << 10) /* a reply buffer larger than this is freed after use */
+
+/* ---- endpoints ---- */
+
+static int endpoint_parse(struct etcd_endpoint *ep, const char *url, size_t len)
+{
+    static const char scheme[] = "http://";
+    char host[sizeof(ep->host)];
+    while (len > 0 && url[len - 1] == '/')
+        len--;
+    if (len >= sizeof(ep->url) || len <= strlen(scheme) || strncmp(url, scheme, strlen(scheme)))
+        return -EINVAL;
+    *ep = (struct etcd_endpoint){0};
+    memcpy(ep->url, url, len);
+    memcpy(ep->host, url + strlen(scheme), len - strlen(scheme));
+    memcpy(host, ep->host, sizeof(host));
+    bool v6 = host[0] == '[';
+    char *colon = v6 ? strstr(host, "]:") : strrchr(host, ':');
+    if (!colon)
+        return -EINVAL;
+    char *port_text = colon + (v6 ? 2 : 1), *end;
+    *colon = '\0';
+    long port = strtol(port_text, &end, 10);
+    if (*end || end == port_text || port < 1 || port > 65535)
+        return -EINVAL;
+    if (v6 && inet_pton(AF_INET6, host + 1, &ep->addr.v6.sin6_addr) == 1) {
+        ep->addr.v6.sin6_family = AF_INET6;
+        ep->addr.v6.sin6_port = htons((uint16_t)port);
+        ep->addr_len = sizeof(ep->addr.v6);
+    } else if (!v6 && inet_pton(AF_INET, host, &ep->addr.v4.sin_addr) == 1) {
+        ep->addr.v4.sin_family = AF_INET;
+        ep->addr.v4.sin_port = htons((uint16_t)port);
+        ep->addr_len = sizeof(ep->addr.v4);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int etcd_endpoints_parse(struct etcd_endpoints *e, const char *list)
+{
+    *e = (struct etcd_endpoints){0};
+    for (const char *s = list; *s;) {
+        s += strspn(s, ", ");
+        size_t len = strcspn(s, ", ");
+        if (len == 0)
+            break;
+        if (e->n == ETCD_MAX_ENDPOINTS || endpoint_parse(&e->at[e->n], s, len) < 0)
+            return -EINVAL;
+        e->n++;
+        s += len;
+    }
+    return e->n ? 0 : -EINVAL;
+}
+
+void etcd_endpoints_move_on(struct etcd_endpoints *e, unsigned failed)
+{
+    if (e->current != failed || e->n < 2)
+        return;
+    e->current = (e->current + 1) % e->n;
+    e->rotations++;
+}
+
+/* ---- one connection ---- */
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 1024;
+    while (n < need)
+        n *= 2;
+    char *p = realloc(*buf, n);
+    if (!p)
+        return -ENOMEM;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct etcd_conn *conn = p->data;
+    if (len > ETCD_MAX_REPLY - conn->body_len)
+        conn->error = -EMSGSIZE;
+    else if (grow(&conn->body, &conn->body_cap, conn->body_len + len) < 0)
+        conn->error = -ENOMEM;
+    if (conn->error)
+        return -1;
+    memcpy(conn->body + conn->body_len, at, len);
+    conn->body_len += len;
+    return 0;
+}
+
+/* A declared length past the limit fails before any of it is read. */
+static int on_headers_complete(llhttp_t *p)
+{
+    struct etcd_conn *conn = p->data;
+    conn->status = p->status_code;
+    if (p->content_length <= ETCD_MAX_REPLY)
+        return 0;
+    conn->error = -EMSGSIZE;
+    return -1;
+}
+
+/* Pauses: whatever follows the reply is not ours to parse. */
+static int on_message_complete(llhttp_t *p)
+{
+    struct etcd_conn *conn = p->data;
+    conn->complete = true;
+    if (!llhttp_should_keep_alive(p))
+        conn->stale = true;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t reply_settings = {
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Readies conn for the reply to a request about to be sent. */
+static void conn_expect_reply(struct etcd_conn *conn)
+{
+    llhttp_init(&conn->parser, HTTP_RESPONSE, &reply_settings);
+    conn->parser.data = conn;
+    conn->complete = false;
+    conn->error = 0;
+    conn->status = 0;
+    conn->body_len = 0;
+    if (conn->body_cap > BODY_KEEP) {
+        free(conn->body);
+        conn->body = NULL;
+        conn->body_cap = 0;
+    }
+}
+
+void etcd_conn_init(struct etcd_conn *conn)
+{
+    *conn = (struct etcd_conn){.fd = -1};
+}
+
+void etcd_conn_close(struct etcd_conn *conn)
+{
+    if (conn->fd < 0)
+        return;
+    loop_io_close(&conn->io);
+    close(conn->fd);
+    conn->fd = -1;
+}
+
+static int sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+static int conn_dial(struct etcd_conn *conn, const struct etcd_endpoint *ep, int64_t deadline_us)
+{
+    int fd = socket(ep->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A request is one write; waiting for an ACK before sending would cost
+     * a delayed-ACK timeout each time. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc = 0;
+    if (connect(fd, &ep->addr.sa, ep->addr_len) < 0 && errno != EINPROGRESS)
+        rc = -errno;
+    if (rc == 0)
+        rc = loop_io_open(&conn->io, fd, NULL, NULL);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    conn->fd = fd;
+    conn->stale = false;
+    loop_io_clear(&conn->io, LOOP_WRITE); /* opened as writable: wait for the connect's edge */
+    rc = loop_io_wait(&conn->io, LOOP_WRITE, deadline_us);
+    if (rc == 0)
+        rc = sock_error(fd);
+    if (rc < 0)
+        etcd_conn_close(conn);
+    return rc;
+}
+
+int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t deadline_us)
+{
+    int rc = -ECONNREFUSED;
+    etcd_conn_close(conn);
+    for (unsigned i = 0; i < e->n; i++) {
+        unsigned ep = e->current;
+        rc = conn_dial(conn, &e->at[ep], deadline_us);
+        if (rc == 0) {
+            conn->endpoint = ep;
+            conn->host = e->at[ep].host;
+            e->connects++;
+            return 0;
+        }
+        if (rc == -ECANCELED)
+            return rc;
+        e->connect_failures++;
+        etcd_endpoints_move_on(e, ep);
+        if (rc == -ETIMEDOUT)
+            return rc;
+    }
+    return rc;
+}
+
+static int send_all(struct etcd_conn *conn, const char *data, size_t len, int64_t deadline_us)
+{
+    while (len > 0) {
+        ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
+        if (n >= 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (errno == EAGAIN) {
+            loop_io_clear(&conn->io, LOOP_WRITE);
+            int rc = loop_io_wait(&conn->io, LOOP_WRITE, deadline_us);
+            if (rc < 0)
+                return rc;
+        } else if (errno != EINTR) {
+            return -ECONNRESET;
+        }
+    }
+    return 0;
+}
+
+static int conn_feed(struct etcd_conn *conn, const char *data, size_t len)
+{
+    llhttp_errno_t e = llhttp_execute(&conn->parser, data, len);
+    if (e == HPE_PAUSED) {
+        /* Bytes after the reply are none we asked for. */
+        if (llhttp_get_error_pos(&conn->parser) != data + len)
+            conn->stale = true;
+        return 0;
+    }
+    if (e == HPE_OK)
+        return 0;
+    return conn->error ? conn->error : -EIO;
+}
+
+/* The peer closed: a body that runs to the end of the connection ends
+ * here; any other reply was cut short. */
+static int conn_eof(struct etcd_conn *conn)
+{
+    conn->stale = true;
+    if (!conn->complete)
+        llhttp_finish(&conn->parser);
+    return conn->complete ? 0 : -ECONNRESET;
+}
+
+int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
+        if (n > 0)
+            return conn_feed(conn, buf, (size_t)n);
+        if (n == 0)
+            return conn_eof(conn);
+        if (errno == EAGAIN) {
+            loop_io_clear(&conn->io, LOOP_READ);
+            int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
+            if (rc < 0)
+                return rc;
+        } else if (errno != EINTR) {
+            return -ECONNRESET;
+        }
+    }
+}
+
+/* "POST path" with body, into conn->out; its length in *len. */
+static int request_format(struct etcd_conn *conn, const char *path, const char *body,
+                          size_t body_len, size_t *len)
+{
+    static const char fmt[] = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n\r\n";
+    size_t head = sizeof(fmt) + strlen(path) + strlen(conn->host) + 20;
+    if (grow(&conn->out, &conn->out_cap, head + body_len) < 0)
+        return -ENOMEM;
+    int n = snprintf(conn->out, conn->out_cap, fmt, path, conn->host, body_len);
+    memcpy(conn->out + n, body, body_len);
+    *len = (size_t)n + body_len;
+    return 0;
+}
+
+int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
+                   int64_t deadline_us)
+{
+    size_t len;
+    int rc = request_format(conn, path, body, body_len, &len);
+    conn_expect_reply(conn);
+    return rc < 0 ? rc : send_all(conn, conn->out, len, deadline_us);
+}
+
+int etcd_conn_exchange(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
+                       int64_t deadline_us)
+{
+    int rc = etcd_conn_send(conn, path, body, body_len, deadline_us);
+    while (rc == 0 && !conn->complete)
+        rc = etcd_conn_read(conn, deadline_us);
+    return rc;
+}
+
+void etcd_conn_consume(struct etcd_conn *conn, size_t n)
+{
+    memmove(conn->body, conn->body + n, conn->body_len - n);
+    conn->body_len -= n;
+}
+
+void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc)
+{
+    bool move = rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EAGAIN;
+    if (move)
+        etcd_endpoints_move_on(e, conn->endpoint);
+    if (move || !conn->complete || conn->stale)
+        etcd_conn_close(conn);
+}
+
+void etcd_conn_free(struct etcd_conn *conn)
+{
+    if (conn->fd >= 0)
+        close(conn->fd);
+    free(conn->body);
+    free(conn->out);
+    etcd_conn_init(conn);
+}
+
+/* A kept-alive connection is fit for the next call only if nothing came
+ * since the last reply: an end (etcd restarted or died), an error, or bytes
+ * nobody asked for. The peek sees what the kernel knows even when the loop
+ * has not yet told us (a member killed a moment ago); it costs far less
+ * than a call failing on a connection that was already closed. */
+bool etcd_conn_fit(const struct etcd_conn *conn)
+{
+    char byte;
+    return conn->fd >= 0 && !conn->stale && recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+           errno == EAGAIN;
+}

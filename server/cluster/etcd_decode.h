@@ -1,0 +1,130 @@
+/* etcd_decode: what etcd answers, read from the gateway's JSON.
+ *
+ * The result types of the etcd client (etcd.h), and the decoders that
+ * fill them from a reply's JSON as etcd 3.4's gateway writes it: int64s as
+ * strings (numbers taken too), absent fields zero or false (no "succeeded"
+ * means the compares failed; a PUT event has no "type"), bytes in base64,
+ * lease fields spelled "ID" and "TTL". A field of the wrong type, bad
+ * base64, or input nested deeper than a coroutine's stack can parse is
+ * -EIO; never a crash. No I/O, no loop: usable anywhere.
+ *
+ * Every decoder returns 0, -EIO (not what the gateway sends), -ENOMEM, or
+ * where said etcd's refusal as an errno (gRPC code: -EINVAL 3, -ENOENT 5,
+ * -EEXIST 6, -EACCES 7 and 16, -ENOSPC 8, -ERANGE 11, -EAGAIN 14,
+ * -EREMOTEIO any other). */
+#ifndef TURNSTILE_ETCD_DECODE_H
+#define TURNSTILE_ETCD_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etcd_encode.h"
+
+#define ETCD_WHY_CAP 160 /* what went wrong, for etcd_last_error() */
+
+struct json_t; /* jansson's, private to the decoders and their callers */
+
+/* A key-value pair as etcd stores it. key and value are NUL-terminated as
+ * well (their bytes may contain NULs of their own). */
+struct etcd_kv {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    int64_t create_revision; /* revision that created the key: its place in a queue */
+    int64_t mod_revision;    /* revision of its last change */
+    int64_t version;         /* changes since it was created, 1 for a new key */
+    int64_t lease;           /* lease it is attached to, 0 if none */
+};
+
+/* What one operation returned. */
+struct etcd_op_result {
+    enum etcd_op_type type;
+    int64_t count; /* RANGE: keys in the range, even past the limit, and before
+                      max_create_revision filters (etcd 3.4); DELETE: keys deleted */
+    bool more;     /* RANGE: the limit left some out (of those that passed the filter) */
+    size_t nkvs;
+    struct etcd_kv *kvs; /* RANGE: the keys (none with count_only); PUT with prev_kv:
+                            the pair it replaced (none for a new key); DELETE with
+                            prev_kv: the pairs deleted */
+};
+
+struct etcd_mem; /* the memory of one reply (or one event) */
+
+/* Frees *mem and everything in it; *mem is NULL after. */
+void etcd_mem_free(struct etcd_mem **mem);
+
+/* A call's result. Everything it points to lives until etcd_reply_free(). */
+struct etcd_reply {
+    int64_t revision; /* header.revision: the store's revision when etcd answered */
+    bool succeeded;   /* etcd_txn: the compares held and `success` ran */
+    size_t nops;      /* etcd_txn: one per op of the branch that ran; range, delete: 1 */
+    struct etcd_op_result *ops;
+    struct etcd_mem *mem;
+};
+
+/* Frees r's memory (r itself is the caller's); safe on a zeroed or freed reply. */
+void etcd_reply_free(struct etcd_reply *r);
+
+enum etcd_event_type { ETCD_EVENT_PUT, ETCD_EVENT_DELETE };
+
+/* kv.mod_revision is the revision of the change. A DELETE's kv has only
+ * key and mod_revision. */
+struct etcd_event {
+    enum etcd_event_type type;
+    struct etcd_kv kv;
+};
+
+/* ---- documents ---- */
+
+/* A whole reply's document: 0 with *doc (a reference the caller drops
+ * with etcd_decode_drop) for a 200 whose body is a JSON object; with
+ * stream, the reply of a streaming endpoint, one message {"result": ...},
+ * and *doc is the result. Else etcd's refusal, or -EIO; why says which. */
+int etcd_decode_doc(const char *body, size_t len, int status, bool stream, struct json_t **doc,
+                    char why[ETCD_WHY_CAP]);
+
+/* One message of a stream (a line without its '\n'): {"result": ...}
+ * gives *msg the result, {"error": ...} etcd's refusal (why says it). */
+int etcd_decode_message(const char *line, size_t len, struct json_t **msg, char why[ETCD_WHY_CAP]);
+
+/* Drops a reference taken above; NULL is fine. */
+void etcd_decode_drop(struct json_t *doc);
+
+/* ---- results: on failure *out may hold memory, freed by etcd_reply_free ---- */
+
+/* /v3/kv/range and /v3/kv/deleterange: one result, ops[0]. */
+int etcd_decode_range(const struct json_t *doc, struct etcd_reply *out);
+int etcd_decode_delete(const struct json_t *doc, struct etcd_reply *out);
+
+/* /v3/kv/txn: one result per op of the branch that ran, each of its op's
+ * type (t is the txn that was sent). */
+int etcd_decode_txn(const struct json_t *doc, const struct etcd_txn *t, struct etcd_reply *out);
+
+/* /v3/lease/grant: a lease has an ID and a TTL, else -EIO. */
+int etcd_decode_grant(const struct json_t *doc, int64_t *id, int64_t *ttl_s);
+
+/* /v3/lease/keepalive: the TTL renewed; none (etcd's answer for a lease
+ * that is gone) is -ENOENT, and *why says so. */
+int etcd_decode_keepalive(const struct json_t *doc, int64_t *ttl_s, const char **why);
+
+/* /v3/lease/revoke, or any reply whose header is all that matters. */
+int etcd_decode_header(const struct json_t *doc, int64_t *revision);
+
+/* ---- watch messages ---- */
+
+/* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:
+ * compacted), -EPIPE (cancelled otherwise), -EIO. */
+int etcd_decode_watch_status(const struct json_t *msg);
+
+/* The first message: 0 with the revision at which the watch was created,
+ * -EIO if it does not say "created". */
+int etcd_decode_watch_created(const struct json_t *msg, int64_t *revision);
+
+/* msg's events: how many, and the i-th into *ev (its bytes in *mem). */
+size_t etcd_decode_nevents(const struct json_t *msg);
+int etcd_decode_event(const struct json_t *msg, size_t i, struct etcd_mem **mem,
+                      struct etcd_event *ev);
+
+#endif

@@ -1,0 +1,106 @@
+/* instance: the state cluster mode keeps, shared by its modules (private
+ * to server/cluster/). The instance (struct cluster) holds what is one per
+ * process: the settings, the keys' names, the lease, the highest counter
+ * seen. Each loop that serves requests has a struct cluster_loop of its
+ * own: its etcd clients, its watch's copy of the queue, its tickets and
+ * its statistics; only the fields marked so are touched by other threads.
+ *
+ * Keys, under /turnstile/NAME/ (docs/design.md, "Cluster mode"):
+ *   counter        "N KEY": the counter, then the queue key of the request
+ *                  that wrote it (its receipt, see proof.h); no lease
+ *   queue/I.L-S    one request's place: I the instance, L its loop, S its
+ *                  sequence number; on the instance's lease. Its create
+ *                  revision is its place in the queue.
+ *   released       "T I": wall-clock microseconds at which instance I sent
+ *                  the last release, for the hand-off latency */
+#ifndef TURNSTILE_CLUSTER_INSTANCE_H
+#define TURNSTILE_CLUSTER_INSTANCE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "etcd.h"
+#include "list.h"
+#include "lock.h"
+#include "loop.h"
+#include "mirror.h"
+#include "stats_cluster.h"
+
+#define CLUSTER_NAME_MAX 64 /* --cluster: letters, digits, '-', '_', '.' */
+#define CLUSTER_KEY_MAX  (CLUSTER_NAME_MAX + 64)
+#define CLUSTER_LOOPS    64     /* most loops one instance serves */
+#define CLUSTER_RETRY_US 100000 /* before another try at a lease grant, a watch, a delete */
+
+/* The counter as a loop last saw it. */
+struct counter_copy {
+    uint64_t value;
+    int64_t mod_revision; /* 0: the counter does not exist (value 0) */
+};
+
+/* Cluster mode on one loop. */
+struct cluster_loop {
+    struct cluster *c;
+    struct loop *loop;
+    bool first;                 /* keeps the lease */
+    struct etcd_client queue;   /* joins and deletes, in arrival order */
+    struct etcd_client section; /* fenced writes and their proofs */
+    struct etcd_client watchc;  /* the watch and its reads */
+    struct mirror mirror;
+    bool synced;      /* the watch is open and the mirror follows it */
+    int64_t revision; /* what the mirror reflects */
+    int64_t read_rev; /* of the last resync's range: older events are in it */
+    struct counter_copy counter;
+    struct list_node live, leaving, done; /* tickets (ticket.h) by state */
+    char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
+    uint64_t seq;                         /* of this loop's last key */
+    coro_t *watcher, *reaper, *keeper;
+    bool reaper_idle;
+    int running; /* coroutines of ours not yet ended; -1 once stopped */
+    int64_t released_wall_us;
+    bool released_elsewhere;
+    /* Another loop lost the lease: tell this one on its own thread. */
+    struct loop_post lost_post;
+    _Atomic int64_t lost_lease;
+    _Atomic bool lost_posted;
+    /* What other threads read (counts.h), under mu. */
+    pthread_mutex_t mu;
+    struct lock_stats lock;     /* this loop's requests for the cluster-wide lock */
+    struct stats_cluster shown; /* the rest of what /stats shows */
+};
+
+/* The instance. */
+struct cluster {
+    char endpoints[ETCD_MAX_ENDPOINTS * 80];
+    char name[CLUSTER_NAME_MAX];
+    int64_t call_ms;                    /* how long one etcd call may take */
+    int64_t ttl_s;                      /* the lease's, as asked */
+    char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
+    char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
+    char released_key[CLUSTER_KEY_MAX];
+    char self[17]; /* this process's id, in its keys and in `released` */
+    struct etcd_client lease_client;
+    _Atomic int64_t lease;        /* 0 while none */
+    _Atomic int64_t lease_ttl_ms; /* as granted */
+    _Atomic uint64_t counter;     /* the highest value seen */
+    _Atomic bool stopping;
+    int64_t stale_lease; /* lost here but maybe not in etcd: revoke when it answers */
+    _Atomic(struct cluster_loop *) loops[CLUSTER_LOOPS]; /* set once each, read by any thread */
+    _Atomic unsigned nloops;
+};
+
+/* This thread's loop's, or NULL (the loop could not attach). */
+struct cluster_loop *instance_here(void);
+void instance_set_here(struct cluster_loop *cl);
+
+/* The deadline of one etcd call made now, no later than limit. */
+int64_t instance_call_deadline(const struct cluster *c, int64_t limit);
+
+/* Wall-clock microseconds (hand-off latency spans instances). */
+int64_t instance_wall_us(void);
+
+/* A range of one key (or of a prefix), for a txn. */
+struct etcd_op instance_range_op(const char *key, bool prefix, bool count_only);
+
+#endif

@@ -1,0 +1,152 @@
+/* ticket: places in the queue. See ticket.h. */
+#include "ticket.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "counts.h"
+
+static void ticket_move(struct ticket *t, struct list_node *to, enum ticket_state state)
+{
+    if (list_linked(&t->link))
+        list_remove(&t->link);
+    list_push_back(to, &t->link);
+    t->state = state;
+}
+
+bool ticket_key_is_ours(const struct cluster_loop *cl, const struct mirror_entry *e)
+{
+    size_t n = strlen(cl->key_prefix);
+    return e->key_len > n && memcmp(e->key, cl->key_prefix, n) == 0;
+}
+
+int ticket_new(struct cluster_loop *cl, int64_t lease, struct ticket **out)
+{
+    char key[CLUSTER_KEY_MAX];
+    int len = snprintf(key, sizeof(key), "%s%016" PRIx64, cl->key_prefix, ++cl->seq);
+    struct ticket *t = calloc(1, sizeof(*t));
+    if (!t || mirror_add(&cl->mirror, key, (size_t)len, &t->entry) < 0) {
+        free(t);
+        return -ENOMEM;
+    }
+    t->cl = cl;
+    t->lease = lease;
+    t->owned = true;
+    t->co = coro_current();
+    t->entry->tag = t;
+    t->queued_wall_us = instance_wall_us();
+    ticket_move(t, &cl->live, T_JOINING);
+    *out = t;
+    return 0;
+}
+
+struct ticket *ticket_ghost(struct cluster_loop *cl, struct mirror_entry *e, int64_t lease)
+{
+    struct ticket *ghost = calloc(1, sizeof(*ghost));
+    if (!ghost)
+        return NULL;
+    *ghost = (struct ticket){.cl = cl, .entry = e, .lease = lease};
+    e->tag = ghost;
+    ticket_leave(ghost);
+    return ghost;
+}
+
+void ticket_done(struct ticket *t, int64_t rev)
+{
+    t->done_rev = rev;
+    ticket_move(t, &t->cl->done, T_DONE);
+}
+
+static void ticket_free(struct ticket *t)
+{
+    struct cluster_loop *cl = t->cl;
+    if (list_linked(&t->link))
+        list_remove(&t->link);
+    t->entry->tag = NULL;
+    if (!list_linked(&t->entry->link))
+        mirror_remove(&cl->mirror, t->entry);
+    free(t);
+}
+
+void ticket_leave(struct ticket *t)
+{
+    struct cluster_loop *cl = t->cl;
+    ticket_move(t, &cl->leaving, T_LEAVING);
+    if (cl->reaper_idle)
+        loop_wake(cl->reaper, 0);
+}
+
+void ticket_lost(struct ticket *t, int64_t rev)
+{
+    ticket_done(t, rev);
+    if (loop_parked(t->co))
+        loop_wake(t->co, -EAGAIN);
+}
+
+void ticket_release(struct ticket *t)
+{
+    t->owned = false;
+    t->co = NULL;
+}
+
+/* A grant that follows a release on another instance: its latency. */
+static void record_handoff(struct cluster_loop *cl, const struct ticket *t)
+{
+    if (!cl->released_elsewhere || cl->released_wall_us < t->queued_wall_us)
+        return;
+    counts_handoff(cl, instance_wall_us() - cl->released_wall_us);
+}
+
+void ticket_grant_head(struct cluster_loop *cl)
+{
+    struct mirror_entry *e = mirror_head(&cl->mirror);
+    struct ticket *t = e ? e->tag : NULL;
+    if (!t || t->state != T_QUEUED || !cl->synced || t->revision > cl->revision)
+        return;
+    t->state = T_GRANTED;
+    record_handoff(cl, t);
+    if (loop_parked(t->co)) /* else it is the caller, about to park */
+        loop_wake(t->co, 0);
+}
+
+void ticket_drop_lease(struct cluster_loop *cl, int64_t lease)
+{
+    list_for_each_safe(n, next, &cl->live)
+    {
+        struct ticket *t = list_entry(n, struct ticket, link);
+        if (t->lease == lease && t->state == T_QUEUED)
+            ticket_lost(t, 0);
+    }
+}
+
+void ticket_drop_missing(struct cluster_loop *cl, int64_t rev)
+{
+    list_for_each_safe(n, next, &cl->live)
+    {
+        struct ticket *t = list_entry(n, struct ticket, link);
+        if (t->state == T_QUEUED && t->revision <= rev && !list_linked(&t->entry->link))
+            ticket_lost(t, rev);
+    }
+}
+
+void ticket_collect(struct cluster_loop *cl)
+{
+    list_for_each_safe(n, next, &cl->done)
+    {
+        struct ticket *t = list_entry(n, struct ticket, link);
+        if (!t->owned && t->done_rev <= cl->revision)
+            ticket_free(t);
+    }
+}
+
+void ticket_free_all(struct list_node *list)
+{
+    while (!list_empty(list)) {
+        struct ticket *t = list_entry(list->next, struct ticket, link);
+        list_remove(&t->link);
+        free(t);
+    }
+}
