@@ -15,7 +15,8 @@
 /* etcd 3.4's refusals of a token (etcdserver/api/v3rpc/rpctypes): an
  * unknown or expired one is UNAUTHENTICATED (16), "invalid auth token";
  * one issued before a change of users or roles is INVALID_ARGUMENT (3),
- * "revision of auth store is old". */
+ * "revision of auth store is old"; none at all is INVALID_ARGUMENT (3),
+ * "user name is empty". */
 #define GRPC_INVALID_ARGUMENT 3
 #define GRPC_UNAUTHENTICATED  16
 
@@ -158,15 +159,20 @@ int etcd_auth_accept(struct etcd_auth *a, const json_t *doc, uint64_t used)
     return 0;
 }
 
-bool etcd_auth_expired(int grpc_code, const char *message)
+int etcd_auth_errno(int grpc_code, const char *message)
 {
-    if (grpc_code == GRPC_UNAUTHENTICATED)
-        return strstr(message, "invalid auth token") != NULL;
-    return grpc_code == GRPC_INVALID_ARGUMENT &&
-           strstr(message, "revision of auth store is old") != NULL;
+    if (grpc_code == GRPC_UNAUTHENTICATED && strstr(message, "invalid auth token"))
+        return -EKEYEXPIRED;
+    if (grpc_code == GRPC_INVALID_ARGUMENT && strstr(message, "revision of auth store is old"))
+        return -EKEYEXPIRED;
+    if (grpc_code == GRPC_INVALID_ARGUMENT && strstr(message, "user name is empty"))
+        return -EACCES;
+    return 0;
 }
 
-const char *etcd_auth_user(const struct etcd_auth *a)
+/* user and password_file never change after init: no lock. */
+void etcd_auth_blame(const struct etcd_auth *a, const char *cause, char *why, size_t cap)
 {
-    return a->user;
+    snprintf(why, cap, "etcd refused user %s (password file %s): %s", a->user, a->password_file,
+             cause);
 }

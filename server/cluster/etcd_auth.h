@@ -67,11 +67,14 @@ void etcd_auth_request_free(char *body);
  * no token (or one too long). */
 int etcd_auth_accept(struct etcd_auth *a, const struct json_t *doc, uint64_t used);
 
-/* True if etcd's refusal (its gRPC code and message) means that the token
- * is no longer good, not that the user may not: renew it and send again. */
-bool etcd_auth_expired(int grpc_code, const char *message);
+/* What etcd's refusal (its gRPC code and message) says of the token:
+ * -EKEYEXPIRED, it is no longer good (expired, or issued before a change
+ * of users or roles): renew it and send again; -EACCES, none was sent
+ * while etcd's auth is on; 0, nothing (the refusal is about the call). */
+int etcd_auth_errno(int grpc_code, const char *message);
 
-/* The user, for messages. */
-const char *etcd_auth_user(const struct etcd_auth *a);
+/* etcd's cause for refusing to authenticate, as a line naming the user
+ * and the password file (never the password), into why (cap bytes). */
+void etcd_auth_blame(const struct etcd_auth *a, const char *cause, char *why, size_t cap);
 
 #endif

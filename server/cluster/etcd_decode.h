@@ -11,7 +11,10 @@
  * Every decoder returns 0, -EIO (not what the gateway sends), -ENOMEM, or
  * where said etcd's refusal as an errno (gRPC code: -EINVAL 3, -ENOENT 5,
  * -EEXIST 6, -EACCES 7 and 16, -ENOSPC 8, -ERANGE 11, -EAGAIN 14,
- * -EREMOTEIO any other). */
+ * -EREMOTEIO any other), but for refusals of etcd's auth token
+ * (etcd_auth_errno): -EKEYEXPIRED (renew it and send again), -EACCES
+ * (none sent). etcd 3.4's gateway refusing a client certificate with a
+ * CommonName (HTTP 400, plain text) is -EACCES too. */
 #ifndef TURNSTILE_ETCD_DECODE_H
 #define TURNSTILE_ETCD_DECODE_H
 
@@ -21,7 +24,7 @@
 
 #include "etcd_encode.h"
 
-#define ETCD_WHY_CAP 160 /* what went wrong, for etcd_last_error() */
+#define ETCD_WHY_CAP 256 /* what went wrong, for etcd_last_error(): TLS causes name files */
 
 struct json_t; /* jansson's, private to the decoders and their callers */
 

@@ -151,12 +151,13 @@ END_TEST
 
 START_TEST(which_refusals_renew)
 {
-    ck_assert(etcd_auth_expired(16, "etcdserver: invalid auth token"));
-    ck_assert(etcd_auth_expired(3, "etcdserver: revision of auth store is old"));
-    ck_assert(!etcd_auth_expired(7, "etcdserver: permission denied"));
-    ck_assert(!etcd_auth_expired(3, "etcdserver: authentication failed, invalid user ID or "
-                                    "password"));
-    ck_assert(!etcd_auth_expired(3, "etcdserver: user name is empty"));
+    ck_assert_int_eq(etcd_auth_errno(16, "etcdserver: invalid auth token"), -EKEYEXPIRED);
+    ck_assert_int_eq(etcd_auth_errno(3, "etcdserver: revision of auth store is old"), -EKEYEXPIRED);
+    ck_assert_int_eq(etcd_auth_errno(3, "etcdserver: user name is empty"), -EACCES);
+    ck_assert_int_eq(etcd_auth_errno(7, "etcdserver: permission denied"), 0);
+    ck_assert_int_eq(
+        etcd_auth_errno(3, "etcdserver: authentication failed, invalid user ID or password"), 0);
+    ck_assert_int_eq(etcd_auth_errno(3, "etcdserver: key is not provided"), 0);
 }
 END_TEST
 
