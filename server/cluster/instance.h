@@ -81,6 +81,7 @@ struct cluster {
     char released_key[CLUSTER_KEY_MAX];
     char self[17]; /* this process's id, in its keys and in `released` */
     struct etcd_client lease_client;
+    struct etcd_secure *secure;   /* given to every etcd client; may be NULL */
     _Atomic int64_t lease;        /* 0 while none */
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */
