@@ -91,10 +91,11 @@ static int authenticate(struct etcd_conn *conn, struct etcd_auth *a, uint64_t us
     int rc = etcd_conn_exchange(conn, ETCD_AUTH_PATH, body, strlen(body), deadline_us);
     etcd_auth_request_free(body);
     etcd_conn_forget_request(conn);
+    if (rc < 0)
+        return rc; /* the connection's, TLS's refusal included: conn->why says it */
     struct json_t *doc = NULL;
     char cause[ETCD_WHY_CAP] = "";
-    if (rc == 0)
-        rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, cause);
+    rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, cause);
     if (rc == 0 && etcd_auth_accept(a, doc, used) < 0) {
         snprintf(cause, sizeof(cause), "etcd's answer holds no token");
         rc = -EIO;

@@ -463,7 +463,9 @@ void etcd_decode_drop(json_t *doc)
 
 /* ---- watch messages ---- */
 
-/* A message that cancels the watch ends it: compacted or otherwise. */
+/* A message that cancels the watch ends it: compacted, refused (etcd
+ * 3.4 creates a watch of keys the user's role lacks, then cancels it with
+ * this reason) or otherwise. */
 int etcd_decode_watch_status(const json_t *msg)
 {
     bool canceled;
@@ -471,8 +473,9 @@ int etcd_decode_watch_status(const json_t *msg)
     int rc = get_bool(msg, "canceled", &canceled);
     if (rc == 0)
         rc = get_int(msg, "compact_revision", &compacted);
+    const char *reason = json_string_value(json_object_get(msg, "cancel_reason"));
     if (rc == 0 && canceled)
-        rc = compacted ? -ERANGE : -EPIPE;
+        rc = compacted ? -ERANGE : reason && strstr(reason, "permission denied") ? -EACCES : -EPIPE;
     const json_t *events = json_object_get(msg, "events");
     if (rc == 0 && events && !json_is_array(events))
         rc = -EIO;

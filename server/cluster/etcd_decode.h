@@ -118,7 +118,8 @@ int etcd_decode_header(const struct json_t *doc, int64_t *revision);
 /* ---- watch messages ---- */
 
 /* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:
- * compacted), -EPIPE (cancelled otherwise), -EIO. */
+ * compacted), -EACCES (cancelled: permission denied), -EPIPE (cancelled
+ * otherwise), -EIO. */
 int etcd_decode_watch_status(const struct json_t *msg);
 
 /* The first message: 0 with the revision at which the watch was created,

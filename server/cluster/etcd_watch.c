@@ -70,7 +70,10 @@ static int watch_try(struct etcd_watch *w, const char *body, bool expired, int64
     if (rc == 0)
         rc = etcd_decode_watch_created(msg, &w->revision);
     etcd_decode_drop(msg);
-    if (rc < 0 && !why[0])
+    if (rc == -EACCES && !why[0] && !conn->why[0] && conn->secure && conn->secure->auth)
+        etcd_auth_blame(conn->secure->auth, "permission denied to watch the cluster's keys", why,
+                        ETCD_WHY_CAP);
+    else if (rc < 0 && !why[0])
         snprintf(why, ETCD_WHY_CAP, "%s", conn->why);
     return rc;
 }
