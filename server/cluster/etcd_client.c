@@ -50,7 +50,7 @@ void etcd_client_account(struct etcd_client *c, int rc, const char *why)
 {
     c->stats.calls++;
     c->last_result = rc;
-    etcd_secure_note(c->endpoints.secure, rc, why);
+    etcd_secure_note(c->endpoints.secure, c, rc, why);
     if (rc == 0) {
         c->stats.ok++;
         return;

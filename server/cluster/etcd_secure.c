@@ -110,14 +110,14 @@ static void tidy(char *dst, size_t cap, const char *src)
             *p = *p == '"' ? '\'' : *p == '\\' ? '/' : ' ';
 }
 
-static void refused(struct etcd_secure *s, int rc, const char *why)
+static void refused(struct etcd_secure *s, const void *who, int rc, const char *why)
 {
     char text[ETCD_SECURE_WHY_CAP];
     tidy(text, sizeof(text), why ? why : strerror(-rc));
     int64_t now = loop_now_us();
     pthread_mutex_lock(&s->mu);
     memcpy(s->refusal, text, sizeof(text));
-    atomic_store(&s->refused, true);
+    atomic_store(&s->refused, who);
     bool log = strcmp(text, s->logged) != 0 || now - s->logged_us >= RELOG_US;
     if (log) {
         memcpy(s->logged, text, sizeof(text));
@@ -128,18 +128,20 @@ static void refused(struct etcd_secure *s, int rc, const char *why)
         log_msg(LOG_LEVEL_ERROR, "cluster: %s; /access answers 503", text);
 }
 
-void etcd_secure_note(struct etcd_secure *s, int rc, const char *why)
+void etcd_secure_note(struct etcd_secure *s, const void *who, int rc, const char *why)
 {
     if (!s)
         return;
     if (etcd_secure_is_refusal(rc)) {
-        refused(s, rc, why);
-    } else if (rc == 0 && atomic_load_explicit(&s->refused, memory_order_relaxed)) {
+        refused(s, who, rc, why);
+    } else if (rc == 0 && atomic_load_explicit(&s->refused, memory_order_relaxed) == who) {
         /* The common case, every call on a healthy cluster, takes no lock. */
         pthread_mutex_lock(&s->mu);
-        s->refusal[0] = '\0';
-        s->logged[0] = '\0';
-        atomic_store(&s->refused, false);
+        if (atomic_load(&s->refused) == who) {
+            s->refusal[0] = '\0';
+            s->logged[0] = '\0';
+            atomic_store(&s->refused, NULL);
+        }
         pthread_mutex_unlock(&s->mu);
     }
 }

@@ -5,7 +5,9 @@
  * (etcd_auth.h). And the refusals the clients meet (a certificate, a name,
  * a password or a role that etcd or we do not accept): each is logged at
  * error level, once per cause a minute at most, and the last one is shown
- * (/stats' cluster.error) until a call succeeds.
+ * (/stats' cluster.error) until the client it refused makes a call that
+ * succeeds (another's success proves nothing: with a role lacking the
+ * cluster's keys, lease calls still succeed).
  *
  * Every function is safe from any thread. */
 #ifndef TURNSTILE_ETCD_SECURE_H
@@ -30,10 +32,10 @@ struct etcd_secure_files {
 
 /* Fields are private but tls and auth, for the connection layer. */
 struct etcd_secure {
-    struct tls_ctx *tls;    /* NULL: the endpoints are http:// */
-    struct etcd_auth *auth; /* NULL: no etcd auth */
-    pthread_mutex_t mu;     /* guards what follows */
-    atomic_bool refused;    /* refusal is not "" */
+    struct tls_ctx *tls;           /* NULL: the endpoints are http:// */
+    struct etcd_auth *auth;        /* NULL: no etcd auth */
+    pthread_mutex_t mu;            /* guards what follows */
+    _Atomic(const void *) refused; /* the client whose refusal is shown, NULL if none */
     char refusal[ETCD_SECURE_WHY_CAP];
     char logged[ETCD_SECURE_WHY_CAP]; /* the last refusal logged, and when */
     int64_t logged_us;
@@ -61,10 +63,10 @@ void etcd_secure_free(struct etcd_secure *s);
  * certificate refused here), -EPROTO (TLS failed otherwise). */
 bool etcd_secure_is_refusal(int rc);
 
-/* A call ended with rc, why saying what went wrong (may be NULL): a
- * refusal is logged and shown; a success clears what is shown. s may be
- * NULL (nothing happens). */
-void etcd_secure_note(struct etcd_secure *s, int rc, const char *why);
+/* A call of client `who` ended with rc, why saying what went wrong (may
+ * be NULL): a refusal is logged and shown; a success clears what is shown
+ * if it was who's. s may be NULL (nothing happens). */
+void etcd_secure_note(struct etcd_secure *s, const void *who, int rc, const char *why);
 
 /* The refusal shown, "" if none since the last success: into buf (cap
  * bytes), with no '"', '\\' or control character (it goes into JSON as is). */

@@ -640,6 +640,32 @@ START_TEST(rotated_certificate_after_sighup)
 }
 END_TEST
 
+/* A file that cannot be used at start is a configuration error: one line
+ * naming it, exit status 2, nothing served. */
+START_TEST(unusable_files_refused_at_start)
+{
+    static const struct {
+        const char *flag, *value, *endpoints, *says;
+    } bad[] = {
+        {"--etcd-cacert", "/nonexistent/ca.pem", "https://127.0.0.1:1", "/nonexistent/ca.pem"},
+        {"--etcd-cert", "rotated.pem", "https://127.0.0.1:1", "needs its key"},
+        {"--etcd-cacert", "ca.pem", "http://127.0.0.1:1", "https://"},
+        {"--etcd-user", "turnstile", "https://127.0.0.1:1", "--etcd-password-file"},
+        {"--etcd-password-file", "/nonexistent/pw", "https://127.0.0.1:1", "--etcd-user"},
+        {"--etcd-cacert", "ca.pem", "https://127.0.0.1:1,http://127.0.0.1:2", "not a mix"},
+    };
+    char out[512], err[1024];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *value = bad[i].value[0] == '/' ? bad[i].value : cert_file(bad[i].value);
+        int status = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0", "--etcd",
+                                bad[i].endpoints, bad[i].flag, value, NULL);
+        ck_assert_msg(status == 2, "%s %s: exit %d", bad[i].flag, value, status);
+        ck_assert_msg(strstr(err, bad[i].says), "%s: '%s'", bad[i].flag, err);
+        ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "not one line: '%s'", err);
+    }
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 /* After every test, passed or failed: what it started goes. */
@@ -723,6 +749,7 @@ int main(void)
     tcase_add_loop_test(secured, secured_refusals, 0, sizeof(refusals) / sizeof(refusals[0]));
     tcase_add_test(secured, token_expiry_costs_no_request);
     tcase_add_test(secured, rotated_certificate_after_sighup);
+    tcase_add_test(secured, unusable_files_refused_at_start);
     suite_add_tcase(s, secured);
     return check_run(s);
 }
