@@ -128,6 +128,23 @@ uint64_t etcd_auth_token(struct etcd_auth *a, char *token, size_t cap)
     return generation;
 }
 
+bool etcd_auth_login_begin(struct etcd_auth *a, int64_t now_us, int64_t deadline_us)
+{
+    pthread_mutex_lock(&a->mu);
+    bool mine = a->login_until_us <= now_us;
+    if (mine)
+        a->login_until_us = deadline_us;
+    pthread_mutex_unlock(&a->mu);
+    return mine;
+}
+
+void etcd_auth_login_done(struct etcd_auth *a)
+{
+    pthread_mutex_lock(&a->mu);
+    a->login_until_us = 0;
+    pthread_mutex_unlock(&a->mu);
+}
+
 /* jansson keeps a copy of the password in the document while it is
  * dumped; it frees it without wiping (it has no hook for one string). */
 char *etcd_auth_request(struct etcd_auth *a)

@@ -34,7 +34,8 @@ struct etcd_auth {
     char *password_file;
     char *password; /* NUL-terminated, wiped before it is freed */
     char token[ETCD_AUTH_TOKEN_CAP];
-    uint64_t generation; /* of token; "" (none yet) counts too */
+    uint64_t generation;    /* of token; "" (none yet) counts too */
+    int64_t login_until_us; /* a login is under way until this deadline; 0: none */
 };
 
 /* Reads the password from password_file: its first line, without the line
@@ -55,6 +56,14 @@ void etcd_auth_fini(struct etcd_auth *a);
 /* Copies the token to send into token (cap >= ETCD_AUTH_TOKEN_CAP; "" when
  * none was obtained yet: authenticate first) and returns its number. */
 uint64_t etcd_auth_token(struct etcd_auth *a, char *token, size_t cap);
+
+/* One login at a time for the whole process: at startup every client of
+ * every loop finds no token, and as many bcrypt checks at once can keep
+ * etcd busy past the calls' deadlines. True if the caller may log in now
+ * (none under way, or the one under way passed its deadline, now_us past
+ * it): then it must call etcd_auth_login_done() after. */
+bool etcd_auth_login_begin(struct etcd_auth *a, int64_t now_us, int64_t deadline_us);
+void etcd_auth_login_done(struct etcd_auth *a);
 
 /* The body of a POST to ETCD_AUTH_PATH, malloc'd, or NULL when out of
  * memory. It holds the password: free it with etcd_auth_request_free(). */

@@ -13,6 +13,8 @@
 
 #include "etcd_auth.h"
 
+#define LOGIN_POLL_US 2000 /* while another client logs in */
+
 /* ---- errors and statistics ---- */
 
 static enum etcd_err_kind err_kind(int rc)
@@ -110,6 +112,29 @@ static int authenticate(struct etcd_conn *conn, struct etcd_auth *a, uint64_t us
     return rc;
 }
 
+/* Parks while another client (of any loop) logs in: 0 once a token other
+ * than the one numbered `seen` is there (conn takes it), 1 when this one
+ * may log in itself, or -ETIMEDOUT, -ECANCELED. The other may be on
+ * another thread, so this polls, briefly, rather than waits on a queue. */
+static int login_turn(struct etcd_conn *conn, struct etcd_auth *a, uint64_t seen,
+                      int64_t deadline_us)
+{
+    char token[ETCD_AUTH_TOKEN_CAP];
+    while (!etcd_auth_login_begin(a, loop_now_us(), deadline_us)) {
+        if (loop_now_us() >= deadline_us)
+            return -ETIMEDOUT;
+        int rc = loop_sleep_us(LOGIN_POLL_US);
+        if (rc < 0)
+            return rc;
+        uint64_t current = etcd_auth_token(a, token, sizeof(token));
+        if (token[0] && current != seen) {
+            etcd_conn_set_token(conn, token, current);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool expired,
                       int64_t deadline_us)
 {
@@ -123,8 +148,18 @@ int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool exp
         etcd_conn_set_token(conn, token, current);
         return 0;
     }
+    int rc = login_turn(conn, a, current, deadline_us);
+    if (rc <= 0)
+        return rc;
+    uint64_t now = etcd_auth_token(a, token, sizeof(token)); /* renewed before our turn? */
+    if (token[0] && now != current) {
+        etcd_auth_login_done(a);
+        etcd_conn_set_token(conn, token, now);
+        return 0;
+    }
     etcd_conn_set_token(conn, "", current);
-    int rc = authenticate(conn, a, current, deadline_us);
+    rc = authenticate(conn, a, current, deadline_us);
+    etcd_auth_login_done(a);
     etcd_conn_settle(conn, e, rc);
     if (rc == 0) {
         current = etcd_auth_token(a, token, sizeof(token));
