@@ -161,6 +161,22 @@ START_TEST(which_refusals_renew)
 }
 END_TEST
 
+/* One login at a time: a second waits while the first is under way, and
+ * takes over once it is done or its deadline passed. */
+START_TEST(one_login_at_a_time)
+{
+    struct etcd_auth a;
+    write_file("pw\n", 3);
+    ck_assert_int_eq(etcd_auth_init(&a, "turnstile", path, why, sizeof(why)), 0);
+    ck_assert(etcd_auth_login_begin(&a, 100, 1000));
+    ck_assert(!etcd_auth_login_begin(&a, 200, 1200));
+    ck_assert(etcd_auth_login_begin(&a, 1000, 2000)); /* the first one's deadline passed */
+    etcd_auth_login_done(&a);
+    ck_assert(etcd_auth_login_begin(&a, 1100, 2100));
+    etcd_auth_fini(&a);
+}
+END_TEST
+
 static Suite *etcd_auth_suite(void)
 {
     Suite *s = suite_create("etcd_auth");
@@ -171,6 +187,7 @@ static Suite *etcd_auth_suite(void)
     tcase_add_test(tc, tokens_are_numbered);
     tcase_add_test(tc, reload_reads_again);
     tcase_add_test(tc, which_refusals_renew);
+    tcase_add_test(tc, one_login_at_a_time);
     suite_add_tcase(s, tc);
     return s;
 }
