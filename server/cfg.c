@@ -33,10 +33,16 @@
 /* opt.h sizes text fields by their kind. */
 #define FIELD_SIZE(f) sizeof(((struct cfg *)0)->f)
 _Static_assert(FIELD_SIZE(bind) == OPT_STR_SIZE && FIELD_SIZE(etcd) == OPT_STR_SIZE &&
-                   FIELD_SIZE(cluster) == OPT_STR_SIZE && FIELD_SIZE(admin_listen) == OPT_STR_SIZE,
+                   FIELD_SIZE(cluster) == OPT_STR_SIZE &&
+                   FIELD_SIZE(admin_listen) == OPT_STR_SIZE &&
+                   FIELD_SIZE(etcd_user) == OPT_STR_SIZE,
                "OPT_STR fields");
 _Static_assert(FIELD_SIZE(state_file) == OPT_PATH_SIZE && FIELD_SIZE(access_log) == OPT_PATH_SIZE &&
-                   FIELD_SIZE(config_path) == OPT_PATH_SIZE,
+                   FIELD_SIZE(config_path) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_cacert) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_cert) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_key) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_password_file) == OPT_PATH_SIZE,
                "OPT_PATH fields");
 #undef FIELD_SIZE
 
@@ -91,7 +97,8 @@ static const struct opt opts[] = {
      .help = "cluster mode: keep the counter and the\n"
              "lock in etcd, shared by every instance\n"
              "given the same etcd and --cluster;\n"
-             "comma-separated http://IP:PORT",
+             "comma-separated http://IP:PORT, or\n"
+             "https://IP:PORT for TLS",
      .restart = true},
     {"cluster", 0, OPT_STR, G_CLUSTER, .off = offsetof(struct cfg, cluster), .arg = "NAME",
      .help = "the cluster's keys: /turnstile/NAME/", .restart = true},
@@ -107,6 +114,26 @@ static const struct opt opts[] = {
     {"etcd-quota-bytes", 0, OPT_U64, G_CLUSTER, U(etcd_quota_bytes, 0, 1ull << 40), .arg = "BYTES",
      .help = "etcd's --quota-backend-bytes, for the\n"
              "page's db size bar (0: unknown)",
+     .restart = true},
+    {"etcd-cacert", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_cacert), .arg = "FILE",
+     .help = "https: the CA that must have signed\n"
+             "etcd's certificate (PEM); without it,\n"
+             "the system's trust store",
+     .restart = true},
+    {"etcd-cert", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_cert), .arg = "FILE",
+     .help = "https: the client certificate to show\n"
+             "etcd (PEM); re-read on SIGHUP",
+     .restart = true},
+    {"etcd-key", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_key), .arg = "FILE",
+     .help = "https: that certificate's key (PEM)", .restart = true},
+    {"etcd-user", 0, OPT_STR, G_CLUSTER, .off = offsetof(struct cfg, etcd_user), .arg = "NAME",
+     .help = "etcd's auth: the user (its role must\n"
+             "cover /turnstile/NAME/)",
+     .restart = true},
+    {"etcd-password-file", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_password_file),
+     .arg = "FILE",
+     .help = "that user's password: the file's first\n"
+             "line; re-read on SIGHUP",
      .restart = true},
 
     {"header-timeout-ms", 0, OPT_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS),

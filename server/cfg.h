@@ -40,9 +40,16 @@ struct cfg {
     char cluster[256];            /* --cluster NAME: the etcd key prefix /turnstile/NAME/ */
     uint64_t lease_ttl_ms;        /* --lease-ttl-ms, 1000..3600000, whole seconds in etcd */
     uint64_t compact_interval_ms; /* --compact-interval-ms, 0..86400000, 0 = never */
-    unsigned log_level;           /* --log-level, an enum log_level */
-    char access_log[4096];        /* --access-log PATH or "-" ("" = none) */
-    char config_path[4096];       /* --config FILE ("" = none) */
+    /* A secured etcd (https:// endpoints), as etcdctl's --cacert, --cert,
+     * --key, --user; "" = none. The files are read again on SIGHUP. */
+    char etcd_cacert[4096];        /* --etcd-cacert FILE ("" = the system's trust store) */
+    char etcd_cert[4096];          /* --etcd-cert FILE: the client certificate */
+    char etcd_key[4096];           /* --etcd-key FILE: its key */
+    char etcd_user[256];           /* --etcd-user NAME: etcd's auth */
+    char etcd_password_file[4096]; /* --etcd-password-file FILE: its password, never a flag */
+    unsigned log_level;            /* --log-level, an enum log_level */
+    char access_log[4096];         /* --access-log PATH or "-" ("" = none) */
+    char config_path[4096];        /* --config FILE ("" = none) */
     /* --etcd-quota-bytes: etcd's backend quota, only shown (0: unknown) */
     uint64_t etcd_quota_bytes;
 

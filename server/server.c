@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h" /* open_cluster wires cluster mode in */
+#include "cluster/etcd_secure.h"
 #include "limits.h"
 #include "log.h"
 #include "opt.h"
@@ -208,10 +209,25 @@ void server_reload(struct server *srv, struct cfg *next)
             kept ? " (some settings need a restart, see above)" : "");
 }
 
+/* The certificates, key and password file of a secured etcd, read again
+ * whatever the configuration says: a rotated certificate needs no restart. */
+static void reload_etcd_secure(struct server *srv)
+{
+    char why[ETCD_SECURE_WHY_CAP];
+    if (!srv->etcd_secure)
+        return;
+    if (etcd_secure_reload(srv->etcd_secure, why, sizeof(why)) < 0)
+        log_msg(LOG_LEVEL_ERROR, "reload: %s; the etcd connections keep the old files", why);
+    else
+        log_msg(LOG_LEVEL_INFO, "reload: etcd's certificates and password read again; the next "
+                                "connection uses them");
+}
+
 static void on_sighup(void *arg)
 {
     struct server *srv = arg;
     struct cfg next;
+    reload_etcd_secure(srv);
     if (!srv->reread) {
         log_msg(LOG_LEVEL_WARN, "SIGHUP: nothing to reload from; ignored");
         return;
@@ -407,6 +423,24 @@ static int open_state(struct server *srv)
  * one process's race: every write in etcd is fenced by the cluster's
  * queue, so there is no unlocked write to show). Each worker attaches its loop on its own thread
  * (see worker_main); worker 0's, attached first, keeps the lease. */
+/* The files of a secured etcd, read now: one that cannot be used is a
+ * configuration error. The endpoints' scheme is checked by cluster_open(). */
+static int open_etcd_secure(struct server *srv)
+{
+    const struct cfg *cfg = &srv->cfg;
+    struct etcd_secure_files f = {.cacert = cfg->etcd_cacert,
+                                  .cert = cfg->etcd_cert,
+                                  .key = cfg->etcd_key,
+                                  .user = cfg->etcd_user,
+                                  .password_file = cfg->etcd_password_file};
+    char why[ETCD_SECURE_WHY_CAP];
+    bool https = strncmp(cfg->etcd, "https://", strlen("https://")) == 0;
+    int rc = etcd_secure_new(&srv->etcd_secure, &f, https, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "turnstile: %s\n", why);
+    return rc == -ENOMEM ? rc : rc < 0 ? -EINVAL : 0;
+}
+
 static int open_cluster(struct server *srv)
 {
     const struct cfg *cfg = &srv->cfg;
@@ -417,17 +451,22 @@ static int open_cluster(struct server *srv)
                                      "queue; --no-lock shows one process's race");
         return -EINVAL;
     }
+    int rc = open_etcd_secure(srv);
+    if (rc < 0)
+        return rc;
     struct cluster_settings cs = {.endpoints = cfg->etcd,
                                   .name = cfg->cluster,
                                   .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
                                   .call_ms = LIMIT_ETCD_CALL_MS,
                                   .compact_ms = (int64_t)cfg->compact_interval_ms,
-                                  .notify = notify_cluster};
-    int rc = cluster_open(&srv->cluster, &cs);
+                                  .notify = notify_cluster,
+                                  .secure = srv->etcd_secure};
+    rc = cluster_open(&srv->cluster, &cs);
     if (rc == -EINVAL) {
         fprintf(stderr,
-                "turnstile: --etcd '%s' / --cluster '%s': expected http://IP:PORT[,...] (at most "
-                "%d) and a name of letters, digits, '-', '_', '.'\n",
+                "turnstile: --etcd '%s' / --cluster '%s': expected http://IP:PORT[,...] or "
+                "https://IP:PORT[,...] (at most %d, not a mix) and a name of letters, digits, "
+                "'-', '_', '.'\n",
                 cfg->etcd, cfg->cluster, ETCD_MAX_ENDPOINTS);
         return rc;
     }
@@ -626,6 +665,8 @@ int server_fini(struct server *srv)
         cluster_close(srv->cluster);
         srv->resource.cluster = srv->cluster = NULL;
     }
+    etcd_secure_free(srv->etcd_secure); /* after every etcd client finished */
+    srv->etcd_secure = NULL;
     for (int i = 0; i < 4; i++)
         loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);

@@ -96,6 +96,9 @@ const struct stats_row stats_rows[] = {
         "The etcd endpoint in use."),
     ROW(TEXT, "cluster.lease", "cluster_lease_info", cluster.lease,
         "This instance's etcd lease ID (hex); empty while it has none."),
+    ROW(TEXT, "cluster.error", "cluster_error_info", cluster.error,
+        "Why etcd refused this instance or the reverse (a certificate, a name, a password, "
+        "a role); empty since a call succeeded."),
     ROW(GAUGE, "cluster.lease_ttl_ms", "cluster_lease_ttl_milliseconds", cluster.lease_ttl_ms,
         "The lease's TTL as granted."),
     ROW(COUNTER, "cluster.lease_grants", "cluster_lease_grants_total", cluster.lease_grants,

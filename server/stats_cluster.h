@@ -31,6 +31,7 @@ struct stats_cluster {
     struct hist handoff_us;             /* release on another instance -> grant here */
     char endpoint[72];                  /* the etcd endpoint in use */
     char lease[20];                     /* the lease ID in hex, "" while none */
+    char error[256]; /* why etcd and this instance refuse each other, "" if they do not */
 };
 
 #endif

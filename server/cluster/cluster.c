@@ -54,11 +54,14 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     c->compact_ms = s->compact_ms;
     c->notify = s->notify;
     c->notify_arg = s->notify_arg;
+    c->secure = s->secure;
     if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
         etcd_client_init(&c->maint, c->endpoints) < 0) {
         free(c);
         return -EINVAL;
     }
+    etcd_client_secure(&c->lease_client, c->secure);
+    etcd_client_secure(&c->maint, c->secure);
     snprintf(c->name, sizeof(c->name), "%s", s->name);
     make_keys(c);
     *out = c;
@@ -92,6 +95,9 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     etcd_client_init(&cl->queue, c->endpoints);
     etcd_client_init(&cl->section, c->endpoints);
     etcd_client_init(&cl->watchc, c->endpoints);
+    etcd_client_secure(&cl->queue, c->secure);
+    etcd_client_secure(&cl->section, c->secure);
+    etcd_client_secure(&cl->watchc, c->secure);
 }
 
 int cluster_attach(struct cluster *c, struct loop *loop)

@@ -38,10 +38,11 @@ struct loop;
 struct lock_stats;    /* lock.h */
 struct stats_cluster; /* stats_cluster.h */
 struct cluster_view;  /* cluster_view.h */
+struct etcd_secure;   /* etcd_secure.h */
 struct ticket;
 
 struct cluster_settings {
-    const char *endpoints; /* --etcd: comma-separated http://IP:PORT */
+    const char *endpoints; /* --etcd: comma-separated http(s)://IP:PORT */
     const char *name;      /* --cluster: the key prefix is /turnstile/NAME/; letters,
                               digits, '-', '_', '.', at most 63 */
     int64_t lease_ttl_ms;  /* --lease-ttl-ms: rounded up to whole seconds */
@@ -53,12 +54,16 @@ struct cluster_settings {
      * STATUS=..." or "STATUS=..."). May be NULL. */
     void (*notify)(void *arg, const char *state);
     void *notify_arg;
+    /* TLS and etcd's auth (https:// endpoints, --etcd-user), and where
+     * refusals are reported; NULL: none. Outlives the instance. */
+    struct etcd_secure *secure;
 };
 
 struct cluster;
 
 /* Checks the settings and makes the instance's state: no loop, no call
- * yet. Returns 0 or -EINVAL (bad endpoints or name) / -ENOMEM. */
+ * yet. Returns 0 or -EINVAL (bad endpoints, a mix of http:// and
+ * https://, or a bad name) / -ENOMEM. */
 int cluster_open(struct cluster **out, const struct cluster_settings *s);
 
 /* From the loop's thread, before it serves requests: gives this loop its

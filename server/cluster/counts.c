@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd_secure.h"
+
 _Static_assert(ETCD_ERR_COUNT == STATS_ETCD_ERRORS, "stats.h counts etcd errors by etcd's kinds");
 
 void counts_init(struct cluster_loop *cl)
@@ -139,4 +141,6 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
     out->alarm_corrupt = (alarms & ETCD_ALARM_CORRUPT) != 0;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
+    if (c->secure)
+        etcd_secure_refusal(c->secure, out->error, sizeof(out->error));
 }

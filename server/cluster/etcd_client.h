@@ -21,7 +21,12 @@
  * After a timeout, a broken connection or an "unavailable" answer the
  * client drops the connection and moves to the next endpoint for the next
  * call. A kept-alive connection that etcd closed while idle is replaced
- * before use (etcd_conn_fit). */
+ * before use (etcd_conn_fit).
+ *
+ * A secured etcd (etcd_client_secure): TLS is the connection's business;
+ * with etcd's auth the courier authenticates on its first call (one token
+ * serves every client of the process, etcd_auth.h) and, when etcd finds
+ * the token expired, renews it and sends the call again, once. */
 #ifndef TURNSTILE_ETCD_CLIENT_H
 #define TURNSTILE_ETCD_CLIENT_H
 
@@ -88,6 +93,20 @@ struct etcd_call {
 /* endpoints: as etcd_endpoints_parse() takes them. Returns 0 or -EINVAL.
  * Needs no loop; the courier starts with the first call. */
 int etcd_client_init(struct etcd_client *c, const char *endpoints);
+
+/* Connects with TLS and authenticates as secure says (NULL: neither), and
+ * reports refusals there. Before the first call; secure outlives c. */
+void etcd_client_secure(struct etcd_client *c, struct etcd_secure *secure);
+
+/* With etcd's auth in use on conn (open, from e): gives it the token to
+ * send, authenticating over it first when there is none yet, or when
+ * `expired` (etcd refused the one conn sent) and no other connection
+ * renewed it meanwhile. Returns 0, what etcd_conn_exchange() does, -EIO,
+ * or -EACCES (etcd refused to authenticate: conn->why names the user and
+ * the password file). On failure conn may be closed. For the courier and
+ * watches. */
+int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool expired,
+                      int64_t deadline_us);
 
 /* Ends the courier and its connection: from another coroutine or outside
  * the loop, before loop_fini(). Calls still pending end with -ECANCELED

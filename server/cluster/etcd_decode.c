@@ -21,6 +21,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "etcd_auth.h"
+
 /* jansson recurses once per nesting level and allows 2048 of them: some
  * 100 KiB of stack, more than a coroutine has (CORO_DEFAULT_STACK). etcd's
  * replies nest 6 deep; deeper input is refused before jansson sees it. */
@@ -66,7 +68,17 @@ static int error_doc(const json_t *doc, char why[ETCD_WHY_CAP])
     if (!json_is_integer(code) || !json_is_string(msg))
         return -EIO;
     snprintf(why, ETCD_WHY_CAP, "etcd: %s", json_string_value(msg));
-    return grpc_errno(json_integer_value(code));
+    int token = etcd_auth_errno((int)json_integer_value(code), json_string_value(msg));
+    return token ? token : grpc_errno(json_integer_value(code));
+}
+
+/* etcd 3.4's gateway, with etcd's auth on, answers a client certificate
+ * that has a CommonName with HTTP 400 and this text, not JSON: it would
+ * take the name for the user. */
+static bool common_name_refused(const char *body, size_t len, int status)
+{
+    static const char text[] = "CommonName of client sending a request against gateway";
+    return status == 400 && memmem(body, len, text, sizeof(text) - 1) != NULL;
 }
 
 /* ---- reply memory ---- */
@@ -447,7 +459,12 @@ int etcd_decode_doc(const char *body, size_t len, int status, bool stream, json_
     json_t *root = parse_object(body, len);
     int rc = 0;
     *doc = NULL;
-    if (!root) {
+    if (!root && common_name_refused(body, len, status)) {
+        snprintf(why, ETCD_WHY_CAP,
+                 "etcd's gateway refuses a client certificate with a CommonName while etcd's "
+                 "auth is on: use one without");
+        rc = -EACCES;
+    } else if (!root) {
         snprintf(why, ETCD_WHY_CAP, "HTTP %d with a body that is not a JSON object", status);
         rc = -EIO;
     } else if (status != 200 || json_object_get(root, "error")) {
@@ -487,7 +504,9 @@ void etcd_decode_drop(json_t *doc)
 
 /* ---- watch messages ---- */
 
-/* A message that cancels the watch ends it: compacted or otherwise. */
+/* A message that cancels the watch ends it: compacted, refused (etcd
+ * 3.4 creates a watch of keys the user's role lacks, then cancels it with
+ * this reason) or otherwise. */
 int etcd_decode_watch_status(const json_t *msg)
 {
     bool canceled;
@@ -495,8 +514,9 @@ int etcd_decode_watch_status(const json_t *msg)
     int rc = get_bool(msg, "canceled", &canceled);
     if (rc == 0)
         rc = get_int(msg, "compact_revision", &compacted);
+    const char *reason = json_string_value(json_object_get(msg, "cancel_reason"));
     if (rc == 0 && canceled)
-        rc = compacted ? -ERANGE : -EPIPE;
+        rc = compacted ? -ERANGE : reason && strstr(reason, "permission denied") ? -EACCES : -EPIPE;
     const json_t *events = json_object_get(msg, "events");
     if (rc == 0 && events && !json_is_array(events))
         rc = -EIO;

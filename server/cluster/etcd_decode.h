@@ -11,7 +11,10 @@
  * Every decoder returns 0, -EIO (not what the gateway sends), -ENOMEM, or
  * where said etcd's refusal as an errno (gRPC code: -EINVAL 3, -ENOENT 5,
  * -EEXIST 6, -EACCES 7 and 16, -ENOSPC 8, -ERANGE 11, -EAGAIN 14,
- * -EREMOTEIO any other). */
+ * -EREMOTEIO any other), but for refusals of etcd's auth token
+ * (etcd_auth_errno): -EKEYEXPIRED (renew it and send again), -EACCES
+ * (none sent). etcd 3.4's gateway refusing a client certificate with a
+ * CommonName (HTTP 400, plain text) is -EACCES too. */
 #ifndef TURNSTILE_ETCD_DECODE_H
 #define TURNSTILE_ETCD_DECODE_H
 
@@ -21,7 +24,7 @@
 
 #include "etcd_encode.h"
 
-#define ETCD_WHY_CAP 160 /* what went wrong, for etcd_last_error() */
+#define ETCD_WHY_CAP 256 /* what went wrong, for etcd_last_error(): TLS causes name files */
 
 struct json_t; /* jansson's, private to the decoders and their callers */
 
@@ -129,7 +132,8 @@ int etcd_decode_alarms(const struct json_t *doc, unsigned *alarms);
 /* ---- watch messages ---- */
 
 /* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:
- * compacted), -EPIPE (cancelled otherwise), -EIO. */
+ * compacted), -EACCES (cancelled: permission denied), -EPIPE (cancelled
+ * otherwise), -EIO. */
 int etcd_decode_watch_status(const struct json_t *msg);
 
 /* The first message: 0 with the revision at which the watch was created,

@@ -44,8 +44,9 @@ int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key
  * or etcd_watch_close(). Returns 0, -ETIMEDOUT (nothing came: the watch
  * stays usable), -ECANCELED (loop_cancel: stays usable), or, when the
  * watch ended (close it then): -ECONNRESET (connection lost), -EPIPE (etcd
- * ended the stream or cancelled the watch), -ERANGE (compacted), -EIO or
- * -EMSGSIZE (not what etcd sends), or an error message in the stream: etcd's
+ * ended the stream or cancelled the watch), -EACCES (etcd's auth: the
+ * user's role lacks the keys), -ERANGE (compacted), -EIO or -EMSGSIZE
+ * (not what etcd sends), or an error message in the stream: etcd's
  * refusal, as etcd.h maps its gRPC code. */
 int etcd_watch_next(struct etcd_watch *w, struct etcd_event *ev, int64_t deadline_us);
 

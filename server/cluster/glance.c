@@ -170,10 +170,14 @@ static int open_clients(struct glance *g, const struct cluster *c)
     int rc = etcd_endpoints_parse(&eps, c->endpoints);
     if (rc == 0)
         rc = etcd_client_init(&g->poll, c->endpoints);
+    if (rc == 0)
+        etcd_client_secure(&g->poll, c->secure); /* TLS and auth, as every client */
     for (unsigned i = 0; rc == 0 && i < eps.n && i < CLUSTER_VIEW_ETCD; i++) {
         rc = etcd_client_init(&g->status[i], eps.at[i].url);
-        if (rc == 0)
+        if (rc == 0) {
+            etcd_client_secure(&g->status[i], c->secure);
             g->nstatus = i + 1;
+        }
         snprintf(g->work.etcd[i].endpoint, sizeof(g->work.etcd[i].endpoint), "%s", eps.at[i].url);
     }
     g->work.netcd = g->nstatus;

@@ -108,6 +108,7 @@ struct cluster {
     char self[17]; /* this process's id, in its keys and in `released` */
     struct etcd_client lease_client;
     struct etcd_client maint;    /* the first loop's compactions and alarm checks */
+    struct etcd_secure *secure;  /* given to every etcd client; may be NULL */
     _Atomic int64_t lease;       /* 0 while none */
     _Atomic bool etcd_down;      /* the keeper's last grant failed: no use waiting */
     _Atomic unsigned alarms;     /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */

@@ -133,6 +133,18 @@ START_TEST(error_documents)
         {200, "{\"error\":{\"grpc_code\":5,\"message\":\"gone\"}}", -ENOENT},
         {500, "{\"error\":\"x\"}", -EIO},
         {404, "Not Found\n", -EIO},
+        /* etcd's auth: a token to renew, none sent, and 3.4's gateway
+         * refusing a client certificate with a CommonName. */
+        {401, "{\"error\":\"x\",\"message\":\"etcdserver: invalid auth token\",\"code\":16}",
+         -EKEYEXPIRED},
+        {400, "{\"message\":\"etcdserver: revision of auth store is old\",\"code\":3}",
+         -EKEYEXPIRED},
+        {400, "{\"message\":\"etcdserver: user name is empty\",\"code\":3}", -EACCES},
+        {400,
+         "CommonName of client sending a request against gateway will be ignored and not used "
+         "as expected\n",
+         -EACCES},
+        {404, "CommonName of client sending a request against gateway\n", -EIO},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         why[0] = '\0';
@@ -289,6 +301,9 @@ START_TEST(watch_ends)
     } cases[] = {
         {"{\"result\":{" HEADER ",\"canceled\":true,\"compact_revision\":\"3\"}}", -ERANGE},
         {"{\"result\":{" HEADER ",\"canceled\":true}}", -EPIPE},
+        {"{\"result\":{" HEADER ",\"canceled\":true,\"cancel_reason\":\"rpc error: code = "
+         "PermissionDenied desc = etcdserver: permission denied\"}}",
+         -EACCES},
         {"{\"result\":{" HEADER ",\"events\":{}}}", -EIO},
         {"{\"result\":{" HEADER ",\"canceled\":\"no\"}}", -EIO},
     };
