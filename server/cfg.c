@@ -112,8 +112,9 @@ static const struct opt opts[] = {
              "keeping one interval of it; 0 = never",
      .restart = true},
     {"etcd-quota-bytes", 0, OPT_U64, G_CLUSTER, U(etcd_quota_bytes, 0, 1ull << 40), .arg = "BYTES",
-     .help = "etcd's --quota-backend-bytes, for the\n"
-             "page's db size bar (0: unknown)",
+     .help = "etcd's backend quota (its quota-backend-\n"
+             "bytes), for the page's db size bar\n"
+             "(0: unknown)",
      .restart = true},
     {"etcd-cacert", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_cacert), .arg = "FILE",
      .help = "https: the CA that must have signed\n"

@@ -330,6 +330,26 @@ static void put_value(struct textbuf *o, const struct stats_row *row,
     }
 }
 
+static bool in_cluster(size_t i)
+{
+    return i < stats_nrows && strncmp(stats_rows[i].path, "cluster.", strlen("cluster.")) == 0;
+}
+
+/* Row i is the last of "cluster": the object a JSON document may hold once. */
+static bool ends_cluster(size_t i)
+{
+    return in_cluster(i) && !in_cluster(i + 1);
+}
+
+/* The cluster at a glance: lists, not rows, inside "cluster" after its rows. */
+static void put_view(struct nest *n, struct textbuf *o, const struct stats_snapshot *s)
+{
+    for (unsigned i = 0; i < cluster_view_nparts; i++) {
+        enter(n, cluster_view_parts[i].path);
+        cluster_view_parts[i].put(o, &s->view);
+    }
+}
+
 size_t stats_json(const struct stats_source *src, char *buf, size_t cap)
 {
     const struct stats_snapshot *s = stats_take(src);
@@ -340,12 +360,8 @@ size_t stats_json(const struct stats_source *src, char *buf, size_t cap)
     for (size_t i = 0; i < stats_nrows; i++) {
         enter(&n, stats_rows[i].path);
         put_value(&o, &stats_rows[i], s);
-    }
-    /* The cluster at a glance: lists, not rows; inside "cluster", whose
-     * rows come last. */
-    for (unsigned i = 0; s->cluster_enabled && i < cluster_view_nparts; i++) {
-        enter(&n, cluster_view_parts[i].path);
-        cluster_view_parts[i].put(&o, &s->view);
+        if (s->cluster_enabled && ends_cluster(i))
+            put_view(&n, &o, s);
     }
     enter(&n, "grants");
     grants_json(src->grants, &o, src->started_us);
