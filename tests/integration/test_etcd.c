@@ -11,16 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include "check_run.h"
 #include "cluster/etcd.h"
 #include "cluster/etcd_watch.h"
+#include "dead_port.h"
 #include "etcd_proc.h"
+#include "etcd_run.h"
+#include "ms.h"
 
 #define START_MS 30000 /* an etcd, or a cluster, to become healthy */
 
@@ -28,50 +26,10 @@ static struct etcd_proc single; /* one node shared by most tests */
 static struct loop loop;
 static struct etcd_client client;
 
-static int64_t in_ms(int ms)
-{
-    return loop_now_us() + (int64_t)ms * 1000;
-}
-
-static int64_t ms_since(int64_t t0_us)
-{
-    return (loop_now_us() - t0_us) / 1000;
-}
-
-/* ---- running a scenario on a loop ---- */
-
-struct scenario {
-    void (*fn)(void);
-    bool done;
-};
-
-static void scenario_main(void *arg)
-{
-    struct scenario *s = arg;
-    s->fn();
-    s->done = true;
-    loop_break(loop_current()); /* the courier would keep the loop busy */
-}
-
-/* Runs fn in a coroutine on a fresh loop with a client of endpoints. */
-static void run(void (*fn)(void), const char *endpoints)
-{
-    struct scenario s = {.fn = fn};
-    ck_assert_int_eq(loop_init(&loop, 0, 16), 0);
-    ck_assert_int_eq(etcd_client_init(&client, endpoints), 0);
-    ck_assert_int_eq(loop_spawn(&loop, scenario_main, &s, NULL), 0);
-    if (!s.done)
-        ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert(s.done);
-    etcd_client_fini(&client);
-    ck_assert_uint_eq(loop.pool.nlive, 0);
-    loop_fini(&loop);
-}
-
 /* Polls *flag from a coroutine until it is set; false at the deadline. */
 static bool wait_flag(const int *flag, int want, int timeout_ms)
 {
-    int64_t end = in_ms(timeout_ms);
+    int64_t end = ms_from_now(timeout_ms);
     while (*flag != want && loop_now_us() < end)
         loop_sleep_us(1000);
     return *flag == want;
@@ -89,23 +47,13 @@ static void single_stop(void)
 
 /* ---- helpers ---- */
 
-static struct etcd_op put_op(const char *key, const char *value, int64_t lease)
-{
-    return (struct etcd_op){.type = ETCD_OP_PUT,
-                            .put = {.key = key,
-                                    .key_len = strlen(key),
-                                    .value = value,
-                                    .value_len = strlen(value),
-                                    .lease = lease}};
-}
-
 /* An unconditional put; returns its revision. */
 static int64_t put(const char *key, const char *value, int64_t lease)
 {
-    struct etcd_op op = put_op(key, value, lease);
+    struct etcd_op op = etcd_run_put_op(key, value, lease);
     struct etcd_txn t = {.success = &op, .nsuccess = 1};
     struct etcd_reply r;
-    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, ms_from_now(5000)), 0);
     ck_assert(r.succeeded);
     ck_assert_uint_eq(r.nops, 1);
     ck_assert_int_eq(r.ops[0].type, ETCD_OP_PUT);
@@ -116,7 +64,7 @@ static int64_t put(const char *key, const char *value, int64_t lease)
 
 static int range(const struct etcd_range_req *req, struct etcd_reply *r)
 {
-    return etcd_range(&client, req, r, in_ms(5000));
+    return etcd_range(&client, req, r, ms_from_now(5000));
 }
 
 /* How many keys key has (0 or 1). */
@@ -155,10 +103,11 @@ static void kv_scenario(void)
     etcd_reply_free(&r);
 
     /* A put that returns what it replaced. */
-    struct etcd_op op = put_op("kv/a", "two", 0);
+    struct etcd_op op = etcd_run_put_op("kv/a", "two", 0);
     op.put.prev_kv = true;
     ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(5000)), 0);
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, ms_from_now(5000)),
+        0);
     ck_assert_uint_eq(r.ops[0].nkvs, 1);
     assert_kv(&r.ops[0].kvs[0], "kv/a", "one");
     etcd_reply_free(&r);
@@ -184,7 +133,8 @@ static void kv_scenario(void)
         .put = {.key = key, .key_len = sizeof(key), .value = value, .value_len = sizeof(value)}};
     etcd_reply_free(&r);
     ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(5000)), 0);
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, ms_from_now(5000)),
+        0);
     etcd_reply_free(&r);
     ck_assert_int_eq(range(&(struct etcd_range_req){.key = key, .key_len = sizeof(key)}, &r), 0);
     ck_assert_uint_eq(r.ops[0].kvs[0].key_len, sizeof(key));
@@ -197,7 +147,7 @@ static void kv_scenario(void)
     ck_assert_int_eq(etcd_delete(&client,
                                  &(struct etcd_delete_req){
                                      .key = "kv/", .key_len = 3, .prefix = true, .prev_kv = true},
-                                 &r, in_ms(5000)),
+                                 &r, ms_from_now(5000)),
                      0);
     ck_assert_int_eq(r.ops[0].type, ETCD_OP_DELETE);
     ck_assert_int_eq(r.ops[0].count, 2);
@@ -205,7 +155,7 @@ static void kv_scenario(void)
     etcd_reply_free(&r);
     ck_assert_int_eq(key_count("kv/a"), 0);
     ck_assert_int_eq(etcd_delete(&client, &(struct etcd_delete_req){.key = "kv/a", .key_len = 4},
-                                 &r, in_ms(5000)),
+                                 &r, ms_from_now(5000)),
                      0);
     ck_assert_int_eq(r.ops[0].count, 0); /* "deleted" absent: zero */
     etcd_reply_free(&r);
@@ -215,7 +165,7 @@ static void kv_scenario(void)
 
 START_TEST(put_range_delete)
 {
-    run(kv_scenario, single.endpoints);
+    etcd_run(&loop, &client, kv_scenario, single.endpoints);
 }
 END_TEST
 
@@ -283,7 +233,7 @@ static void range_options_scenario(void)
 
 START_TEST(range_options)
 {
-    run(range_options_scenario, single.endpoints);
+    etcd_run(&loop, &client, range_options_scenario, single.endpoints);
 }
 END_TEST
 
@@ -292,12 +242,12 @@ END_TEST
 /* A txn of one compare, a put on success and a range on failure. */
 static int cmp_txn(struct etcd_cmp cmp, const char *value, struct etcd_reply *r)
 {
-    struct etcd_op put = put_op(cmp.key, value, 0);
+    struct etcd_op put = etcd_run_put_op(cmp.key, value, 0);
     struct etcd_op get = {.type = ETCD_OP_RANGE,
                           .range = {.key = cmp.key, .key_len = strlen(cmp.key)}};
     struct etcd_txn t = {
         .cmps = &cmp, .ncmps = 1, .success = &put, .nsuccess = 1, .failure = &get, .nfailure = 1};
-    return etcd_txn(&client, &t, r, in_ms(5000));
+    return etcd_txn(&client, &t, r, ms_from_now(5000));
 }
 
 static bool cmp_holds(struct etcd_cmp cmp)
@@ -345,12 +295,13 @@ static void txn_scenario(void)
 
     /* Several ops, each with its own result, in order. */
     struct etcd_op ops[] = {
-        put_op("txn/other", "o", 0),
+        etcd_run_put_op("txn/other", "o", 0),
         {.type = ETCD_OP_RANGE, .range = {.key = "txn/", .key_len = 4, .prefix = true}},
         {.type = ETCD_OP_DELETE, .del = {.key = k, .key_len = 5, .prev_kv = true}},
     };
     ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 3}, &r, in_ms(5000)), 0);
+        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 3}, &r, ms_from_now(5000)),
+        0);
     ck_assert(r.succeeded); /* no compares: they all hold */
     ck_assert_uint_eq(r.nops, 3);
     ck_assert_int_eq(r.ops[0].type, ETCD_OP_PUT);
@@ -362,10 +313,10 @@ static void txn_scenario(void)
     etcd_reply_free(&r);
 
     /* etcd refuses two writes to one key, and says why. */
-    struct etcd_op twice[] = {put_op("txn/d", "1", 0), put_op("txn/d", "2", 0)};
-    ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = twice, .nsuccess = 2}, &r, in_ms(5000)),
-        -EINVAL);
+    struct etcd_op twice[] = {etcd_run_put_op("txn/d", "1", 0), etcd_run_put_op("txn/d", "2", 0)};
+    ck_assert_int_eq(etcd_txn(&client, &(struct etcd_txn){.success = twice, .nsuccess = 2}, &r,
+                              ms_from_now(5000)),
+                     -EINVAL);
     ck_assert_ptr_nonnull(strstr(etcd_last_error(&client), "duplicate key"));
     ck_assert(!etcd_last_ok(&client));
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_ETCD], 1);
@@ -375,7 +326,7 @@ static void txn_scenario(void)
 
 START_TEST(txn_compares)
 {
-    run(txn_scenario, single.endpoints);
+    etcd_run(&loop, &client, txn_scenario, single.endpoints);
 }
 END_TEST
 
@@ -406,7 +357,7 @@ static void fifo_scenario(void)
 
 START_TEST(calls_apply_in_call_order)
 {
-    run(fifo_scenario, single.endpoints);
+    etcd_run(&loop, &client, fifo_scenario, single.endpoints);
 }
 END_TEST
 
@@ -415,7 +366,7 @@ END_TEST
 static int64_t grant(int64_t ttl_s)
 {
     int64_t id, granted;
-    ck_assert_int_eq(etcd_lease_grant(&client, ttl_s, &id, &granted, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_lease_grant(&client, ttl_s, &id, &granted, ms_from_now(5000)), 0);
     ck_assert_int_ne(id, 0);
     ck_assert_int_ge(granted, ttl_s);
     return id;
@@ -425,7 +376,7 @@ static int64_t grant(int64_t ttl_s)
 static int64_t wait_delete(struct etcd_watch *w, const char *key, int timeout_ms)
 {
     struct etcd_event ev;
-    int64_t end = in_ms(timeout_ms);
+    int64_t end = ms_from_now(timeout_ms);
     for (;;) {
         ck_assert_int_eq(etcd_watch_next(w, &ev, end), 0);
         if (ev.type == ETCD_EVENT_DELETE) {
@@ -450,7 +401,7 @@ static void lease_scenario(void)
     int64_t t0 = loop_now_us();
     while (ms_since(t0) < 2 * TTL * 1000) {
         int64_t ttl;
-        ck_assert_int_eq(etcd_lease_keepalive(&client, id, &ttl, in_ms(5000)), 0);
+        ck_assert_int_eq(etcd_lease_keepalive(&client, id, &ttl, ms_from_now(5000)), 0);
         ck_assert_int_eq(ttl, TTL);
         ck_assert_int_eq(loop_sleep_us(250000), 0);
     }
@@ -458,25 +409,25 @@ static void lease_scenario(void)
 
     /* Left alone, it expires and takes the key with it. */
     struct etcd_watch w;
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "lease/k", 7, false, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "lease/k", 7, false, ms_from_now(5000)), 0);
     t0 = loop_now_us();
     wait_delete(&w, "lease/k", (TTL + 5) * 1000);
     ck_assert_int_ge(ms_since(t0), 500); /* not before a good part of the TTL */
     etcd_watch_close(&w);
     ck_assert_int_eq(key_count("lease/k"), 0);
-    ck_assert_int_eq(etcd_lease_keepalive(&client, id, NULL, in_ms(5000)), -ENOENT);
-    ck_assert_int_eq(etcd_lease_revoke(&client, id, in_ms(5000)), -ENOENT);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, id, NULL, ms_from_now(5000)), -ENOENT);
+    ck_assert_int_eq(etcd_lease_revoke(&client, id, ms_from_now(5000)), -ENOENT);
 
     /* A revoked lease's keys go at once. */
     id = grant(60);
     put("lease/r", "held", id);
-    ck_assert_int_eq(etcd_lease_revoke(&client, id, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_lease_revoke(&client, id, ms_from_now(5000)), 0);
     ck_assert_int_eq(key_count("lease/r"), 0);
 }
 
 START_TEST(lease_keepalive_and_expiry)
 {
-    run(lease_scenario, single.endpoints);
+    etcd_run(&loop, &client, lease_scenario, single.endpoints);
 }
 END_TEST
 
@@ -485,7 +436,7 @@ END_TEST
 static void next_event(struct etcd_watch *w, struct etcd_event *ev)
 {
     int64_t t0 = loop_now_us();
-    ck_assert_int_eq(etcd_watch_next(w, ev, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_watch_next(w, ev, ms_from_now(5000)), 0);
     ck_assert_int_lt(ms_since(t0), 3000); /* prompt, not held back for seconds */
 }
 
@@ -493,10 +444,10 @@ static void watch_scenario(void)
 {
     struct etcd_watch w;
     struct etcd_event ev;
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/k", 7, false, in_ms(5000)), 0);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/k", 7, false, ms_from_now(5000)), 0);
     ck_assert_int_gt(w.revision, 0);
     /* Nothing yet: a deadline ends the wait and the watch goes on. */
-    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(50)), -ETIMEDOUT);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, ms_from_now(50)), -ETIMEDOUT);
 
     int64_t rev = put("watch/k", "v1", 0);
     put("watch/other", "not watched", 0);
@@ -508,7 +459,7 @@ static void watch_scenario(void)
 
     struct etcd_reply r;
     ck_assert_int_eq(etcd_delete(&client, &(struct etcd_delete_req){.key = "watch/k", .key_len = 7},
-                                 &r, in_ms(5000)),
+                                 &r, ms_from_now(5000)),
                      0);
     next_event(&w, &ev);
     ck_assert_int_eq(ev.type, ETCD_EVENT_DELETE);
@@ -517,10 +468,12 @@ static void watch_scenario(void)
     etcd_watch_close(&w);
 
     /* A prefix watch gets one txn's two changes as two events. */
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/p/", 8, true, in_ms(5000)), 0);
-    struct etcd_op ops[] = {put_op("watch/p/1", "a", 0), put_op("watch/p/2", "b", 0)};
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "watch/p/", 8, true, ms_from_now(5000)), 0);
+    struct etcd_op ops[] = {etcd_run_put_op("watch/p/1", "a", 0),
+                            etcd_run_put_op("watch/p/2", "b", 0)};
     ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 2}, &r, in_ms(5000)), 0);
+        etcd_txn(&client, &(struct etcd_txn){.success = ops, .nsuccess = 2}, &r, ms_from_now(5000)),
+        0);
     next_event(&w, &ev);
     assert_kv(&ev.kv, "watch/p/1", "a");
     ck_assert_int_eq(ev.kv.mod_revision, r.revision);
@@ -532,7 +485,7 @@ static void watch_scenario(void)
 
 START_TEST(watch_created_then_events)
 {
-    run(watch_scenario, single.endpoints);
+    etcd_run(&loop, &client, watch_scenario, single.endpoints);
 }
 END_TEST
 
@@ -541,7 +494,7 @@ END_TEST
 /* Polls until the courier has taken the queued call and sent it. */
 static bool wait_in_flight(int timeout_ms)
 {
-    int64_t end = in_ms(timeout_ms);
+    int64_t end = ms_from_now(timeout_ms);
     while ((!list_empty(&client.calls) || !client.inflight) && loop_now_us() < end)
         loop_sleep_us(1000);
     return client.inflight && list_empty(&client.calls);
@@ -571,9 +524,9 @@ static void stalled_scenario(void)
     /* In flight: the deadline ends it, on time. */
     struct etcd_reply r;
     int64_t t0 = loop_now_us();
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(300)),
-        -ETIMEDOUT);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r,
+                                ms_from_now(300)),
+                     -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 300);
     ck_assert_int_lt(ms_since(t0), 300 + SLACK_MS); /* not at SIGCONT */
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_TIMEOUT], 1);
@@ -594,9 +547,9 @@ static void stalled_scenario(void)
     /* Queued behind that call (the courier still awaits its reply): its
      * own, earlier deadline ends it, and it leaves the queue. */
     t0 = loop_now_us();
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(200)),
-        -ETIMEDOUT);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r,
+                                ms_from_now(200)),
+                     -ETIMEDOUT);
     ck_assert_int_ge(ms_since(t0), 200);
     ck_assert_int_lt(ms_since(t0), 200 + SLACK_MS);
     ck_assert(list_empty(&client.calls));
@@ -605,7 +558,7 @@ static void stalled_scenario(void)
     /* A watch cannot be created either. */
     struct etcd_watch w;
     t0 = loop_now_us();
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(200)), -ETIMEDOUT);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, ms_from_now(200)), -ETIMEDOUT);
     ck_assert_int_lt(ms_since(t0), 200 + SLACK_MS);
 
     ck_assert_int_eq(etcd_proc_signal(&single, 0, SIGCONT), 0);
@@ -617,23 +570,11 @@ static void stalled_scenario(void)
 
 START_TEST(stalled_etcd_times_out)
 {
-    run(stalled_scenario, single.endpoints);
+    etcd_run(&loop, &client, stalled_scenario, single.endpoints);
 }
 END_TEST
 
 /* ---- endpoints ---- */
-
-/* A loopback port where nothing listens. */
-static int dead_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, len), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static void rotate_scenario(void)
 {
@@ -649,24 +590,24 @@ static void all_dead_scenario(void)
 {
     struct etcd_reply r;
     int64_t t0 = loop_now_us();
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r, in_ms(5000)),
-        -ECONNREFUSED);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "x", .key_len = 1}, &r,
+                                ms_from_now(5000)),
+                     -ECONNREFUSED);
     ck_assert_int_lt(ms_since(t0), 3000); /* each tried once, not the 5 s deadline */
     ck_assert_uint_eq(client.endpoints.connect_failures, 2);
     ck_assert_uint_eq(client.stats.errors[ETCD_ERR_CONNECT], 1);
     struct etcd_watch w;
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, in_ms(5000)), -ECONNREFUSED);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "x", 1, false, ms_from_now(5000)), -ECONNREFUSED);
 }
 
 START_TEST(first_endpoint_dead_rotates)
 {
     char endpoints[128];
     snprintf(endpoints, sizeof(endpoints), "http://127.0.0.1:%d,%s", dead_port(), single.m[0].url);
-    run(rotate_scenario, endpoints);
+    etcd_run(&loop, &client, rotate_scenario, endpoints);
     snprintf(endpoints, sizeof(endpoints), "http://127.0.0.1:%d, http://127.0.0.1:%d/", dead_port(),
              dead_port());
-    run(all_dead_scenario, endpoints);
+    etcd_run(&loop, &client, all_dead_scenario, endpoints);
 }
 END_TEST
 
@@ -679,12 +620,12 @@ static struct etcd_proc cluster;
  * own request timeout (seconds), and each failure moves to the next member. */
 static void put_until_taken(const char *key, int timeout_ms)
 {
-    struct etcd_op op = put_op(key, "v", 0);
+    struct etcd_op op = etcd_run_put_op(key, "v", 0);
     struct etcd_txn t = {.success = &op, .nsuccess = 1};
     struct etcd_reply r;
-    int64_t end = in_ms(timeout_ms);
+    int64_t end = ms_from_now(timeout_ms);
     int rc;
-    while ((rc = etcd_txn(&client, &t, &r, in_ms(2000))) != 0 && loop_now_us() < end)
+    while ((rc = etcd_txn(&client, &t, &r, ms_from_now(2000))) != 0 && loop_now_us() < end)
         ck_assert_msg(rc == -ETIMEDOUT || rc == -EAGAIN || rc == -ECONNRESET, "%d", rc);
     ck_assert_int_eq(rc, 0);
     etcd_reply_free(&r);
@@ -700,9 +641,9 @@ static void failover_scenario(void)
      * quorum) have a leader. */
     ck_assert_int_eq(etcd_proc_signal(&cluster, 0, SIGSTOP), 0);
     struct etcd_reply r;
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r, in_ms(500)),
-        -ETIMEDOUT);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r,
+                                ms_from_now(500)),
+                     -ETIMEDOUT);
     put_until_taken("fo", 30000);
     ck_assert_uint_ge(client.endpoints.rotations, 1);
     ck_assert_str_ne(etcd_endpoint(&client), cluster.m[0].url);
@@ -716,10 +657,10 @@ static void failover_scenario(void)
     unsigned used = strcmp(etcd_endpoint(&client), cluster.m[1].url) ? 2 : 1;
     uint64_t failures = client.endpoints.connect_failures;
     ck_assert_int_eq(etcd_proc_kill(&cluster, used), 0);
-    int64_t end = in_ms(30000);
+    int64_t end = ms_from_now(30000);
     int rc;
     while ((rc = etcd_range(&client, &(struct etcd_range_req){.key = "fo", .key_len = 2}, &r,
-                            in_ms(2000))) != 0 &&
+                            ms_from_now(2000))) != 0 &&
            loop_now_us() < end)
         ck_assert_msg(rc == -EAGAIN || rc == -ETIMEDOUT, "%d", rc);
     ck_assert_int_eq(rc, 0);
@@ -732,7 +673,7 @@ static void failover_scenario(void)
 START_TEST(cluster_failover)
 {
     ck_assert_int_eq(etcd_proc_start(&cluster, 3, START_MS), 0);
-    run(failover_scenario, cluster.endpoints);
+    etcd_run(&loop, &client, failover_scenario, cluster.endpoints);
     /* A killed member comes back on its data. */
     unsigned dead = cluster.m[1].pid ? 2 : 1;
     ck_assert_int_eq(etcd_proc_restart(&cluster, dead, START_MS), 0);
@@ -774,7 +715,7 @@ static void fini_scenario(void)
 
 START_TEST(fini_cancels_pending_calls)
 {
-    run(fini_scenario, single.endpoints);
+    etcd_run(&loop, &client, fini_scenario, single.endpoints);
 }
 END_TEST
 

@@ -14,48 +14,12 @@
 #include "check_run.h"
 #include "cluster/etcd.h"
 #include "cluster/etcd_watch.h"
+#include "etcd_run.h"
 #include "fake_gateway.h"
+#include "ms.h"
 
 static struct loop loop;
 static struct etcd_client client;
-
-static int64_t in_ms(int ms)
-{
-    return loop_now_us() + (int64_t)ms * 1000;
-}
-
-static int64_t ms_since(int64_t t0_us)
-{
-    return (loop_now_us() - t0_us) / 1000;
-}
-
-struct scenario {
-    void (*fn)(void);
-    bool done;
-};
-
-static void scenario_main(void *arg)
-{
-    struct scenario *s = arg;
-    s->fn();
-    s->done = true;
-    loop_break(loop_current()); /* the courier would keep the loop busy */
-}
-
-/* Runs fn in a coroutine on a fresh loop with a client of endpoints. */
-static void run(void (*fn)(void), const char *endpoints)
-{
-    struct scenario s = {.fn = fn};
-    ck_assert_int_eq(loop_init(&loop, 0, 16), 0);
-    ck_assert_int_eq(etcd_client_init(&client, endpoints), 0);
-    ck_assert_int_eq(loop_spawn(&loop, scenario_main, &s, NULL), 0);
-    if (!s.done)
-        ck_assert_int_eq(loop_run(&loop), 0);
-    ck_assert(s.done);
-    etcd_client_fini(&client);
-    ck_assert_uint_eq(loop.pool.nlive, 0);
-    loop_fini(&loop);
-}
 
 /* What the fake sends from now on: raw bytes, or nothing at all. */
 static void fake_raw(const char *data, size_t len, bool close_after, bool silent)
@@ -71,23 +35,13 @@ static void fake_json(int status, const char *body)
     fake_gateway_reply(status, body, strlen(body));
 }
 
-static struct etcd_op put_op(const char *key, const char *value, int64_t lease)
-{
-    return (struct etcd_op){.type = ETCD_OP_PUT,
-                            .put = {.key = key,
-                                    .key_len = strlen(key),
-                                    .value = value,
-                                    .value_len = strlen(value),
-                                    .lease = lease}};
-}
-
 #define HEADER "\"header\":{\"revision\":\"7\"}"
 
 static int fake_range(void)
 {
     struct etcd_reply r;
-    int rc =
-        etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r, in_ms(1000));
+    int rc = etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r,
+                        ms_from_now(1000));
     if (rc < 0)
         ck_assert_ptr_null(r.mem); /* nothing left to free */
     etcd_reply_free(&r);
@@ -103,9 +57,9 @@ static void bad_reply_scenario(void)
                                   "c\r\n\"count\":\"3\"}\r\n0\r\n\r\n";
     fake_raw(chunked, sizeof(chunked) - 1, false, false);
     struct etcd_reply r;
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r, in_ms(1000)),
-        0);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r,
+                                ms_from_now(1000)),
+                     0);
     ck_assert_int_eq(r.revision, 7);
     ck_assert_int_eq(r.ops[0].count, 3);
     etcd_reply_free(&r);
@@ -178,20 +132,20 @@ static void bad_reply_scenario(void)
 /* A txn's results must match its ops, in number and kind. */
 static void bad_txn_scenario(void)
 {
-    struct etcd_op op = put_op("k", "v", 0);
+    struct etcd_op op = etcd_run_put_op("k", "v", 0);
     struct etcd_txn t = {.success = &op, .nsuccess = 1};
     struct etcd_reply r;
     fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[]}");
-    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, ms_from_now(1000)), -EIO);
     fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[{\"response_range\":{}}]}");
-    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, ms_from_now(1000)), -EIO);
     fake_json(200, "{" HEADER ",\"succeeded\":true,\"responses\":[{\"response_put\":{}}]}");
-    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), 0);
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, ms_from_now(1000)), 0);
     ck_assert(r.succeeded);
     etcd_reply_free(&r);
     /* No "succeeded": the compares failed, and the failure branch is empty. */
     fake_json(200, "{" HEADER "}");
-    ck_assert_int_eq(etcd_txn(&client, &t, &r, in_ms(1000)), 0);
+    ck_assert_int_eq(etcd_txn(&client, &t, &r, ms_from_now(1000)), 0);
     ck_assert(!r.succeeded);
     ck_assert_uint_eq(r.nops, 0);
     etcd_reply_free(&r);
@@ -200,11 +154,11 @@ static void bad_txn_scenario(void)
      * lease that is gone. */
     int64_t id;
     fake_json(200, "{" HEADER ",\"TTL\":\"5\"}");
-    ck_assert_int_eq(etcd_lease_grant(&client, 5, &id, NULL, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_lease_grant(&client, 5, &id, NULL, ms_from_now(1000)), -EIO);
     fake_json(200, "{\"result\":{" HEADER ",\"ID\":\"9\"}}\n");
-    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, in_ms(1000)), -ENOENT);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, ms_from_now(1000)), -ENOENT);
     fake_json(200, "{" HEADER ",\"ID\":\"9\",\"TTL\":\"5\"}"); /* not wrapped in "result" */
-    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 9, NULL, ms_from_now(1000)), -EIO);
 }
 
 /* Bytes after a reply were never asked for: the connection is not reused. */
@@ -234,10 +188,10 @@ static void bad_watch_scenario(void)
     const char *lines = "{\"result\":{" HEADER ",\"created\":true}}\nnonsense\n";
     int n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
     fake_raw(buf, (size_t)n, false, false);
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), 0);
     ck_assert_int_eq(w.revision, 7);
-    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO);
-    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO); /* it stays ended */
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, ms_from_now(1000)), -EIO);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, ms_from_now(1000)), -EIO); /* it stays ended */
     etcd_watch_close(&w);
 
     /* An unknown event type; then the stream ends. */
@@ -245,27 +199,27 @@ static void bad_watch_scenario(void)
             "{\"result\":{" HEADER ",\"events\":[{\"type\":\"MOVE\",\"kv\":{}}]}}\n";
     n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n0\r\n\r\n", head, strlen(lines), lines);
     fake_raw(buf, (size_t)n, true, false);
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
-    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), 0);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, ms_from_now(1000)), -EIO);
     etcd_watch_close(&w);
     lines = "{\"result\":{" HEADER ",\"created\":true}}\n";
     n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n0\r\n\r\n", head, strlen(lines), lines);
     fake_raw(buf, (size_t)n, true, false);
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), 0);
-    ck_assert_int_eq(etcd_watch_next(&w, &ev, in_ms(1000)), -EPIPE);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), 0);
+    ck_assert_int_eq(etcd_watch_next(&w, &ev, ms_from_now(1000)), -EPIPE);
     etcd_watch_close(&w);
 
     /* Not created, cancelled for compaction, or refused: no watch. */
     lines = "{\"result\":{" HEADER "}}\n";
     n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
     fake_raw(buf, (size_t)n, false, false);
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -EIO);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), -EIO);
     lines = "{\"result\":{" HEADER ",\"canceled\":true,\"compact_revision\":\"3\"}}\n";
     n = snprintf(buf, sizeof(buf), "%s%zx\r\n%s\r\n", head, strlen(lines), lines);
     fake_raw(buf, (size_t)n, false, false);
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -ERANGE);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), -ERANGE);
     fake_json(400, "{\"error\":\"x\",\"message\":\"bad\",\"code\":3}");
-    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, in_ms(1000)), -EINVAL);
+    ck_assert_int_eq(etcd_watch_open(&client, &w, "k", 1, false, ms_from_now(1000)), -EINVAL);
     ck_assert_uint_eq(client.stats.watch_errors, 3);
 }
 
@@ -275,10 +229,10 @@ START_TEST(malformed_replies_are_errors)
     int port = fake_gateway_start();
     ck_assert_int_gt(port, 0);
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
-    run(bad_reply_scenario, endpoint);
-    run(bad_txn_scenario, endpoint);
-    run(stray_bytes_scenario, endpoint);
-    run(bad_watch_scenario, endpoint);
+    etcd_run(&loop, &client, bad_reply_scenario, endpoint);
+    etcd_run(&loop, &client, bad_txn_scenario, endpoint);
+    etcd_run(&loop, &client, stray_bytes_scenario, endpoint);
+    etcd_run(&loop, &client, bad_watch_scenario, endpoint);
     fake_gateway_stop();
 }
 END_TEST
@@ -286,19 +240,19 @@ END_TEST
 static void bad_args_scenario(void)
 {
     struct etcd_reply r;
-    ck_assert_int_eq(
-        etcd_range(&client, &(struct etcd_range_req){.key = "", .key_len = 0}, &r, in_ms(1000)),
-        -EINVAL);
+    ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "", .key_len = 0}, &r,
+                                ms_from_now(1000)),
+                     -EINVAL);
     ck_assert_int_eq(etcd_range(&client,
                                 &(struct etcd_range_req){.key = "k", .key_len = 1, .sort_order = 7},
-                                &r, in_ms(1000)),
+                                &r, ms_from_now(1000)),
                      -EINVAL);
     struct etcd_op op = {.type = 9};
     ck_assert_int_eq(
-        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, in_ms(1000)),
+        etcd_txn(&client, &(struct etcd_txn){.success = &op, .nsuccess = 1}, &r, ms_from_now(1000)),
         -EINVAL);
-    ck_assert_int_eq(etcd_lease_grant(&client, 0, &(int64_t){0}, NULL, in_ms(1000)), -EINVAL);
-    ck_assert_int_eq(etcd_lease_keepalive(&client, 0, NULL, in_ms(1000)), -EINVAL);
+    ck_assert_int_eq(etcd_lease_grant(&client, 0, &(int64_t){0}, NULL, ms_from_now(1000)), -EINVAL);
+    ck_assert_int_eq(etcd_lease_keepalive(&client, 0, NULL, ms_from_now(1000)), -EINVAL);
     ck_assert_uint_eq(client.stats.calls, 0); /* none of them was a call */
     /* A deadline already past fails at once. */
     ck_assert_int_eq(etcd_range(&client, &(struct etcd_range_req){.key = "k", .key_len = 1}, &r,
@@ -308,7 +262,7 @@ static void bad_args_scenario(void)
 
 START_TEST(bad_arguments)
 {
-    run(bad_args_scenario, "http://127.0.0.1:1");
+    etcd_run(&loop, &client, bad_args_scenario, "http://127.0.0.1:1");
 }
 END_TEST
 

@@ -11,32 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include "check_run.h"
 #include "cluster/etcd_conn.h"
+#include "dead_port.h"
 #include "fake_gateway.h"
 #include "loop.h"
+#include "ms.h"
+#include "run_task.h"
 
 static int port; /* the fake gateway's */
 
 #define SCRIPT(s, piece, close_after) fake_gateway_script(s, sizeof(s) - 1, piece, close_after)
-
-/* A loopback port where nothing listens. */
-static int dead_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, len), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* ---- a scenario on a loop, with a connection to the fake ---- */
 
@@ -44,17 +30,12 @@ static struct loop loop;
 static struct etcd_endpoints eps;
 static struct etcd_conn conn;
 
-struct scenario {
-    void (*fn)(void);
-    bool done;
-};
+static void (*scenario)(void); /* what run() runs */
 
-static void scenario_main(void *arg)
+static void scenario_then_close(void)
 {
-    struct scenario *s = arg;
-    s->fn();
+    scenario();
     etcd_conn_close(&conn); /* its watch belongs to this coroutine */
-    s->done = true;
 }
 
 /* Runs fn in a coroutine on a fresh loop; eps is the fake (after a dead
@@ -62,7 +43,6 @@ static void scenario_main(void *arg)
 static void run(void (*fn)(void), bool dead_first)
 {
     char list[96];
-    struct scenario s = {.fn = fn};
     port = fake_gateway_start();
     ck_assert_int_gt(port, 0);
     snprintf(list, sizeof(list), "http://127.0.0.1:%d,http://127.0.0.1:%d",
@@ -70,29 +50,23 @@ static void run(void (*fn)(void), bool dead_first)
     ck_assert_int_eq(etcd_endpoints_parse(&eps, list), 0);
     etcd_conn_init(&conn);
     ck_assert_int_eq(loop_init(&loop, 0, 16), 0);
-    ck_assert_int_eq(loop_spawn(&loop, scenario_main, &s, NULL), 0);
-    while (!s.done)
-        ck_assert_int_eq(loop_run(&loop), 0);
+    scenario = fn;
+    run_task_until_done(&loop, scenario_then_close);
     etcd_conn_free(&conn);
     ck_assert_uint_eq(loop.pool.nlive, 0);
     loop_fini(&loop);
     fake_gateway_stop();
 }
 
-static int64_t in_ms(int ms)
-{
-    return loop_now_us() + (int64_t)ms * 1000;
-}
-
 /* An exchange on the connection, opened first if it is not fit. */
 static int exchange(const char *body)
 {
     if (!etcd_conn_fit(&conn)) {
-        int rc = etcd_conn_open(&conn, &eps, in_ms(2000));
+        int rc = etcd_conn_open(&conn, &eps, ms_from_now(2000));
         if (rc < 0)
             return rc;
     }
-    int rc = etcd_conn_exchange(&conn, "/v3/kv/range", body, strlen(body), in_ms(2000));
+    int rc = etcd_conn_exchange(&conn, "/v3/kv/range", body, strlen(body), ms_from_now(2000));
     etcd_conn_settle(&conn, &eps, rc);
     return rc;
 }
@@ -254,7 +228,7 @@ static void idle_close_scenario(void)
     SCRIPT(ok_reply, 0, true);
     ck_assert_int_eq(exchange("{}"), 0);
     ck_assert_int_ge(conn.fd, 0); /* the reply said nothing of a close */
-    int64_t end = in_ms(2000);
+    int64_t end = ms_from_now(2000);
     while (etcd_conn_fit(&conn) && loop_now_us() < end)
         loop_sleep_us(1000);
     ck_assert(!etcd_conn_fit(&conn));
@@ -274,9 +248,9 @@ END_TEST
 static void silent_scenario(void)
 {
     fake_gateway_silence();
-    ck_assert_int_eq(etcd_conn_open(&conn, &eps, in_ms(2000)), 0);
+    ck_assert_int_eq(etcd_conn_open(&conn, &eps, ms_from_now(2000)), 0);
     int64_t t0 = loop_now_us();
-    int rc = etcd_conn_exchange(&conn, "/v3/kv/range", "{}", 2, in_ms(200));
+    int rc = etcd_conn_exchange(&conn, "/v3/kv/range", "{}", 2, ms_from_now(200));
     ck_assert_int_eq(rc, -ETIMEDOUT);
     ck_assert_int_ge(loop_now_us() - t0, 200000);
     etcd_conn_settle(&conn, &eps, rc);
@@ -298,17 +272,17 @@ static void stream_scenario(void)
                                  "6\r\none\ntw\r\n"
                                  "4\r\no\n3\n\r\n";
     SCRIPT(stream, 0, false);
-    ck_assert_int_eq(etcd_conn_open(&conn, &eps, in_ms(2000)), 0);
-    ck_assert_int_eq(etcd_conn_send(&conn, "/v3/watch", "{}", 2, in_ms(2000)), 0);
+    ck_assert_int_eq(etcd_conn_open(&conn, &eps, ms_from_now(2000)), 0);
+    ck_assert_int_eq(etcd_conn_send(&conn, "/v3/watch", "{}", 2, ms_from_now(2000)), 0);
     while (conn.body_len < 10)
-        ck_assert_int_eq(etcd_conn_read(&conn, in_ms(2000)), 0);
+        ck_assert_int_eq(etcd_conn_read(&conn, ms_from_now(2000)), 0);
     ck_assert(!conn.complete); /* the stream goes on */
     etcd_conn_consume(&conn, 4);
     assert_body("two\n3\n");
     etcd_conn_consume(&conn, 4);
     assert_body("3\n");
     /* Nothing more comes: a quiet deadline, the stream still open. */
-    ck_assert_int_eq(etcd_conn_read(&conn, in_ms(50)), -ETIMEDOUT);
+    ck_assert_int_eq(etcd_conn_read(&conn, ms_from_now(50)), -ETIMEDOUT);
     ck_assert_int_ge(conn.fd, 0);
 }
 
@@ -342,7 +316,7 @@ static void all_dead_scenario(void)
     snprintf(list, sizeof(list), "http://127.0.0.1:%d, http://127.0.0.1:%d/", dead_port(),
              dead_port());
     ck_assert_int_eq(etcd_endpoints_parse(&eps, list), 0);
-    ck_assert_int_eq(etcd_conn_open(&conn, &eps, in_ms(5000)), -ECONNREFUSED);
+    ck_assert_int_eq(etcd_conn_open(&conn, &eps, ms_from_now(5000)), -ECONNREFUSED);
     ck_assert_uint_eq(eps.connect_failures, 2); /* each tried once */
     ck_assert_int_eq(conn.fd, -1);
 }
