@@ -11,6 +11,7 @@
 
 #include "commit.h"
 #include "counts.h"
+#include "health.h"
 #include "instance.h"
 #include "queue.h"
 #include "session.h"
@@ -47,7 +48,8 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     snprintf(c->endpoints, sizeof(c->endpoints), "%s", s->endpoints);
     c->call_ms = s->call_ms;
     c->ttl_s = (s->lease_ttl_ms + 999) / 1000;
-    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0) {
+    if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
+        health_init(c) < 0) {
         free(c);
         return -EINVAL;
     }
@@ -70,6 +72,7 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
 {
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
+    cl->moved_post = (struct loop_post){.fn = health_on_moved, .arg = cl};
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
     list_init(&cl->live);
@@ -79,6 +82,9 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     etcd_client_init(&cl->queue, c->endpoints);
     etcd_client_init(&cl->section, c->endpoints);
     etcd_client_init(&cl->watchc, c->endpoints);
+    health_share(c, &cl->queue);
+    health_share(c, &cl->section);
+    health_share(c, &cl->watchc);
 }
 
 int cluster_attach(struct cluster *c, struct loop *loop)
@@ -95,6 +101,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, queue_reaper_main, &cl->reaper);
     if (rc == 0 && cl->first)
         rc = spawn(cl, session_keeper_main, &cl->keeper);
+    if (rc == 0 && cl->first)
+        rc = health_start(cl);
     return rc;
 }
 
@@ -108,6 +116,8 @@ static void stopper_main(void *arg)
     for (int i = 0; i < 3; i++)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
+    if (cl->first)
+        health_cancel(c);
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);
@@ -129,8 +139,10 @@ void cluster_detach(struct cluster *c, struct loop *loop)
     etcd_client_fini(&cl->queue);
     etcd_client_fini(&cl->section);
     etcd_client_fini(&cl->watchc);
-    if (cl->first)
+    if (cl->first) {
         etcd_client_fini(&c->lease_client);
+        health_fini(c);
+    }
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);
     ticket_free_all(&cl->done);

@@ -133,5 +133,7 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
     int64_t lease = atomic_load(&c->lease);
     out->healthy = healthy && lease;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
+    out->endpoints_abandoned = atomic_load(&c->health.abandoned);
+    endpoints_describe(&c->health, out->endpoints, sizeof(out->endpoints));
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
 }

@@ -119,7 +119,7 @@ static int courier_exchange(struct courier *cr, struct etcd_call *call, struct j
 static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
 {
     struct etcd_client *c = cr->c;
-    if (!etcd_conn_fit(&cr->conn)) {
+    if (!etcd_conn_fit(&cr->conn) || etcd_conn_abandoned(&cr->conn, &c->endpoints)) {
         int rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
         if (rc < 0)
             return rc;
@@ -134,6 +134,7 @@ static void courier_main(void *arg)
     struct courier cr = {.c = arg};
     struct etcd_client *c = cr.c;
     etcd_conn_init(&cr.conn);
+    c->conn = &cr.conn;
     /* A new coroutine holds only the loop's own cleanup: this one fits. */
     coro_defer(coro_current(), courier_abandon, &cr);
     for (;;) {
@@ -151,6 +152,9 @@ static void courier_main(void *arg)
         const char *why = NULL;
         cr.why[0] = '\0';
         int rc = courier_serve(&cr, call, &doc);
+        if (rc == -ECANCELED && c->moving)
+            rc = -ECONNRESET; /* moved off an abandoned endpoint: the caller may retry */
+        c->moving = false;
         if (c->inflight == call) { /* the caller still waits */
             if (rc == 0)
                 rc = call->decode(doc, call->out, &why);
@@ -170,6 +174,14 @@ static int courier_nudge(struct etcd_client *c)
     if (c->courier_idle)
         loop_wake(c->courier, 0);
     return 0;
+}
+
+void etcd_client_move(struct etcd_client *c)
+{
+    if (!c->courier || c->courier_idle || !c->conn || !etcd_conn_abandoned(c->conn, &c->endpoints))
+        return;
+    if (loop_parked(c->courier) && loop_cancel(c->courier) == 0)
+        c->moving = true;
 }
 
 int etcd_client_call(struct etcd_client *c, struct etcd_call *call)
@@ -213,6 +225,7 @@ void etcd_client_fini(struct etcd_client *c)
     if (c->courier)
         coro_destroy(c->courier);
     c->courier = NULL;
+    c->conn = NULL;
     c->finished = true;
     c->inflight = NULL;
     /* Unhook everything before waking anyone: a caller woken from here

@@ -21,7 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "endpoints.h"
 #include "etcd.h"
+#include "etcd_watch.h"
 #include "list.h"
 #include "lock.h"
 #include "loop.h"
@@ -55,6 +57,7 @@ struct cluster_loop {
     struct list_node live, leaving, done; /* tickets (ticket.h) by state */
     char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
     uint64_t seq;                         /* of this loop's last key */
+    struct etcd_watch *watch;   /* the watcher's, while it follows one; else NULL */
     coro_t *watcher, *reaper, *keeper;
     bool reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
@@ -64,10 +67,22 @@ struct cluster_loop {
     struct loop_post lost_post;
     _Atomic int64_t lost_lease;
     _Atomic bool lost_posted;
+    /* An endpoint was abandoned: move this loop's calls (health.h). */
+    struct loop_post moved_post;
+    _Atomic bool moved_posted;
     /* What other threads read (counts.h), under mu. */
     pthread_mutex_t mu;
     struct lock_stats lock;     /* this loop's requests for the cluster-wide lock */
     struct stats_cluster shown; /* the rest of what /stats shows */
+};
+
+/* The check that brings one abandoned endpoint back (health.h), on the
+ * first loop. */
+struct health_probe {
+    struct cluster_loop *cl;
+    unsigned endpoint;
+    struct etcd_client client; /* that endpoint alone, learning for itself */
+    coro_t *co;
 };
 
 /* The instance. */
@@ -80,6 +95,8 @@ struct cluster {
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
     char released_key[CLUSTER_KEY_MAX];
     char self[17]; /* this process's id, in its keys and in `released` */
+    struct endpoints health; /* every client's endpoints, as the process knows them */
+    struct health_probe probes[ENDPOINTS_MAX];
     struct etcd_client lease_client;
     _Atomic int64_t lease;        /* 0 while none */
     _Atomic int64_t lease_ttl_ms; /* as granted */

@@ -1,0 +1,111 @@
+/* health: the shared table, moving off abandoned endpoints, and the
+ * probes. See health.h. */
+#include "health.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PROBE_US 200000 /* between two checks of an abandoned endpoint */
+
+/* Any thread: every loop moves its calls on its own thread. */
+static void on_abandon(void *arg, unsigned endpoint)
+{
+    struct cluster *c = arg;
+    (void)endpoint; /* each loop checks all its connections */
+    unsigned n = atomic_load(&c->nloops);
+    for (unsigned i = 0; i < n && i < CLUSTER_LOOPS; i++) {
+        struct cluster_loop *cl = atomic_load(&c->loops[i]);
+        if (cl && !atomic_exchange(&cl->moved_posted, true))
+            loop_post(cl->loop, &cl->moved_post);
+    }
+}
+
+int health_init(struct cluster *c)
+{
+    const struct etcd_endpoints *e = &c->lease_client.endpoints;
+    c->health = (struct endpoints){.on_abandon = on_abandon, .arg = c};
+    for (unsigned i = 0; i < e->n; i++)
+        if (endpoints_add(&c->health, e->at[i].url) < 0)
+            return -EINVAL;
+    health_share(c, &c->lease_client);
+    return 0;
+}
+
+void health_share(struct cluster *c, struct etcd_client *ec)
+{
+    ec->endpoints.health = &c->health;
+    /* Half a call: a caller whose own deadline is shorter than that (a
+     * short --lock-timeout-ms) does not make the member look dead. */
+    ec->endpoints.blame_us = c->call_ms * 1000 / 2;
+}
+
+void health_on_moved(void *arg)
+{
+    struct cluster_loop *cl = arg;
+    atomic_store(&cl->moved_posted, false);
+    etcd_client_move(&cl->queue);
+    etcd_client_move(&cl->section);
+    etcd_client_move(&cl->watchc);
+    if (cl->first)
+        etcd_client_move(&cl->c->lease_client);
+    /* The watcher reopens on a healthy endpoint when its wait ends
+     * (watcher.c): its member may have stopped sending events. */
+    if (cl->watch && etcd_watch_abandoned(cl->watch) && loop_parked(cl->watcher))
+        loop_cancel(cl->watcher);
+}
+
+/* Linearizable (the range's default): served only with a leader that a
+ * quorum follows, which is what a write needs too. */
+static void probe_once(struct health_probe *p)
+{
+    struct cluster *c = p->cl->c;
+    struct etcd_range_req req = {
+        .key = c->counter_key, .key_len = strlen(c->counter_key), .count_only = true};
+    struct etcd_reply r;
+    int rc = etcd_range(&p->client, &req, &r, instance_call_deadline(c, LOOP_FOREVER));
+    etcd_reply_free(&r);
+    if (rc == 0)
+        endpoints_restore(&c->health, p->endpoint);
+}
+
+static void probe_main(void *arg)
+{
+    struct health_probe *p = arg;
+    struct cluster *c = p->cl->c;
+    while (!atomic_load(&c->stopping)) {
+        if (endpoints_bad(&c->health, p->endpoint))
+            probe_once(p);
+        loop_sleep_us(PROBE_US);
+    }
+    p->cl->running--;
+}
+
+int health_start(struct cluster_loop *cl)
+{
+    struct cluster *c = cl->c;
+    for (unsigned i = 0; i < c->health.n; i++) {
+        struct health_probe *p = &c->probes[i];
+        *p = (struct health_probe){.cl = cl, .endpoint = i};
+        int rc = etcd_client_init(&p->client, c->health.url[i]);
+        if (rc == 0)
+            rc = loop_spawn(cl->loop, probe_main, p, &p->co);
+        if (rc < 0)
+            return rc;
+        cl->running++;
+    }
+    return 0;
+}
+
+void health_cancel(struct cluster *c)
+{
+    for (unsigned i = 0; i < c->health.n; i++)
+        if (c->probes[i].co && loop_parked(c->probes[i].co))
+            loop_cancel(c->probes[i].co);
+}
+
+void health_fini(struct cluster *c)
+{
+    for (unsigned i = 0; i < c->health.n; i++)
+        if (c->probes[i].cl)
+            etcd_client_fini(&c->probes[i].client);
+}
