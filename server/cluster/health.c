@@ -7,7 +7,8 @@
 
 #define PROBE_US 200000 /* between two checks of an abandoned endpoint */
 
-/* Any thread: every loop moves its calls on its own thread. */
+/* Any thread: every loop moves its calls on its own thread; this one's
+ * at once (with one loop there is no inbox to post to). */
 static void on_abandon(void *arg, unsigned endpoint)
 {
     struct cluster *c = arg;
@@ -15,7 +16,11 @@ static void on_abandon(void *arg, unsigned endpoint)
     unsigned n = atomic_load(&c->nloops);
     for (unsigned i = 0; i < n && i < CLUSTER_LOOPS; i++) {
         struct cluster_loop *cl = atomic_load(&c->loops[i]);
-        if (cl && !atomic_exchange(&cl->moved_posted, true))
+        if (!cl || atomic_exchange(&cl->moved_posted, true))
+            continue;
+        if (cl->loop == loop_current())
+            health_on_moved(cl);
+        else
             loop_post(cl->loop, &cl->moved_post);
     }
 }
