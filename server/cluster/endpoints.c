@@ -39,15 +39,23 @@ void endpoints_abandon(struct endpoints *t, unsigned i, int rc)
     atomic_fetch_add(&t->abandoned, 1);
     log_msg(LOG_LEVEL_WARN, "cluster: etcd endpoint %s abandoned (%s); calls move to the others",
             t->url[i], strerror(-rc));
-    if (t->on_abandon)
-        t->on_abandon(t->arg, i);
+    if (t->on_change)
+        t->on_change(t->arg);
+}
+
+bool endpoints_better(const struct endpoints *t, unsigned i)
+{
+    return endpoints_choose(t, i) != i;
 }
 
 void endpoints_restore(struct endpoints *t, unsigned i)
 {
-    if (i < t->n && atomic_exchange(&t->bad[i], false))
-        log_msg(LOG_LEVEL_WARN, "cluster: etcd endpoint %s is back: it serves linearizable reads",
-                t->url[i]);
+    if (i >= t->n || !atomic_exchange(&t->bad[i], false))
+        return;
+    log_msg(LOG_LEVEL_WARN, "cluster: etcd endpoint %s is back: it serves linearizable reads",
+            t->url[i]);
+    if (t->on_change)
+        t->on_change(t->arg);
 }
 
 void endpoints_describe(const struct endpoints *t, char *buf, size_t cap)

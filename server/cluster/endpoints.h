@@ -3,10 +3,12 @@
  * per instance). Whatever one client learns (a call timed out, a
  * connection broke or was refused, etcd said "unavailable") marks the
  * endpoint abandoned for all of them at once: they choose another before
- * their next call, and the table's owner is told (on_abandon) so that the
+ * their next call, and the table's owner is told (on_change) so that the
  * calls and the watches already under way on it move too. An abandoned
  * endpoint comes back only through endpoints_restore(), after a check that
- * it can serve (health.h); a client never takes it back on its own.
+ * it can serve (health.h); a client never takes it back on its own. The
+ * owner is told of that too: calls that went to an abandoned endpoint for
+ * want of a healthy one can move to it.
  *
  * Any thread: the health is one atomic per endpoint; the rest is set
  * before the table is shared. */
@@ -26,8 +28,9 @@ struct endpoints {
     char url[ENDPOINTS_MAX][ENDPOINTS_URL];
     _Atomic bool bad[ENDPOINTS_MAX];
     _Atomic uint64_t abandoned; /* times an endpoint was abandoned */
-    /* Called by whichever thread abandoned endpoint i, once per abandonment. */
-    void (*on_abandon)(void *arg, unsigned i);
+    /* Called by whichever thread abandoned or restored an endpoint, once
+     * per change. */
+    void (*on_change)(void *arg);
     void *arg;
 };
 
@@ -43,11 +46,16 @@ bool endpoints_bad(const struct endpoints *t, unsigned i);
 unsigned endpoints_choose(const struct endpoints *t, unsigned from);
 
 /* A call on endpoint i failed with rc (a negative errno). The first to
- * report it logs a warning and calls on_abandon; later reports change
+ * report it logs a warning and calls on_change; later reports change
  * nothing until it is restored. */
 void endpoints_abandon(struct endpoints *t, unsigned i, int rc);
 
-/* Endpoint i proved it can serve: it is used again (and logged so). */
+/* True if endpoint i is abandoned and another is not: a call on i should
+ * move there. */
+bool endpoints_better(const struct endpoints *t, unsigned i);
+
+/* Endpoint i proved it can serve: it is used again (logged so, and
+ * on_change called). */
 void endpoints_restore(struct endpoints *t, unsigned i);
 
 /* "URL up, URL down, ..." into buf (cap bytes, NUL-terminated), for /stats. */

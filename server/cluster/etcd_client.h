@@ -106,7 +106,8 @@ void etcd_client_fini(struct etcd_client *c);
 int etcd_client_call(struct etcd_client *c, struct etcd_call *call);
 
 /* From a coroutine of c's loop: if the courier is waiting on a connection
- * to an endpoint the process abandoned, that exchange ends now as if the
+ * to an endpoint the process abandoned while another is healthy, that
+ * exchange ends now as if the
  * connection broke (its caller gets -ECONNRESET: a txn may or may not have
  * been applied), and the next call goes to a healthy endpoint. */
 void etcd_client_move(struct etcd_client *c);

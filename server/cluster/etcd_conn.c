@@ -358,7 +358,7 @@ void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc)
 
 bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoints *e)
 {
-    return conn->fd >= 0 && e->health && endpoints_bad(e->health, conn->endpoint);
+    return conn->fd >= 0 && e->health && endpoints_better(e->health, conn->endpoint);
 }
 
 void etcd_conn_free(struct etcd_conn *conn)

@@ -49,7 +49,7 @@ struct etcd_endpoint {
 struct etcd_endpoints {
     struct etcd_endpoint at[ETCD_MAX_ENDPOINTS];
     unsigned n;
-    unsigned current;        /* the endpoint in use (or tried next) */
+    unsigned current;         /* the endpoint in use (or tried next) */
     struct endpoints *health; /* NULL: none */
     /* A timeout is reported to health only after an exchange this long:
      * a caller's own short deadline is not the member's fault. */
@@ -122,8 +122,8 @@ void etcd_conn_consume(struct etcd_conn *conn, size_t n);
  * timed out, broke or is unavailable (-EAGAIN), reporting it abandoned. */
 void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc);
 
-/* True if conn is open on an endpoint that e's health abandoned: its
- * calls should move. */
+/* True if conn is open on an endpoint that e's health abandoned while
+ * another is healthy: its calls should move. */
 bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoints *e);
 
 /* Closes the socket; the buffers stay for the next connection. */

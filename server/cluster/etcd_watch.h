@@ -47,8 +47,8 @@ int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key
 int etcd_watch_next(struct etcd_watch *w, struct etcd_event *ev, int64_t deadline_us);
 
 /* True if the watch's endpoint was abandoned by the process (etcd_conn.h's
- * health): its events may have stopped, and it should be reopened on a
- * healthy one. */
+ * health) and another is healthy: its events may have stopped, and it
+ * should be reopened there. */
 bool etcd_watch_abandoned(const struct etcd_watch *w);
 
 /* Ends the watch: etcd cancels it when its connection closes. */

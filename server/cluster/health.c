@@ -7,12 +7,12 @@
 
 #define PROBE_US 200000 /* between two checks of an abandoned endpoint */
 
-/* Any thread: every loop moves its calls on its own thread; this one's
- * at once (with one loop there is no inbox to post to). */
-static void on_abandon(void *arg, unsigned endpoint)
+/* An endpoint was abandoned or restored, on any thread: every loop moves
+ * its calls on its own thread; this one's at once (with one loop there is
+ * no inbox to post to). */
+static void on_change(void *arg)
 {
     struct cluster *c = arg;
-    (void)endpoint; /* each loop checks all its connections */
     unsigned n = atomic_load(&c->nloops);
     for (unsigned i = 0; i < n && i < CLUSTER_LOOPS; i++) {
         struct cluster_loop *cl = atomic_load(&c->loops[i]);
@@ -28,7 +28,7 @@ static void on_abandon(void *arg, unsigned endpoint)
 int health_init(struct cluster *c)
 {
     const struct etcd_endpoints *e = &c->lease_client.endpoints;
-    c->health = (struct endpoints){.on_abandon = on_abandon, .arg = c};
+    c->health = (struct endpoints){.on_change = on_change, .arg = c};
     for (unsigned i = 0; i < e->n; i++)
         if (endpoints_add(&c->health, e->at[i].url) < 0)
             return -EINVAL;

@@ -1,7 +1,9 @@
 /* health: the instance's side of the endpoints' health (endpoints.h): its
- * clients share one table; when any of them abandons an endpoint, every
- * loop moves at once what is under way on it (the calls its couriers wait
- * on, its watch), instead of each learning through a timeout of its own;
+ * clients share one table; when any of them abandons an endpoint (or a
+ * probe restores one), every loop moves at once what is under way on an
+ * abandoned endpoint while another is healthy (the calls its couriers
+ * wait on, its watch), instead of each learning through a timeout of its
+ * own;
  * and a probe per abandoned endpoint brings it back once it serves a
  * linearizable read (which needs a leader and a quorum behind the member:
  * a paused leader or a member cut off from the others answers none,

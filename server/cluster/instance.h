@@ -57,7 +57,7 @@ struct cluster_loop {
     struct list_node live, leaving, done; /* tickets (ticket.h) by state */
     char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
     uint64_t seq;                         /* of this loop's last key */
-    struct etcd_watch *watch;   /* the watcher's, while it follows one; else NULL */
+    struct etcd_watch *watch;             /* the watcher's, while it follows one; else NULL */
     coro_t *watcher, *reaper, *keeper;
     bool reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
@@ -94,7 +94,7 @@ struct cluster {
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
     char released_key[CLUSTER_KEY_MAX];
-    char self[17]; /* this process's id, in its keys and in `released` */
+    char self[17];           /* this process's id, in its keys and in `released` */
     struct endpoints health; /* every client's endpoints, as the process knows them */
     struct health_probe probes[ENDPOINTS_MAX];
     struct etcd_client lease_client;

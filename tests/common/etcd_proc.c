@@ -163,7 +163,7 @@ static unsigned long long json_id(const char *text, const char *name)
     return at ? strtoull(at + strlen(name), NULL, 10) : 0;
 }
 
-int etcd_proc_leader(const struct etcd_proc *p, int timeout_ms)
+int etcd_proc_leader(const struct etcd_proc *p, int skip, int timeout_ms)
 {
     static const char req[] = "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                               "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
@@ -171,7 +171,7 @@ int etcd_proc_leader(const struct etcd_proc *p, int timeout_ms)
     for (;;) {
         for (unsigned i = 0; i < p->n; i++) {
             char buf[2048];
-            if (p->m[i].pid <= 0)
+            if (p->m[i].pid <= 0 || (int)i == skip)
                 continue;
             exchange(p->m[i].client_port, req, buf, sizeof(buf));
             unsigned long long id = json_id(buf, "\"member_id\":\"");
