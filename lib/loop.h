@@ -39,6 +39,7 @@ struct loop {
     struct list_node ready, late; /* their queues of tasks */
     uint64_t spawned;
     int64_t timer_slack_us; /* how early sleeps set their timer; see loop_sleep_us */
+    int poll_rate;          /* how often polling after work would catch the next; loop.c's */
     /* What other threads hand this loop (wakes of its tasks, posts): under
      * inbox_mu, announced on inbox_fd, an eventfd the loop watches. */
     pthread_mutex_t inbox_mu;

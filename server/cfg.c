@@ -33,10 +33,16 @@
 /* opt.h sizes text fields by their kind. */
 #define FIELD_SIZE(f) sizeof(((struct cfg *)0)->f)
 _Static_assert(FIELD_SIZE(bind) == OPT_STR_SIZE && FIELD_SIZE(etcd) == OPT_STR_SIZE &&
-                   FIELD_SIZE(cluster) == OPT_STR_SIZE && FIELD_SIZE(admin_listen) == OPT_STR_SIZE,
+                   FIELD_SIZE(cluster) == OPT_STR_SIZE &&
+                   FIELD_SIZE(admin_listen) == OPT_STR_SIZE &&
+                   FIELD_SIZE(etcd_user) == OPT_STR_SIZE,
                "OPT_STR fields");
 _Static_assert(FIELD_SIZE(state_file) == OPT_PATH_SIZE && FIELD_SIZE(access_log) == OPT_PATH_SIZE &&
-                   FIELD_SIZE(config_path) == OPT_PATH_SIZE,
+                   FIELD_SIZE(config_path) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_cacert) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_cert) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_key) == OPT_PATH_SIZE &&
+                   FIELD_SIZE(etcd_password_file) == OPT_PATH_SIZE,
                "OPT_PATH fields");
 #undef FIELD_SIZE
 
@@ -70,6 +76,13 @@ static const struct opt opts[] = {
     {"max-waiters", 0, OPT_U64, G_RESOURCE, U(max_waiters, 0, UINT64_MAX), .arg = "N",
      .help = "longest lock queue, then 503;\n"
              "0 = unbounded"},
+    {"idempotency-retention-ms", 0, OPT_U64, G_RESOURCE,
+     U(idem_retention_ms, 1, 30 * (uint64_t)MAX_TIMEOUT_MS), .arg = "MS",
+     .help = "an Idempotency-Key's repeat within MS\n"
+             "gets the first answer, not a new N"},
+    {"idempotency-max-keys", 0, OPT_U64, G_RESOURCE, U(idem_max_keys, 1, 100000000), .arg = "N",
+     .help = "keys remembered at most, oldest out\n"
+             "first (approximate in cluster mode)"},
     {"state-file", 0, OPT_PATH, G_RESOURCE, .off = offsetof(struct cfg, state_file), .arg = "PATH",
      .help = "keep the counter in PATH: it survives\n"
              "restarts and crashes; a reply says N\n"
@@ -84,13 +97,43 @@ static const struct opt opts[] = {
      .help = "cluster mode: keep the counter and the\n"
              "lock in etcd, shared by every instance\n"
              "given the same etcd and --cluster;\n"
-             "comma-separated http://IP:PORT",
+             "comma-separated http://IP:PORT, or\n"
+             "https://IP:PORT for TLS",
      .restart = true},
     {"cluster", 0, OPT_STR, G_CLUSTER, .off = offsetof(struct cfg, cluster), .arg = "NAME",
      .help = "the cluster's keys: /turnstile/NAME/", .restart = true},
     {"lease-ttl-ms", 0, OPT_U64, G_CLUSTER, U(lease_ttl_ms, 1000, 3600000), .arg = "MS",
      .help = "a dead or cut-off instance's requests\n"
              "leave the queue within this",
+     .restart = true},
+    {"compact-interval-ms", 0, OPT_U64, G_CLUSTER, U(compact_interval_ms, 0, MAX_TIMEOUT_MS),
+     .arg = "MS",
+     .help = "compact etcd's history this often,\n"
+             "keeping one interval of it; 0 = never",
+     .restart = true},
+    {"etcd-quota-bytes", 0, OPT_U64, G_CLUSTER, U(etcd_quota_bytes, 0, 1ull << 40), .arg = "BYTES",
+     .help = "etcd's --quota-backend-bytes, for the\n"
+             "page's db size bar (0: unknown)",
+     .restart = true},
+    {"etcd-cacert", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_cacert), .arg = "FILE",
+     .help = "https: the CA that must have signed\n"
+             "etcd's certificate (PEM); without it,\n"
+             "the system's trust store",
+     .restart = true},
+    {"etcd-cert", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_cert), .arg = "FILE",
+     .help = "https: the client certificate to show\n"
+             "etcd (PEM); re-read on SIGHUP",
+     .restart = true},
+    {"etcd-key", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_key), .arg = "FILE",
+     .help = "https: that certificate's key (PEM)", .restart = true},
+    {"etcd-user", 0, OPT_STR, G_CLUSTER, .off = offsetof(struct cfg, etcd_user), .arg = "NAME",
+     .help = "etcd's auth: the user (its role must\n"
+             "cover /turnstile/NAME/)",
+     .restart = true},
+    {"etcd-password-file", 0, OPT_PATH, G_CLUSTER, .off = offsetof(struct cfg, etcd_password_file),
+     .arg = "FILE",
+     .help = "that user's password: the file's first\n"
+             "line; re-read on SIGHUP",
      .restart = true},
 
     {"header-timeout-ms", 0, OPT_U64, G_LIMITS, U(header_timeout_ms, 1, MAX_TIMEOUT_MS),
@@ -157,11 +200,15 @@ void cfg_defaults(struct cfg *c)
     c->max_header_bytes = LIMIT_MAX_HEADER_BYTES;
     c->max_headers = LIMIT_MAX_HEADERS;
     c->max_body = LIMIT_MAX_BODY;
+    c->idem_retention_ms = LIMIT_IDEM_RETENTION_MS;
+    c->idem_max_keys = LIMIT_IDEM_MAX_KEYS;
     c->no_lock = false;
     c->state_file[0] = '\0';
     c->etcd[0] = '\0';
     snprintf(c->cluster, sizeof(c->cluster), "%s", LIMIT_CLUSTER_NAME);
     c->lease_ttl_ms = LIMIT_LEASE_TTL_MS;
+    c->compact_interval_ms = LIMIT_COMPACT_INTERVAL_MS;
+    c->etcd_quota_bytes = LIMIT_ETCD_QUOTA_BYTES;
     c->log_level = LOG_LEVEL_INFO;
     c->access_log[0] = '\0';
     c->config_path[0] = '\0';

@@ -21,6 +21,8 @@ struct cfg {
     double jitter_ms;              /* --jitter-ms, 0..3600000 */
     double lock_timeout_ms;        /* --lock-timeout-ms, 0..86400000, 0 = forever */
     uint64_t max_waiters;          /* --max-waiters, 0 = unbounded */
+    uint64_t idem_retention_ms;    /* --idempotency-retention-ms, 1..30 days */
+    uint64_t idem_max_keys;        /* --idempotency-max-keys, 1..100000000 */
     uint64_t header_timeout_ms;    /* --header-timeout-ms, 1..86400000 */
     uint64_t keepalive_timeout_ms; /* --keepalive-timeout-ms, 1..86400000 */
     uint64_t send_timeout_ms;      /* --send-timeout-ms, 1..86400000 */
@@ -33,13 +35,23 @@ struct cfg {
     /* --no-lock: demonstration only: run the critical section WITHOUT the
      * lock, so concurrent updates get lost. Documented as such. */
     bool no_lock;
-    char state_file[4096];  /* --state-file PATH ("" = the counter lives in memory only) */
-    char etcd[256];         /* --etcd URL[,URL...] ("" = no cluster: all in this process) */
-    char cluster[256];      /* --cluster NAME: the etcd key prefix /turnstile/NAME/ */
-    uint64_t lease_ttl_ms;  /* --lease-ttl-ms, 1000..3600000, whole seconds in etcd */
-    unsigned log_level;     /* --log-level, an enum log_level */
-    char access_log[4096];  /* --access-log PATH or "-" ("" = none) */
-    char config_path[4096]; /* --config FILE ("" = none) */
+    char state_file[4096];        /* --state-file PATH ("" = the counter lives in memory only) */
+    char etcd[256];               /* --etcd URL[,URL...] ("" = no cluster: all in this process) */
+    char cluster[256];            /* --cluster NAME: the etcd key prefix /turnstile/NAME/ */
+    uint64_t lease_ttl_ms;        /* --lease-ttl-ms, 1000..3600000, whole seconds in etcd */
+    uint64_t compact_interval_ms; /* --compact-interval-ms, 0..86400000, 0 = never */
+    /* A secured etcd (https:// endpoints), as etcdctl's --cacert, --cert,
+     * --key, --user; "" = none. The files are read again on SIGHUP. */
+    char etcd_cacert[4096];        /* --etcd-cacert FILE ("" = the system's trust store) */
+    char etcd_cert[4096];          /* --etcd-cert FILE: the client certificate */
+    char etcd_key[4096];           /* --etcd-key FILE: its key */
+    char etcd_user[256];           /* --etcd-user NAME: etcd's auth */
+    char etcd_password_file[4096]; /* --etcd-password-file FILE: its password, never a flag */
+    unsigned log_level;            /* --log-level, an enum log_level */
+    char access_log[4096];         /* --access-log PATH or "-" ("" = none) */
+    char config_path[4096];        /* --config FILE ("" = none) */
+    /* --etcd-quota-bytes: etcd's backend quota, only shown (0: unknown) */
+    uint64_t etcd_quota_bytes;
 
     /* --admin-listen HOST:PORT: the internals' own port ("" = none: on the
      * main port with /access). */

@@ -31,9 +31,10 @@
     "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "                    \
     "style-src 'unsafe-inline'; connect-src 'self'; img-src data:\r\n"
 
-void dashboard_page(const struct handler_ctx *ctx, struct handler_reply *out, char *buf, size_t cap)
+void dashboard_page(const struct handler_ctx *ctx, const struct http_request *req,
+                    struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)ctx, (void)buf, (void)cap;
+    (void)ctx, (void)req, (void)buf, (void)cap;
     *out = (struct handler_reply){.status = 200,
                                   .content_type = "text/html; charset=utf-8",
                                   .body = dashboard_html,
@@ -68,10 +69,10 @@ static void stream(const struct handler_ctx *ctx, const struct handler_stream *s
     } while (s->pause(s->conn, DASHBOARD_PERIOD_US));
 }
 
-void dashboard_events(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                      size_t cap)
+void dashboard_events(const struct handler_ctx *ctx, const struct http_request *req,
+                      struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)ctx, (void)buf, (void)cap;
+    (void)ctx, (void)req, (void)buf, (void)cap;
     *out = (struct handler_reply){.status = 200,
                                   .content_type = "text/event-stream",
                                   .extra_headers = "Cache-Control: no-store\r\n",

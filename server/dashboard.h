@@ -9,9 +9,9 @@
 #include "handler.h"
 
 /* Handlers (handler.h). */
-void dashboard_page(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                    size_t cap);
-void dashboard_events(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                      size_t cap);
+void dashboard_page(const struct handler_ctx *ctx, const struct http_request *req,
+                    struct handler_reply *out, char *buf, size_t cap);
+void dashboard_events(const struct handler_ctx *ctx, const struct http_request *req,
+                      struct handler_reply *out, char *buf, size_t cap);
 
 #endif

@@ -12,7 +12,7 @@
 #include "abnf.h"
 
 /* The fields we read ourselves. */
-enum field { FIELD_OTHER, FIELD_HOST, FIELD_EXPECT, FIELD_TE, FIELD_COUNT };
+enum field { FIELD_OTHER, FIELD_HOST, FIELD_EXPECT, FIELD_TE, FIELD_IDEM, FIELD_COUNT };
 
 struct word {
     const char *s; /* lower case */
@@ -28,9 +28,10 @@ static const struct word field_names[FIELD_COUNT] = {
     [FIELD_HOST] = WORD("host"),
     [FIELD_EXPECT] = WORD("expect"),
     [FIELD_TE] = WORD("transfer-encoding"),
+    [FIELD_IDEM] = WORD("idempotency-key"),
 };
 
-/* The first letter picks the one field a name may be (h, e, t); the rest
+/* The first letter picks the one field a name may be (h, e, t, i); the rest
  * is compared with that one as it arrives. Most names are ruled out at
  * their first byte and cost nothing more. */
 void fields_name(struct fields *f, const char *at, size_t n)
@@ -43,6 +44,7 @@ void fields_name(struct fields *f, const char *at, size_t n)
             f->name_cand = c == 'h'   ? FIELD_HOST
                            : c == 'e' ? FIELD_EXPECT
                            : c == 't' ? FIELD_TE
+                           : c == 'i' ? FIELD_IDEM
                                       : FIELD_OTHER;
         else if (f->name_len >= w->len || c != w->s[f->name_len])
             f->name_cand = FIELD_OTHER;
@@ -192,6 +194,42 @@ static bool host_feed(struct fields *f, const char *at, size_t n)
     return true;
 }
 
+/* Idempotency-Key: the value is kept as it comes (it is the one field
+ * copied) and judged whole at its end. Whitespace past the buffer may only
+ * be trailing OWS: anything after it makes the value too long. */
+static void idem_feed(struct fields *f, const char *at, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (f->idem_len < sizeof(f->idem))
+            f->idem[f->idem_len++] = at[i];
+        else if (!abnf_ws(at[i]) || f->idem_long)
+            f->idem_long = true;
+    }
+}
+
+static bool idem_quoted_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Leaves the key at the start of idem, or sets idem_bad. */
+static void idem_end(struct fields *f)
+{
+    size_t len = f->idem_len, start = 0;
+    while (len > 0 && abnf_ws(f->idem[len - 1]))
+        len--;
+    bool quoted = len >= 2 && f->idem[0] == '"' && f->idem[len - 1] == '"';
+    if (quoted)
+        start = 1, len--;
+    bool ok = !f->idem_long && len > start && len - start <= FIELDS_IDEM_MAX;
+    for (size_t i = start; i < len && ok; i++)
+        ok = quoted ? idem_quoted_char((unsigned char)f->idem[i])
+                    : abnf_unreserved((unsigned char)f->idem[i]);
+    f->idem_bad |= !ok || f->idem_fields > 1;
+    memmove(f->idem, f->idem + start, len - start);
+    f->idem_len = (unsigned char)(len - start);
+}
+
 /* ---- the calls of http.c's callbacks ---- */
 
 int fields_name_end(struct fields *f, bool trailer)
@@ -202,6 +240,11 @@ int fields_name_end(struct fields *f, bool trailer)
         return 400;
     if (f->field == FIELD_TE && f->te_fields < 255)
         f->te_fields++;
+    if (f->field == FIELD_IDEM) {
+        f->idem_fields += f->idem_fields < 255;
+        f->idem_len = 0; /* a second one is bad, whatever the first held */
+        f->idem_long = false;
+    }
     return 0;
 }
 
@@ -209,6 +252,10 @@ int fields_value(struct fields *f, const char *at, size_t n)
 {
     if (f->field == FIELD_HOST)
         return host_feed(f, at, n) ? 0 : 400;
+    if (f->field == FIELD_IDEM) {
+        idem_feed(f, at, n);
+        return 0;
+    }
     for (size_t i = 0; i < n && f->field != FIELD_OTHER; i++)
         member_char(f, (enum field)f->field, at[i]);
     return 0;
@@ -223,6 +270,8 @@ int fields_value_end(struct fields *f)
         return 400;
     if (which == FIELD_EXPECT || which == FIELD_TE)
         member_end(f, which);
+    if (which == FIELD_IDEM)
+        idem_end(f);
     return 0;
 }
 

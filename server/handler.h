@@ -14,6 +14,7 @@
 
 struct resource;
 struct grants;
+struct http_request;
 struct stats_source;
 
 /* Everything a handler may use. Set up once by the server. */
@@ -53,9 +54,9 @@ struct handler_reply {
     void *owned;               /* heap memory behind body: route_release() frees it */
 };
 
-/* A handler answers into out; a small body it builds goes into buf (cap
- * bytes, on the connection's stack). */
-typedef void (*handler_fn)(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                           size_t cap);
+/* A handler answers req into out; a small body it builds goes into buf
+ * (cap bytes, on the connection's stack). */
+typedef void (*handler_fn)(const struct handler_ctx *ctx, const struct http_request *req,
+                           struct handler_reply *out, char *buf, size_t cap);
 
 #endif

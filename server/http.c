@@ -364,6 +364,15 @@ static bool has_body(const llhttp_t *h)
     return (h->flags & F_CHUNKED) || ((h->flags & F_CONTENT_LENGTH) && h->content_length > 0);
 }
 
+/* An Idempotency-Key with an empty value gets no value callback: it is a
+ * field without a key, as bad as a malformed one. */
+static void copy_idem(struct http_request *req, const struct fields *f)
+{
+    req->idem_bad = f->idem_bad || (f->idem_fields > 0 && f->idem_len == 0);
+    req->idem_len = req->idem_bad ? 0 : f->idem_len;
+    memcpy(req->idem_key, f->idem, req->idem_len);
+}
+
 static int on_headers_complete(llhttp_t *h)
 {
     struct http_parser *p = h->data;
@@ -379,6 +388,7 @@ static int on_headers_complete(llhttp_t *h)
     /* RFC 9110 10.1.1: an HTTP/1.0 client's 100-continue is ignored, and
      * without a body there is nothing to wait for. */
     p->req.expect_continue = p->st.fields.expect_continue && p->req.minor == 1 && has_body(h);
+    copy_idem(&p->req, &p->st.fields);
     p->head_done = true;
     if (h->flags & F_CHUNKED)
         chunkline_start(&p->st.chunk);

@@ -59,6 +59,12 @@ struct http_request {
      * client may wait for "100 Continue" before sending it. See
      * http_parser_continue_due(). */
     bool expect_continue;
+    /* Idempotency-Key (fields.h has its syntax): idem_len > 0, the key in
+     * idem_key (not NUL-terminated); idem_bad, one that is not a key, or
+     * two: only GET /access reads them. */
+    bool idem_bad;
+    unsigned char idem_len;
+    char idem_key[FIELDS_IDEM_MAX];
     uint64_t body_bytes; /* body bytes seen (and discarded) */
 };
 

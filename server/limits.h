@@ -11,6 +11,14 @@
 #define LIMIT_LOCK_TIMEOUT_MS 0.0   /* 0 = wait for the lock forever */
 #define LIMIT_MAX_WAITERS     0     /* 0 = unbounded queue */
 
+/* Idempotency-Key: a repeat within this window is answered from memory (or
+ * etcd). The draft leaves the window to the server; Stripe keeps keys 24 h,
+ * long enough for any client's retries and a balancer's. The cap bounds
+ * memory: an entry is ~100 bytes, so a million keys ~100 MiB; 100 000 keys
+ * cover 24 h at ~1 request/s, or the last few minutes at full speed. */
+#define LIMIT_IDEM_RETENTION_MS 86400000
+#define LIMIT_IDEM_MAX_KEYS     100000
+
 /* Cluster mode (--etcd). A lease of a few seconds: a dead instance's place
  * in the queue goes within that, and keepalives every third of it cost
  * etcd little. A call to etcd that takes longer than LIMIT_ETCD_CALL_MS is
@@ -19,6 +27,14 @@
 #define LIMIT_CLUSTER_NAME "turnstile"
 #define LIMIT_LEASE_TTL_MS 5000
 #define LIMIT_ETCD_CALL_MS 1000
+/* etcd keeps every revision until compacted: every 5 minutes, as
+ * Kubernetes' API server compacts its etcd; one interval of history is
+ * kept, so a write whose reply was lost can be settled that long after. */
+#define LIMIT_COMPACT_INTERVAL_MS 300000
+/* etcd's own default --quota-backend-bytes (2 GiB): past it etcd raises
+ * NOSPACE and refuses writes. etcd 3.4's status call does not report the
+ * quota, so the page's db size bar is drawn against this (a flag). */
+#define LIMIT_ETCD_QUOTA_BYTES (2ull << 30)
 
 /* Whole-header deadline, not idle time: a client dribbling a byte a second
  * cannot hold a connection (slowloris). nginx: client_header_timeout 60s;

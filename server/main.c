@@ -52,7 +52,7 @@ int main(int argc, char **argv)
                 strerror(-rc));
         return 2;
     }
-    if (cfg.no_lock)
+    if (cfg.no_lock && !cfg.etcd[0]) /* with --etcd: refused, in one line (server.c) */
         log_msg(LOG_LEVEL_WARN, "--no-lock: the critical section runs unlocked; concurrent updates "
                                 "will be lost (a demonstration)");
     /* A client that vanishes mid-reply is an EPIPE to handle, not a signal. */

@@ -93,5 +93,7 @@ size_t metrics_text(const struct stats_source *src, char *buf, size_t cap)
     for (size_t i = 0; i < stats_nrows; i++)
         if (stats_rows[i].metric)
             family(&t, &stats_rows[i], s);
+    if (s->cluster_enabled)
+        cluster_view_metrics(&t, &s->view);
     return textbuf_len(&t);
 }

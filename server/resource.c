@@ -16,7 +16,13 @@ void resource_init(struct resource *r, const struct resource_settings *s)
 {
     *r = (struct resource){.use_lock = s->use_lock};
     lock_init(&r->lock, s->max_waiters);
+    idem_init(&r->idem, s->idem_retention_ms, s->idem_max_keys);
     resource_configure(r, s);
+}
+
+void resource_fini(struct resource *r)
+{
+    idem_destroy(&r->idem);
 }
 
 void resource_configure(struct resource *r, const struct resource_settings *s)
@@ -25,7 +31,9 @@ void resource_configure(struct resource *r, const struct resource_settings *s)
     STORE(r->jitter_us, loop_ms_to_us(s->jitter_ms));
     STORE(r->lock_timeout_us, loop_ms_to_us(s->lock_timeout_ms));
     STORE(r->max_waiters, s->max_waiters);
+    STORE(r->idem_retention_ms, s->idem_retention_ms);
     lock_set_max_queue(&r->lock, s->max_waiters);
+    idem_configure(&r->idem, s->idem_retention_ms, s->idem_max_keys);
 }
 
 uint64_t resource_counter(const struct resource *r)
@@ -43,6 +51,18 @@ void resource_set_counter(struct resource *r, uint64_t value)
     STORE(r->counter, value);
 }
 
+static void recover_key(void *arg, const struct state_key *k)
+{
+    struct resource *r = arg;
+    struct idem_key key = {k->key, k->len};
+    idem_put(&r->idem, &key, loop_now_us(), &(struct idem_outcome){.n = k->n});
+}
+
+void resource_recover_keys(struct resource *r, const struct state *st)
+{
+    state_recovered_keys(st, recover_key, r);
+}
+
 void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locked)
 {
     if (r->cluster) {
@@ -58,6 +78,17 @@ bool resource_cluster_stats(struct resource *r, struct stats_cluster *out)
     if (r->cluster)
         cluster_read_stats(r->cluster, out);
     return r->cluster != NULL;
+}
+
+void resource_cluster_view(struct resource *r, struct cluster_view *out)
+{
+    if (r->cluster)
+        cluster_read_view(r->cluster, out);
+}
+
+void resource_idem_stats(struct resource *r, struct idem_stats *out)
+{
+    idem_read_stats(&r->idem, out);
 }
 
 /* xorshift64, one per thread: jitter needs to be spread, not
@@ -104,22 +135,43 @@ static int take_lock(struct resource *r, struct cluster_hold *h)
 
 /* The section here: read, work, write; with a state, the value is handed
  * to the writer (*seq is what to wait for). Without the lock, updates get
- * lost: the point of --no-lock. */
-static uint64_t section_local(struct resource *r, uint64_t *seq)
+ * lost: the point of --no-lock (and a key's repeats running at the same
+ * time may both apply). A key is looked up again here, holding the lock: a
+ * repeat that queued while its first ran finds its outcome now. */
+static uint64_t section_local(struct resource *r, const struct idem_key *key, uint64_t *seq)
 {
+    struct idem_outcome o;
+    if (key && idem_find(&r->idem, key, loop_now_us(), &o)) {
+        *seq = o.seq;
+        return o.n;
+    }
     uint64_t value = LOAD(r->counter); /* read ... */
     work(r);
     STORE(r->counter, value + 1); /* ... write */
-    *seq = r->state ? state_commit(r->state, value + 1) : 0;
+    *seq =
+        r->state ? state_commit(r->state, value + 1, key ? key->s : NULL, key ? key->len : 0) : 0;
+    o = (struct idem_outcome){.n = value + 1, .seq = *seq};
+    if (key)
+        idem_put(&r->idem, key, loop_now_us(), &o); /* -ENOMEM: forgotten, the 200 stands */
     return value + 1;
 }
 
 /* The section in the cluster: the write is a fenced transaction in etcd
- * that also releases the lock. */
-static int section_cluster(struct resource *r, struct cluster_hold *h, uint64_t *n)
+ * that also releases the lock, and remembers the key. A repeat is found
+ * there, by the txn: the work is done all the same (the lookup and the
+ * write are one txn, after it). */
+static int section_cluster(struct resource *r, struct cluster_hold *h, const struct idem_key *key,
+                           uint64_t *n)
 {
+    struct cluster_idem idem = {0};
+    if (key)
+        idem = (struct cluster_idem){
+            .key = key->s, .len = key->len, .retention_ms = LOAD(r->idem_retention_ms)};
     work(r);
-    return cluster_commit(r->cluster, h, n);
+    int rc = cluster_commit(r->cluster, h, key ? &idem : NULL, n);
+    if (rc == 0 && idem.repeat)
+        idem_count_repeat(&r->idem);
+    return rc;
 }
 
 /* Releases the local lock. Handed to a waiter: let its section start
@@ -131,10 +183,23 @@ static void give_lock(struct resource *r)
         loop_yield();
 }
 
-int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
+/* A key answered before: its N, once saved (with a state). */
+static int repeat(struct resource *r, const struct idem_outcome *o, uint64_t *n,
+                  struct resource_timing *t)
+{
+    *n = o->n;
+    *t = (struct resource_timing){0};
+    return r->state ? state_wait(r->state, o->seq) : 0;
+}
+
+int resource_access(struct resource *r, const struct idem_key *key, uint64_t *n,
+                    struct resource_timing *t)
 {
     struct cluster_hold hold;
+    struct idem_outcome done;
     uint64_t seq = 0;
+    if (key && !r->cluster && idem_find(&r->idem, key, loop_now_us(), &done))
+        return repeat(r, &done, n, t);
     int64_t asked = loop_clock_us();
     int rc = take_lock(r, &hold);
     if (rc < 0)
@@ -142,9 +207,9 @@ int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t)
     int64_t entered = loop_clock_us();
     __atomic_add_fetch(&r->in_section, 1, __ATOMIC_RELAXED);
     if (r->cluster)
-        rc = section_cluster(r, &hold, n);
+        rc = section_cluster(r, &hold, key, n);
     else
-        *n = section_local(r, &seq);
+        *n = section_local(r, key, &seq);
     t->wait_us = entered - asked;
     t->work_us = loop_clock_us() - entered;
     __atomic_sub_fetch(&r->in_section, 1, __ATOMIC_RELAXED);

@@ -12,11 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "idem.h"
 #include "lock.h"
 #include "state.h"
 
 struct cluster;       /* server/cluster/cluster.h */
 struct stats_cluster; /* stats_cluster.h */
+struct cluster_view;  /* cluster_view.h */
 
 struct resource {
     struct lock lock;        /* unused in cluster mode */
@@ -31,17 +33,25 @@ struct resource {
     /* Cluster mode (--etcd), set by the owner after resource_init: the
      * counter and the lock live in etcd. NULL: everything is here. */
     struct cluster *cluster;
+    /* Idempotency-Keys answered here (single-node); in cluster mode only
+     * its repeats count: the keys live in etcd, kept this long. */
+    struct idem idem;
+    uint64_t idem_retention_ms;
 };
 
 /* The settings that shape the critical section, in milliseconds as the
  * configuration gives them. */
 struct resource_settings {
     double delay_ms, jitter_ms, lock_timeout_ms;
-    uint64_t max_waiters; /* 0: unbounded */
+    uint64_t max_waiters;                      /* 0: unbounded */
+    uint64_t idem_retention_ms, idem_max_keys; /* Idempotency-Keys: idem.h */
     bool use_lock;
 };
 
 void resource_init(struct resource *r, const struct resource_settings *s);
+
+/* Frees the remembered keys. */
+void resource_fini(struct resource *r);
 
 /* Applies new settings while running (a reload): the next section, and
  * the next request to queue, see them; the counter, the lock's holder and
@@ -54,6 +64,9 @@ uint64_t resource_counter(const struct resource *r);
 uint64_t resource_in_section(const struct resource *r);
 /* Before serving: the counter recovered from disk. */
 void resource_set_counter(struct resource *r, uint64_t value);
+/* Before serving: the Idempotency-Keys saved with it, remembered anew (their
+ * window starts again: their age is not saved). */
+void resource_recover_keys(struct resource *r, const struct state *st);
 
 /* The lock's statistics in either mode: the local lock's, or this
  * instance's requests for the cluster-wide lock; *locked: the lock is held
@@ -64,6 +77,12 @@ void resource_lock_stats(struct resource *r, struct lock_stats *out, bool *locke
 /* In cluster mode, fills *out with cluster mode's own numbers and returns
  * true; else returns false and leaves *out alone. From any thread. */
 bool resource_cluster_stats(struct resource *r, struct stats_cluster *out);
+/* In cluster mode, fills *out with the cluster at a glance (members, the
+ * queue, etcd's health); else leaves it alone. From any thread. */
+void resource_cluster_view(struct resource *r, struct cluster_view *out);
+
+/* The Idempotency-Key numbers, in either mode. From any thread. */
+void resource_idem_stats(struct resource *r, struct idem_stats *out);
 
 /* Where one access spent its time (loop clock, microseconds). */
 struct resource_timing {
@@ -71,7 +90,11 @@ struct resource_timing {
     int64_t work_us; /* inside the critical section */
 };
 
-/* Runs the critical section for the calling coroutine. Returns 0 with *n the
+/* Runs the critical section for the calling coroutine. With a key (NULL:
+ * none) that was answered 200 within the retention window, here or (in
+ * cluster mode) on any instance, nothing runs again: it returns 0 with the
+ * same *n; a key whose first request is still running waits for it in the
+ * lock's queue. Otherwise: returns 0 with *n the
  * value written (and, with a state, saved), or -ETIMEDOUT (the lock
  * timeout passed), -EBUSY (queue full) or -ECANCELED (cancelled while
  * queued); then the counter is untouched. Once the section has started it
@@ -80,7 +103,10 @@ struct resource_timing {
  * reply may still give): it may end in -EIO (saving failed: the update
  * must not be reported as done).
  * In cluster mode also -EAGAIN: etcd is unreachable, or the request's place
- * in the queue was lost (fenced off); no number may be reported then. */
-int resource_access(struct resource *r, uint64_t *n, struct resource_timing *t);
+ * in the queue was lost (fenced off): certainly not counted; and
+ * -ENOTRECOVERABLE: the write's outcome cannot be proven (it may or may
+ * not have been counted). No number may be reported then. */
+int resource_access(struct resource *r, const struct idem_key *key, uint64_t *n,
+                    struct resource_timing *t);
 
 #endif

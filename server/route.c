@@ -94,24 +94,30 @@ static void access_ok(const struct handler_ctx *ctx, struct handler_reply *out, 
 /* HEAD /access: what a GET would answer now, without its effects: no
  * lock, no simulated work, no new N. The length is that of the body the
  * next GET would get; Server-Timing is left out, as nothing ran. */
-static void route_access_head(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                              size_t cap)
+static void route_access_head(const struct handler_ctx *ctx, const struct http_request *req,
+                              struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)cap;
+    (void)req, (void)cap;
     size_t len = access_body(buf, resource_counter(ctx->resource) + 1);
     *out = (struct handler_reply){
         .status = 200, .content_type = "text/plain", .body = buf, .body_len = len};
 }
 
 /* buf has ROUTE_BODY_CAP bytes: far more than the longest body here. */
-static void route_access(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                         size_t cap)
+static void route_access(const struct handler_ctx *ctx, const struct http_request *req,
+                         struct handler_reply *out, char *buf, size_t cap)
 {
     uint64_t n;
     struct resource_timing t;
+    struct idem_key key = {req->idem_key, req->idem_len};
     (void)cap;
     tally_add(&ctx->tally->access, 1);
-    switch (resource_access(ctx->resource, &n, &t)) {
+    if (req->idem_bad) {
+        text(out, 400, "Bad Idempotency-Key.\n", NULL);
+        out->close = true; /* as every bad request */
+        return;
+    }
+    switch (resource_access(ctx->resource, key.len ? &key : NULL, &n, &t)) {
     case 0:
         access_ok(ctx, out, buf, n, &t);
         return;
@@ -124,6 +130,9 @@ static void route_access(const struct handler_ctx *ctx, struct handler_reply *ou
     case -EAGAIN: /* cluster mode: etcd unreachable, or this request's place was lost */
         text(out, 503, "The cluster's store (etcd) is unreachable; try again.\n",
              "Retry-After: 1\r\n");
+        return;
+    case -ENOTRECOVERABLE: /* cluster mode: 500, not 503/504, which clients and proxies retry */
+        text(out, 500, "Outcome unknown: the count may or may not have moved.\n", NULL);
         return;
     case -EIO: /* the update happened but is not on disk: never claim it is */
         text(out, 500, "Could not save the counter.\n", NULL);
@@ -191,17 +200,17 @@ static void document(const struct handler_ctx *ctx, struct handler_reply *out, c
                                   .owned = doc};
 }
 
-static void route_metrics(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                          size_t cap)
+static void route_metrics(const struct handler_ctx *ctx, const struct http_request *req,
+                          struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)buf, (void)cap;
+    (void)req, (void)buf, (void)cap;
     document(ctx, out, METRICS_CONTENT_TYPE, metrics_text);
 }
 
-static void route_stats(const struct handler_ctx *ctx, struct handler_reply *out, char *buf,
-                        size_t cap)
+static void route_stats(const struct handler_ctx *ctx, const struct http_request *req,
+                        struct handler_reply *out, char *buf, size_t cap)
 {
-    (void)buf, (void)cap;
+    (void)req, (void)buf, (void)cap;
     document(ctx, out, "application/json", stats_json);
 }
 
@@ -261,8 +270,8 @@ void route_dispatch(const struct handler_ctx *ctx, const struct http_request *re
     else if (refusal == 405)
         text(out, 405, "Method not allowed.\n", ALLOW);
     else if (head && r->head)
-        r->head(ctx, out, buf, cap);
+        r->head(ctx, req, out, buf, cap);
     else
-        r->get(ctx, out, buf, cap);
+        r->get(ctx, req, out, buf, cap);
     out->route = r && (get || head) ? r->id : TALLY_UNKNOWN;
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h" /* open_cluster wires cluster mode in */
+#include "cluster/etcd_secure.h"
 #include "limits.h"
 #include "log.h"
 #include "opt.h"
@@ -46,6 +47,13 @@ static void notify(const char *state)
 #else
     (void)state;
 #endif
+}
+
+/* cluster_settings.notify: the cluster's readiness is the server's. */
+static void notify_cluster(void *arg, const char *state)
+{
+    (void)arg;
+    notify(state);
 }
 
 /* Runs post on worker w, from worker 0 (whose thread the daemon's events
@@ -131,6 +139,8 @@ static struct resource_settings resource_settings(const struct cfg *cfg)
                                       .jitter_ms = cfg->jitter_ms,
                                       .lock_timeout_ms = cfg->lock_timeout_ms,
                                       .max_waiters = cfg->max_waiters,
+                                      .idem_retention_ms = cfg->idem_retention_ms,
+                                      .idem_max_keys = cfg->idem_max_keys,
                                       .use_lock = !cfg->no_lock};
 }
 
@@ -199,10 +209,25 @@ void server_reload(struct server *srv, struct cfg *next)
             kept ? " (some settings need a restart, see above)" : "");
 }
 
+/* The certificates, key and password file of a secured etcd, read again
+ * whatever the configuration says: a rotated certificate needs no restart. */
+static void reload_etcd_secure(struct server *srv)
+{
+    char why[ETCD_SECURE_WHY_CAP];
+    if (!srv->etcd_secure)
+        return;
+    if (etcd_secure_reload(srv->etcd_secure, why, sizeof(why)) < 0)
+        log_msg(LOG_LEVEL_ERROR, "reload: %s; the etcd connections keep the old files", why);
+    else
+        log_msg(LOG_LEVEL_INFO, "reload: etcd's certificates and password read again; the next "
+                                "connection uses them");
+}
+
 static void on_sighup(void *arg)
 {
     struct server *srv = arg;
     struct cfg next;
+    reload_etcd_secure(srv);
     if (!srv->reread) {
         log_msg(LOG_LEVEL_WARN, "SIGHUP: nothing to reload from; ignored");
         return;
@@ -383,6 +408,7 @@ static int open_state(struct server *srv)
     if (rc < 0)
         return rc;
     resource_set_counter(&srv->resource, counter);
+    resource_recover_keys(&srv->resource, &srv->state);
     rc = state_start(&srv->state, &srv->workers[0].loop);
     if (rc < 0) {
         state_close(&srv->state);
@@ -394,25 +420,53 @@ static int open_state(struct server *srv)
 
 /* --etcd: the counter and the lock live in etcd (cluster.h). Refused with
  * --state-file (etcd keeps the counter) and --no-lock (a demonstration of
- * one process). Each worker attaches its loop on its own thread (see
- * worker_main); worker 0's, attached first, keeps the lease. */
+ * one process's race: every write in etcd is fenced by the cluster's
+ * queue, so there is no unlocked write to show). Each worker attaches its loop on its own thread
+ * (see worker_main); worker 0's, attached first, keeps the lease. */
+/* The files of a secured etcd, read now: one that cannot be used is a
+ * configuration error. The endpoints' scheme is checked by cluster_open(). */
+static int open_etcd_secure(struct server *srv)
+{
+    const struct cfg *cfg = &srv->cfg;
+    struct etcd_secure_files f = {.cacert = cfg->etcd_cacert,
+                                  .cert = cfg->etcd_cert,
+                                  .key = cfg->etcd_key,
+                                  .user = cfg->etcd_user,
+                                  .password_file = cfg->etcd_password_file};
+    char why[ETCD_SECURE_WHY_CAP];
+    bool https = strncmp(cfg->etcd, "https://", strlen("https://")) == 0;
+    int rc = etcd_secure_new(&srv->etcd_secure, &f, https, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "turnstile: %s\n", why);
+    return rc == -ENOMEM ? rc : rc < 0 ? -EINVAL : 0;
+}
+
 static int open_cluster(struct server *srv)
 {
     const struct cfg *cfg = &srv->cfg;
     if (cfg->state_file[0] || cfg->no_lock) {
-        fprintf(stderr, "turnstile: --etcd does not go with --%s: etcd keeps the counter\n",
-                cfg->state_file[0] ? "state-file" : "no-lock");
+        fprintf(stderr, "turnstile: --etcd does not go with --%s\n",
+                cfg->state_file[0] ? "state-file: etcd keeps the counter"
+                                   : "no-lock: every write in etcd is fenced by the cluster's "
+                                     "queue; --no-lock shows one process's race");
         return -EINVAL;
     }
+    int rc = open_etcd_secure(srv);
+    if (rc < 0)
+        return rc;
     struct cluster_settings cs = {.endpoints = cfg->etcd,
                                   .name = cfg->cluster,
                                   .lease_ttl_ms = (int64_t)cfg->lease_ttl_ms,
-                                  .call_ms = LIMIT_ETCD_CALL_MS};
-    int rc = cluster_open(&srv->cluster, &cs);
+                                  .call_ms = LIMIT_ETCD_CALL_MS,
+                                  .compact_ms = (int64_t)cfg->compact_interval_ms,
+                                  .notify = notify_cluster,
+                                  .secure = srv->etcd_secure};
+    rc = cluster_open(&srv->cluster, &cs);
     if (rc == -EINVAL) {
         fprintf(stderr,
-                "turnstile: --etcd '%s' / --cluster '%s': expected http://IP:PORT[,...] (at most "
-                "%d) and a name of letters, digits, '-', '_', '.'\n",
+                "turnstile: --etcd '%s' / --cluster '%s': expected http://IP:PORT[,...] or "
+                "https://IP:PORT[,...] (at most %d, not a mix) and a name of letters, digits, "
+                "'-', '_', '.'\n",
                 cfg->etcd, cfg->cluster, ETCD_MAX_ENDPOINTS);
         return rc;
     }
@@ -526,12 +580,16 @@ int server_start(struct server *srv, const struct cfg *cfg)
         rc = listen_admin(srv);
     if (rc < 0)
         return rc;
+    if (srv->cluster) /* what it registers in etcd: where it serves */
+        cluster_announce(srv->cluster, srv->url, srv->admin_url, srv->nworkers,
+                         cfg->etcd_quota_bytes);
     /* The main line first: scripts and tests read the first line. */
     printf("turnstile listening on %s\n", srv->url);
     if (srv->admin_url[0])
         printf("admin listening on %s\n", srv->admin_url);
     fflush(stdout);
-    notify("READY=1");
+    if (!srv->cluster) /* else once the cluster is usable (notify_cluster) */
+        notify("READY=1");
     return 0;
 }
 
@@ -602,9 +660,13 @@ int server_fini(struct server *srv)
     int rc = srv->resource.state ? state_close(srv->resource.state) : 0;
     if (srv->cluster) { /* the other workers detached on their threads */
         cluster_detach(srv->cluster, &srv->workers[0].loop);
+        /* The stop line says the cluster's counter as last seen here. */
+        resource_set_counter(&srv->resource, cluster_counter(srv->cluster));
         cluster_close(srv->cluster);
         srv->resource.cluster = srv->cluster = NULL;
     }
+    etcd_secure_free(srv->etcd_secure); /* after every etcd client finished */
+    srv->etcd_secure = NULL;
     for (int i = 0; i < 4; i++)
         loop_watch_free(srv->signals[i]);
     loop_watch_free(srv->drain_timer);
@@ -621,5 +683,6 @@ int server_fini(struct server *srv)
     free(srv->requests);
     free(srv->conns_tallies);
     grants_fini(&srv->grants);
+    resource_fini(&srv->resource);
     return rc;
 }

@@ -29,8 +29,9 @@
 struct server {
     struct cfg cfg;
     struct resource resource;
-    struct state state;      /* --state-file; in use when resource.state points here */
-    struct cluster *cluster; /* --etcd; NULL without */
+    struct state state;              /* --state-file; in use when resource.state points here */
+    struct cluster *cluster;         /* --etcd; NULL without */
+    struct etcd_secure *etcd_secure; /* its TLS, auth and refusals; NULL without --etcd */
     struct grants grants;
     struct stats_source stats;
     unsigned nworkers;

@@ -25,6 +25,13 @@
 #define FILE_SIZE (2 * STATE_SLOT_SIZE)
 
 static const char magic[8] = "TSTATE1";
+static const char keys_magic[8] = "TKEYS1";
+
+#define KEYS_AT   32 /* the key section's offset in a slot (state.h) */
+#define KEYS_HEAD 18 /* magic, generation, count */
+#define KEY_HEAD  9  /* length, N */
+_Static_assert(KEYS_AT + KEYS_HEAD + STATE_KEYS * (KEY_HEAD + STATE_KEY_MAX) + 4 <= STATE_SLOT_SIZE,
+               "the keys fit the slot");
 
 struct state_waiter {
     struct waitq_entry e; /* first: the entry is the waiter */
@@ -79,6 +86,71 @@ static bool decode(const unsigned char *rec, uint64_t *generation, uint64_t *cou
         return false;
     *generation = get_le(rec + 8, 8);
     *counter = get_le(rec + 16, 8);
+    return true;
+}
+
+/* The i-th oldest key of the ring. */
+static const struct state_key *key_at(const struct state_keys *ks, unsigned i)
+{
+    return &ks->k[(ks->next + STATE_KEYS - ks->count + i) % STATE_KEYS];
+}
+
+/* The key section after the record; returns the bytes of both. */
+static size_t encode_keys(unsigned char *slot, uint64_t generation, const struct state_keys *ks)
+{
+    unsigned char *p = slot + KEYS_AT;
+    size_t len = KEYS_HEAD;
+    memcpy(p, keys_magic, sizeof(keys_magic));
+    put_le(p + 8, generation, 8);
+    put_le(p + 16, ks->count, 2);
+    for (unsigned i = 0; i < ks->count; i++) {
+        const struct state_key *k = key_at(ks, i);
+        p[len] = k->len;
+        put_le(p + len + 1, k->n, 8);
+        memcpy(p + len + KEY_HEAD, k->key, k->len);
+        len += KEY_HEAD + k->len;
+    }
+    put_le(p + len, crc32(p, len), 4);
+    return KEYS_AT + len + 4;
+}
+
+/* One key at p[*len] of a section avail bytes long into k; false if it
+ * does not fit or is no key. */
+static bool decode_key(const unsigned char *p, size_t avail, size_t *len, struct state_key *k)
+{
+    if (*len + KEY_HEAD > avail || p[*len] == 0 || p[*len] > STATE_KEY_MAX ||
+        *len + KEY_HEAD + p[*len] > avail)
+        return false;
+    k->len = p[*len];
+    k->n = get_le(p + *len + 1, 8);
+    memcpy(k->key, p + *len + KEY_HEAD, k->len);
+    *len += KEY_HEAD + k->len;
+    return true;
+}
+
+/* The keys saved with the record of generation in slot (avail bytes read).
+ * No section, or one left by an older round (another generation): no keys.
+ * False: the section is damaged, and so is the record. */
+static bool decode_keys(const unsigned char *slot, size_t avail, uint64_t generation,
+                        struct state_keys *out)
+{
+    const unsigned char *p = slot + KEYS_AT;
+    size_t len = KEYS_HEAD;
+    *out = (struct state_keys){0};
+    if (avail < KEYS_AT + KEYS_HEAD || memcmp(p, keys_magic, sizeof(keys_magic)) != 0 ||
+        get_le(p + 8, 8) != generation)
+        return true;
+    avail -= KEYS_AT;
+    unsigned count = (unsigned)get_le(p + 16, 2);
+    if (count > STATE_KEYS)
+        return false;
+    for (unsigned i = 0; i < count; i++)
+        if (!decode_key(p, avail, &len, &out->k[i]))
+            return false;
+    if (len + 4 > avail || get_le(p + len, 4) != crc32(p, len))
+        return false;
+    out->count = count;
+    out->next = count % STATE_KEYS;
     return true;
 }
 
@@ -152,16 +224,19 @@ static int recover(struct state *st, uint64_t *value)
         return fail(st->path, -EINVAL, "not a turnstile state file");
     bool found = false;
     for (unsigned slot = 0; slot < 2; slot++) {
-        unsigned char rec[STATE_RECORD_SIZE];
+        unsigned char *rec = st->buf;
         uint64_t gen, counter;
-        ssize_t n = pread(st->fd, rec, sizeof(rec), (off_t)slot * STATE_SLOT_SIZE);
+        struct state_keys keys;
+        ssize_t n = pread(st->fd, rec, STATE_SLOT_SIZE, (off_t)slot * STATE_SLOT_SIZE);
         if (n < 0)
             return fail(st->path, -EINVAL, "cannot read: %s", strerror(errno));
-        if (n != (ssize_t)sizeof(rec) || !decode(rec, &gen, &counter))
+        if (n < STATE_RECORD_SIZE || !decode(rec, &gen, &counter) ||
+            !decode_keys(rec, (size_t)n, gen, &keys))
             continue;
         if (!found || gen > st->generation) {
             st->generation = gen;
             st->slot = slot;
+            st->keys = keys;
             *value = counter;
         }
         found = true;
@@ -225,11 +300,13 @@ int state_open(struct state *st, const char *path, uint64_t *value)
  * same spare slot and the newest durable record is never at risk. */
 static int save(struct state *st, uint64_t value)
 {
-    unsigned char rec[STATE_RECORD_SIZE];
+    unsigned char *rec = st->buf;
     unsigned spare = st->slot ^ 1;
     encode(rec, st->generation + 1, value);
+    memset(rec + STATE_RECORD_SIZE, 0, KEYS_AT - STATE_RECORD_SIZE);
+    size_t len = encode_keys(rec, st->generation + 1, &st->round_keys);
     errno = EIO; /* a short write sets none */
-    if (pwrite(st->fd, rec, sizeof(rec), (off_t)spare * STATE_SLOT_SIZE) != (ssize_t)sizeof(rec) ||
+    if (pwrite(st->fd, rec, len, (off_t)spare * STATE_SLOT_SIZE) != (ssize_t)len ||
         st->sync(st->fd) != 0)
         return -errno;
     st->generation++;
@@ -260,6 +337,7 @@ static bool take_round(struct state *st, uint64_t *seq, uint64_t *value)
     bool more = st->taken_seq < st->commits;
     *seq = st->taken_seq = st->commits;
     *value = st->value;
+    st->round_keys = st->keys;
     pthread_mutex_unlock(&st->mu);
     return more;
 }
@@ -351,10 +429,29 @@ int state_start(struct state *st, struct loop *loop)
     return 0;
 }
 
-uint64_t state_commit(struct state *st, uint64_t value)
+void state_recovered_keys(const struct state *st,
+                          void (*each)(void *arg, const struct state_key *k), void *arg)
+{
+    for (unsigned i = 0; i < st->keys.count; i++)
+        each(arg, key_at(&st->keys, i));
+}
+
+static void add_key(struct state_keys *ks, uint64_t n, const char *key, size_t len)
+{
+    struct state_key *k = &ks->k[ks->next];
+    k->n = n;
+    k->len = (unsigned char)len;
+    memcpy(k->key, key, len);
+    ks->next = (ks->next + 1) % STATE_KEYS;
+    ks->count += ks->count < STATE_KEYS;
+}
+
+uint64_t state_commit(struct state *st, uint64_t value, const char *key, size_t len)
 {
     pthread_mutex_lock(&st->mu);
     st->value = value;
+    if (key && len > 0 && len <= STATE_KEY_MAX)
+        add_key(&st->keys, value, key, len);
     uint64_t seq = ++st->commits;
     pthread_cond_signal(&st->more);
     pthread_mutex_unlock(&st->mu);
@@ -405,6 +502,7 @@ int state_close(struct state *st)
     /* No writer now: its fields are ours. Commits it never took (it was
      * not started), or whose round failed, get one more try. */
     if (st->saved_seq < st->commits) {
+        st->round_keys = st->keys;
         rc = save(st, st->value);
         if (rc < 0)
             fail(st->path, rc, "cannot save the counter (%llu) at exit: %s",

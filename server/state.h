@@ -23,6 +23,25 @@
  *            16  counter    u64, little-endian
  *            24  crc32      u32, little-endian (zlib's CRC-32 of bytes 0..23)
  *
+ * After it, at offset 32 of the slot, the Idempotency-Keys of the newest
+ * keyed updates (issue 29), so that a crash between the write and the
+ * reply cannot let a retry of the key count twice:
+ *
+ *            32  magic      "TKEYS1\0\0"
+ *            40  generation u64, the record's own: a leftover section of an
+ *                           older round does not count
+ *            48  count      u16, up to STATE_KEYS
+ *            50  each key:  length u8 (1..STATE_KEY_MAX), N u64, the bytes
+ *             .  crc32      u32 of the section from its magic on
+ *
+ * A record without the section (written before it existed) has no keys;
+ * one whose section is damaged is damaged (the older slot is used). The
+ * section's head shares the record's first sector, so a torn write cannot
+ * pass for a record without keys. The newest STATE_KEYS keyed updates are
+ * saved, whatever their age: a round that covers more keyed updates than
+ * that (the disk slower than STATE_KEYS sections) saves only the newest of
+ * them. Older servers read the counter and ignore the keys.
+ *
  * A round writes the slot that does NOT hold the newest durable record, so
  * a torn write can only damage the older copy; recovery takes the valid
  * record (magic and CRC) with the highest generation. Slots are a page
@@ -43,12 +62,28 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "waitq.h"
 
 #define STATE_SLOT_SIZE   4096 /* a page: the two records never share one */
 #define STATE_RECORD_SIZE 28
+#define STATE_KEYS        48 /* keys saved with the counter: they fit the slot */
+#define STATE_KEY_MAX     64 /* bytes of a key (fields.h bounds it the same) */
+
+/* An Idempotency-Key and the N it was answered. */
+struct state_key {
+    uint64_t n;
+    unsigned char len;
+    char key[STATE_KEY_MAX];
+};
+
+/* The newest keys, oldest first once full: a ring. */
+struct state_keys {
+    struct state_key k[STATE_KEYS];
+    unsigned count, next; /* next: where the next key goes */
+};
 
 struct loop;
 struct loop_watch;
@@ -67,14 +102,18 @@ struct state {
 
     /* Shared between the loop and the writer, under mu. */
     pthread_mutex_t mu;
-    pthread_cond_t more; /* a commit came, or stopping */
-    uint64_t value;      /* the newest commit's counter */
-    uint64_t commits;    /* commits so far; the newest has seq == commits */
-    uint64_t taken_seq;  /* the newest commit a round has started on */
-    uint64_t saved_seq;  /* the newest commit on disk */
-    uint64_t failed_seq; /* the newest commit whose round failed */
-    uint64_t syncs;      /* rounds done, failed ones included */
+    pthread_cond_t more;    /* a commit came, or stopping */
+    uint64_t value;         /* the newest commit's counter */
+    struct state_keys keys; /* the newest commits' keys */
+    uint64_t commits;       /* commits so far; the newest has seq == commits */
+    uint64_t taken_seq;     /* the newest commit a round has started on */
+    uint64_t saved_seq;     /* the newest commit on disk */
+    uint64_t failed_seq;    /* the newest commit whose round failed */
+    uint64_t syncs;         /* rounds done, failed ones included */
     bool stopping;
+
+    struct state_keys round_keys;       /* the writer's copy for its round */
+    unsigned char buf[STATE_SLOT_SIZE]; /* the writer's: a slot read or written */
 
     /* The loop's. */
     bool started;
@@ -88,21 +127,28 @@ struct state {
 };
 
 /* Opens the state file at path, creating it with counter 0 if it does not
- * exist, and recovers the counter into *value. Starts no thread: commits
+ * exist, and recovers the counter into *value (and the keys saved with it:
+ * state_recovered_keys()). Starts no thread: commits
  * before state_start() are saved by state_close(). Returns 0; -EINVAL when
  * the file or its path is at fault (not a turnstile state file, cannot be
  * created or read); -EBUSY when another process uses it; or another
  * negative errno. Every failure prints one line on stderr. */
 int state_open(struct state *st, const char *path, uint64_t *value);
 
+/* After state_open(): the keys saved with the counter, oldest first: calls
+ * each(arg, key) for every one. */
+void state_recovered_keys(const struct state *st,
+                          void (*each)(void *arg, const struct state_key *k), void *arg);
+
 /* Starts the writer thread and watches for its rounds on loop. Returns 0,
  * or a negative errno after one line on stderr (state_close() still
  * cleans up). */
 int state_start(struct state *st, struct loop *loop);
 
-/* From the loop's thread: value is the counter now. Returns the commit's
- * sequence number, for state_wait(). Never blocks on the disk. */
-uint64_t state_commit(struct state *st, uint64_t value);
+/* From the loop's thread: value is the counter now, and key (len bytes,
+ * 1..STATE_KEY_MAX; NULL: none) the Idempotency-Key it answers. Returns the
+ * commit's sequence number, for state_wait(). Never blocks on the disk. */
+uint64_t state_commit(struct state *st, uint64_t value, const char *key, size_t len);
 
 /* From a coroutine: parks until commit seq is on disk. Returns 0; -EIO if
  * the round that covered it failed; -ECANCELED if cancelled first (the

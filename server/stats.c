@@ -91,7 +91,7 @@ const struct stats_row stats_rows[] = {
     ROW(FLAG, "cluster.enabled", "cluster_enabled", cluster_enabled,
         "1 in cluster mode: the counter and the lock live in etcd."),
     ROW(FLAG, "cluster.healthy", "cluster_healthy", cluster.healthy,
-        "1 while etcd answers: a lease is held and the queue is followed."),
+        "1 while etcd answers: a lease is held, the queue is followed, no etcd alarm."),
     ROW(TEXT, "cluster.endpoint", "cluster_endpoint_info", cluster.endpoint,
         "The etcd endpoint in use."),
     ROW(TEXT, "cluster.endpoints", "cluster_endpoints_info", cluster.endpoints,
@@ -101,6 +101,9 @@ const struct stats_row stats_rows[] = {
         cluster.endpoints_abandoned, "Times an etcd endpoint was abandoned by this instance."),
     ROW(TEXT, "cluster.lease", "cluster_lease_info", cluster.lease,
         "This instance's etcd lease ID (hex); empty while it has none."),
+    ROW(TEXT, "cluster.error", "cluster_error_info", cluster.error,
+        "Why etcd refused this instance or the reverse (a certificate, a name, a password, "
+        "a role); empty since a call succeeded."),
     ROW(GAUGE, "cluster.lease_ttl_ms", "cluster_lease_ttl_milliseconds", cluster.lease_ttl_ms,
         "The lease's TTL as granted."),
     ROW(COUNTER, "cluster.lease_grants", "cluster_lease_grants_total", cluster.lease_grants,
@@ -118,13 +121,34 @@ const struct stats_row stats_rows[] = {
     ROW(COUNTER, "cluster.unavailable", "cluster_unavailable_total", cluster.unavailable,
         "Requests answered 503 because etcd did not answer."),
     ROW(COUNTER, "cluster.unknown", "cluster_unknown_total", cluster.unknown,
-        "Writes whose outcome could not be learnt: answered 503."),
+        "Writes whose outcome could not be proven: answered 500, outcome unknown."),
     ROW(COUNTER, "cluster.resyncs", "cluster_resyncs_total", cluster.resyncs,
         "Times the queue was read anew (watch opened or reopened)."),
+    ROW(FLAG, "cluster.alarm_nospace", "cluster_alarm_nospace", cluster.alarm_nospace,
+        "1 while etcd's NOSPACE alarm is raised: its quota is reached, writes are refused."),
+    ROW(FLAG, "cluster.alarm_corrupt", "cluster_alarm_corrupt", cluster.alarm_corrupt,
+        "1 while etcd's CORRUPT alarm is raised: a member's data differs."),
+    ROW(COUNTER, "cluster.compactions", "cluster_compactions_total", cluster.compactions,
+        "Compactions of etcd's history made by this instance (--compact-interval-ms)."),
     LABELLED(VECTOR, "cluster.errors", "cluster_etcd_errors_total", cluster.errors,
              "Failed etcd calls, by kind.", &by_kind),
     ROW(HIST, "cluster.handoff_us", "cluster_handoff_seconds", cluster.handoff_us,
         "From a release on another instance to the grant here."),
+
+    /* Idempotency-Key on GET /access: in cluster mode the keys live in
+     * etcd, and only repeats are counted here. */
+    ROW(GAUGE, "idempotency.keys", "idempotency_keys", idem.keys,
+        "Idempotency-Keys remembered here now (single-node mode)."),
+    ROW(GAUGE, "idempotency.max_keys", "idempotency_keys_max", idem.max_keys,
+        "Keys remembered at most (--idempotency-max-keys)."),
+    ROW(GAUGE, "idempotency.retention_ms", "idempotency_retention_milliseconds", idem.retention_ms,
+        "How long a key is remembered (--idempotency-retention-ms)."),
+    ROW(COUNTER, "idempotency.repeats", "idempotency_repeats_total", idem.repeats,
+        "Requests answered with a key's first outcome, not applied again."),
+    ROW(COUNTER, "idempotency.expired", "idempotency_expired_total", idem.expired,
+        "Keys forgotten: past the retention window."),
+    ROW(COUNTER, "idempotency.evicted", "idempotency_evicted_total", idem.evicted,
+        "Keys forgotten early, oldest first: the cap was reached."),
 };
 
 const size_t stats_nrows = sizeof(stats_rows) / sizeof(stats_rows[0]);
@@ -164,6 +188,9 @@ const struct stats_snapshot *stats_take(const struct stats_source *src)
     resource_lock_stats(r, &s.lock, &locked);
     s.lock_locked = locked;
     s.cluster_enabled = resource_cluster_stats(r, &s.cluster);
+    if (s.cluster_enabled)
+        resource_cluster_view(r, &s.view);
+    resource_idem_stats(r, &s.idem);
     return &s;
 }
 
@@ -318,6 +345,12 @@ size_t stats_json(const struct stats_source *src, char *buf, size_t cap)
     for (size_t i = 0; i < stats_nrows; i++) {
         enter(&n, stats_rows[i].path);
         put_value(&o, &stats_rows[i], s);
+    }
+    /* The cluster at a glance: lists, not rows; inside "cluster", whose
+     * rows come last. */
+    for (unsigned i = 0; s->cluster_enabled && i < cluster_view_nparts; i++) {
+        enter(&n, cluster_view_parts[i].path);
+        cluster_view_parts[i].put(&o, &s->view);
     }
     enter(&n, "grants");
     grants_json(src->grants, &o, src->started_us);

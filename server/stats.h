@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster_view.h"
+#include "idem.h"
 #include "lock.h"
 #include "stats_cluster.h"
 #include "tally.h"
@@ -44,6 +46,8 @@ struct stats_snapshot {
     struct lock_stats lock; /* the local lock's, or this instance's for the cluster's */
     uint64_t cluster_enabled;
     struct stats_cluster cluster; /* zeros without --etcd */
+    struct cluster_view view;     /* only with --etcd: in neither document without */
+    struct idem_stats idem;       /* Idempotency-Keys */
 };
 
 /* The kinds held in one uint64_t come first (put_value() in stats.c relies

@@ -1,6 +1,6 @@
 /* commit: the fenced write that ends a critical section and releases the
  * lock, in one txn: if my key still has my create revision and the counter
- * still has the mod revision I read, put counter + 1 ("N KEY", counter.h),
+ * still has the mod revision I read, put counter + 1 ("N KEY REV", counter.h),
  * put `released`, delete my key; else read the counter and my key.
  *
  * My key gone: my lease expired (I was paused, stalled or cut off) and
@@ -9,22 +9,32 @@
  * (still holding the lock). After a try whose outcome is unknown (timeout,
  * reset, cancel) the same txn is sent again: its compares make it apply at
  * most once, and if the retry finds my key gone the counter's history
- * settles it (proof.h). Tries go on while that can still be settled: the
- * lease's TTL and two call deadlines (a leader election can outlast one
- * call); past that the outcome is unknown and the answer is a refusal,
- * never a number. */
+ * settles it (proof.h), however long this instance was stalled. Tries go
+ * on while etcd's silence lasts less than the patience (proof.h: the
+ * lease's TTL and two call deadlines of failed calls); past that, or with
+ * the history compacted, the outcome is unknown: neither a number nor a
+ * refusal that invites a retry.
+ *
+ * With an Idempotency-Key the txn also compares that the key's entry
+ * (remember.h) does not exist and puts it; the failure branch reads it.
+ * Found: the key was applied once already (by any instance, or by an
+ * earlier try of this very write whose reply was lost), and its N is the
+ * answer: nothing is written, and my place is released. */
 #ifndef TURNSTILE_CLUSTER_COMMIT_H
 #define TURNSTILE_CLUSTER_COMMIT_H
 
 #include <stdint.h>
 
 #include "instance.h"
+#include "remember.h"
 #include "ticket.h"
 
 /* From the coroutine of t's request, holding the lock (t granted). Writes
- * and releases; returns 0 with *n the value written, or -EAGAIN (fenced
- * off, or the outcome could not be learnt): then no reply may claim a
- * number. Always releases: t is the request's no more. */
-int commit_write(struct cluster_loop *cl, struct ticket *t, uint64_t *n);
+ * and releases; returns 0 with *n the value written (or, idem->repeat set,
+ * the key's first N), -EAGAIN (certainly not written: fenced off, refused,
+ * or no lease for the key) or -ENOTRECOVERABLE (it may or may not have
+ * been written, and cannot be proven: counted, logged at warn). Always
+ * releases: t is the request's no more. idem: NULL for none. */
+int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n);
 
 #endif

@@ -20,16 +20,29 @@ int counter_parse(const char *value, size_t len, uint64_t *n)
     return (size_t)used == len || value[used] == ' ' ? 0 : -EIO;
 }
 
-bool counter_written_by(const char *value, size_t len, const char *key, size_t key_len)
+/* The receipt after N: "KEY CREATE_REVISION". */
+static int format_receipt(char *buf, size_t cap, const char *key, size_t key_len, int64_t rev)
 {
-    const char *space = memchr(value, ' ', len);
-    return space && (size_t)(value + len - space - 1) == key_len &&
-           memcmp(space + 1, key, key_len) == 0;
+    return snprintf(buf, cap, "%.*s %" PRId64, (int)key_len, key, rev);
 }
 
-void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len)
+bool counter_written_by(const char *value, size_t len, const char *key, size_t key_len,
+                        int64_t create_revision)
 {
-    snprintf(buf, cap, "%" PRIu64 " %.*s", n, (int)key_len, key);
+    char want[CLUSTER_KEY_MAX + 24];
+    const char *space = memchr(value, ' ', len);
+    int n = format_receipt(want, sizeof(want), key, key_len, create_revision);
+    return space && n > 0 && (size_t)n < sizeof(want) &&
+           (size_t)(value + len - space - 1) == (size_t)n &&
+           memcmp(space + 1, want, (size_t)n) == 0;
+}
+
+void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len,
+                    int64_t create_revision)
+{
+    int used = snprintf(buf, cap, "%" PRIu64 " ", n);
+    if (used > 0 && (size_t)used < cap)
+        format_receipt(buf + used, cap - (size_t)used, key, key_len, create_revision);
 }
 
 void counter_see(struct cluster_loop *cl, uint64_t value, int64_t mod_revision)

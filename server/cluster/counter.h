@@ -1,7 +1,9 @@
-/* counter: the shared counter's value in etcd, "N KEY": the number, then
- * the queue key of the request that wrote it. The key is the write's
- * receipt: a writer that cannot tell whether its write was applied finds
- * out from it (proof.h). A bare "N" (the counter set by hand, `etcdctl
+/* counter: the shared counter's value in etcd, "N KEY REV": the number,
+ * then the queue key of the request that wrote it and that key's create
+ * revision. The two are the write's receipt: a writer that cannot tell
+ * whether its write was applied finds out from it (proof.h). A key name
+ * alone is not unique over time (names are reused, ticket.h); with its
+ * create revision it is. A bare "N" (the counter set by hand, `etcdctl
  * put`) is N, written by no request.
  *
  * Each loop keeps the copy with the highest mod revision it saw; the
@@ -19,11 +21,15 @@
  * Returns 0 or -EIO: not 1 to 19 digits, then a space or the end. */
 int counter_parse(const char *value, size_t len, uint64_t *n);
 
-/* True if the value was written by the request whose key is key. */
-bool counter_written_by(const char *value, size_t len, const char *key, size_t key_len);
+/* True if the value was written by the request whose key is key, created
+ * at create_revision. */
+bool counter_written_by(const char *value, size_t len, const char *key, size_t key_len,
+                        int64_t create_revision);
 
-/* "N KEY" into buf (at least 24 + CLUSTER_KEY_MAX bytes). */
-void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len);
+/* "N KEY REV" into buf (at least COUNTER_VALUE_MAX bytes). */
+#define COUNTER_VALUE_MAX (48 + CLUSTER_KEY_MAX)
+void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len,
+                    int64_t create_revision);
 
 /* The counter at mod_revision is value: cl's copy moves on if that is newer,
  * and the instance's highest. */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd_secure.h"
+
 _Static_assert(ETCD_ERR_COUNT == STATS_ETCD_ERRORS, "stats.h counts etcd errors by etcd's kinds");
 
 void counts_init(struct cluster_loop *cl)
@@ -60,15 +62,16 @@ void counts_handoff(struct cluster_loop *cl, int64_t handoff_us)
 
 void counts_publish(struct cluster_loop *cl)
 {
-    const struct etcd_client *clients[4] = {&cl->queue, &cl->section, &cl->watchc,
-                                            cl->first ? &cl->c->lease_client : NULL};
+    const struct etcd_client *clients[5] = {&cl->queue, &cl->section, &cl->watchc,
+                                            cl->first ? &cl->c->lease_client : NULL,
+                                            cl->first ? &cl->c->maint : NULL};
     struct stats_cluster *s = &cl->shown;
     pthread_mutex_lock(&cl->mu);
     s->healthy = cl->synced;
     s->queue_length = cl->mirror.queued;
     s->revision = (uint64_t)cl->revision;
     memset(s->errors, 0, sizeof(s->errors));
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         for (int e = 0; clients[i] && e < ETCD_ERR_COUNT; e++)
             s->errors[e] += clients[i]->stats.errors[e];
     snprintf(s->endpoint, sizeof(s->endpoint), "%s", etcd_endpoint(&cl->queue));
@@ -110,6 +113,7 @@ static void add(struct stats_cluster *to, const struct stats_cluster *from)
     to->unavailable += from->unavailable;
     to->unknown += from->unknown;
     to->resyncs += from->resyncs;
+    to->compactions += from->compactions;
     for (int e = 0; e < STATS_ETCD_ERRORS; e++)
         to->errors[e] += from->errors[e];
     hist_merge(&to->handoff_us, &from->handoff_us);
@@ -131,9 +135,14 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
         pthread_mutex_unlock(&cl->mu);
     }
     int64_t lease = atomic_load(&c->lease);
-    out->healthy = healthy && lease;
+    unsigned alarms = atomic_load(&c->alarms);
+    out->healthy = healthy && lease && !alarms;
+    out->alarm_nospace = (alarms & ETCD_ALARM_NOSPACE) != 0;
+    out->alarm_corrupt = (alarms & ETCD_ALARM_CORRUPT) != 0;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
     out->endpoints_abandoned = atomic_load(&c->health.abandoned);
     endpoints_describe(&c->health, out->endpoints, sizeof(out->endpoints));
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
+    if (c->secure)
+        etcd_secure_refusal(c->secure, out->error, sizeof(out->error));
 }

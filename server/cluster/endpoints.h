@@ -6,7 +6,7 @@
  * their next call, and the table's owner is told (on_change) so that the
  * calls and the watches already under way on it move too. An abandoned
  * endpoint comes back only through endpoints_restore(), after a check that
- * it can serve (health.h); a client never takes it back on its own. The
+ * it can serve (failover.h); a client never takes it back on its own. The
  * owner is told of that too: calls that went to an abandoned endpoint for
  * want of a healthy one can move to it.
  *

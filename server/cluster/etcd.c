@@ -107,7 +107,8 @@ static int decode_keepalive(const struct json_t *doc, void *out, const char **wh
     return etcd_decode_keepalive(doc, &l->ttl, why);
 }
 
-static int decode_revoke(const struct json_t *doc, void *out, const char **why)
+/* A reply whose header is all there is (revoke, compaction). */
+static int decode_header_only(const struct json_t *doc, void *out, const char **why)
 {
     int64_t revision;
     (void)out;
@@ -146,5 +147,31 @@ int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t deadline_us)
 {
     char *text = NULL;
     int encoded = id ? etcd_encode_lease(id, 0, &text) : -EINVAL;
-    return make_call(c, "/v3/lease/revoke", encoded, text, false, decode_revoke, NULL, deadline_us);
+    return make_call(c, "/v3/lease/revoke", encoded, text, false, decode_header_only, NULL,
+                     deadline_us);
+}
+
+/* ---- maintenance ---- */
+
+static int decode_alarms(const struct json_t *doc, void *out, const char **why)
+{
+    (void)why;
+    return etcd_decode_alarms(doc, out);
+}
+
+int etcd_compact(struct etcd_client *c, int64_t revision, int64_t deadline_us)
+{
+    char *text;
+    int encoded = etcd_encode_compact(revision, &text);
+    return make_call(c, "/v3/kv/compaction", encoded, text, false, decode_header_only, NULL,
+                     deadline_us);
+}
+
+int etcd_alarms(struct etcd_client *c, unsigned *alarms, int64_t deadline_us)
+{
+    char *text;
+    int encoded = etcd_encode_alarm_list(&text);
+    *alarms = 0;
+    return make_call(c, "/v3/maintenance/alarm", encoded, text, false, decode_alarms, alarms,
+                     deadline_us);
 }

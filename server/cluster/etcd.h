@@ -68,4 +68,14 @@ int etcd_lease_keepalive(struct etcd_client *c, int64_t id, int64_t *ttl_s, int6
  * expired or never existed. */
 int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t deadline_us);
 
+/* /v3/kv/compaction: drops the history before revision (kept: the latest
+ * version of each key, and everything from revision on). Not physical:
+ * the space is reused, the file does not shrink (that is defrag's).
+ * -ERANGE if revision is compacted already, -EINVAL if it is in the future. */
+int etcd_compact(struct etcd_client *c, int64_t revision, int64_t deadline_us);
+
+/* /v3/maintenance/alarm (GET): the active alarms, a mask of ETCD_ALARM_
+ * bits (etcd_decode.h) in *alarms, 0 if none. */
+int etcd_alarms(struct etcd_client *c, unsigned *alarms, int64_t deadline_us);
+
 #endif

@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "etcd_auth.h"
+
+#define LOGIN_POLL_US 2000 /* while another client logs in */
+
 /* ---- errors and statistics ---- */
 
 static enum etcd_err_kind err_kind(int rc)
@@ -21,6 +25,7 @@ static enum etcd_err_kind err_kind(int rc)
     case ECANCELED:
         return ETCD_ERR_CANCELED;
     case ECONNRESET:
+    case EPIPE: /* a watch's stream ended before etcd said it was created */
         return ETCD_ERR_BROKEN;
     case EIO:
     case EMSGSIZE:
@@ -33,6 +38,7 @@ static enum etcd_err_kind err_kind(int rc)
     case ERANGE:
     case EAGAIN:
     case EREMOTEIO:
+    case EKEYEXPIRED:
         return ETCD_ERR_ETCD;
     case ENOMEM:
     case EMFILE:
@@ -47,6 +53,7 @@ void etcd_client_account(struct etcd_client *c, int rc, const char *why)
 {
     c->stats.calls++;
     c->last_result = rc;
+    etcd_secure_note(c->endpoints.secure, c, rc, why);
     if (rc == 0) {
         c->stats.ok++;
         return;
@@ -60,6 +67,106 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints)
     *c = (struct etcd_client){0};
     list_init(&c->calls);
     return etcd_endpoints_parse(&c->endpoints, endpoints);
+}
+
+void etcd_client_secure(struct etcd_client *c, struct etcd_secure *secure)
+{
+    c->endpoints.secure = secure;
+}
+
+/* ---- etcd's auth ---- */
+
+/* etcd's refusals of a user: a wrong password (3), auth not enabled (9),
+ * and whatever else it has to say but "unavailable". */
+static bool login_refused(int rc)
+{
+    return rc == -EINVAL || rc == -EREMOTEIO || rc == -EACCES;
+}
+
+/* POSTs the user and password over conn; the token becomes the one to send
+ * unless the one numbered `used` was replaced meanwhile. */
+static int authenticate(struct etcd_conn *conn, struct etcd_auth *a, uint64_t used,
+                        int64_t deadline_us)
+{
+    char *body = etcd_auth_request(a);
+    if (!body)
+        return -ENOMEM;
+    int rc = etcd_conn_exchange(conn, ETCD_AUTH_PATH, body, strlen(body), deadline_us);
+    etcd_auth_request_free(body);
+    etcd_conn_forget_request(conn);
+    if (rc < 0)
+        return rc; /* the connection's, TLS's refusal included: conn->why says it */
+    struct json_t *doc = NULL;
+    char cause[ETCD_WHY_CAP] = "";
+    rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, cause);
+    if (rc == 0 && etcd_auth_accept(a, doc, used) < 0) {
+        snprintf(cause, sizeof(cause), "etcd's answer holds no token");
+        rc = -EIO;
+    }
+    etcd_decode_drop(doc);
+    if (login_refused(rc)) {
+        etcd_auth_blame(a, cause, conn->why, sizeof(conn->why));
+        rc = -EACCES;
+    } else if (rc < 0 && cause[0]) {
+        snprintf(conn->why, sizeof(conn->why), "%s", cause);
+    }
+    return rc;
+}
+
+/* Parks while another client (of any loop) logs in: 0 once a token other
+ * than the one numbered `seen` is there (conn takes it), 1 when this one
+ * may log in itself, or -ETIMEDOUT, -ECANCELED. The other may be on
+ * another thread, so this polls, briefly, rather than waits on a queue. */
+static int login_turn(struct etcd_conn *conn, struct etcd_auth *a, uint64_t seen,
+                      int64_t deadline_us)
+{
+    char token[ETCD_AUTH_TOKEN_CAP];
+    while (!etcd_auth_login_begin(a, loop_now_us(), deadline_us)) {
+        if (loop_now_us() >= deadline_us)
+            return -ETIMEDOUT;
+        int rc = loop_sleep_us(LOGIN_POLL_US);
+        if (rc < 0)
+            return rc;
+        uint64_t current = etcd_auth_token(a, token, sizeof(token));
+        if (token[0] && current != seen) {
+            etcd_conn_set_token(conn, token, current);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool expired,
+                      int64_t deadline_us)
+{
+    struct etcd_auth *a = conn->secure ? conn->secure->auth : NULL;
+    if (!a)
+        return 0;
+    char token[ETCD_AUTH_TOKEN_CAP];
+    uint64_t used = conn->token_generation;
+    uint64_t current = etcd_auth_token(a, token, sizeof(token));
+    if (token[0] && !(expired && current == used)) {
+        etcd_conn_set_token(conn, token, current);
+        return 0;
+    }
+    int rc = login_turn(conn, a, current, deadline_us);
+    if (rc <= 0)
+        return rc;
+    uint64_t now = etcd_auth_token(a, token, sizeof(token)); /* renewed before our turn? */
+    if (token[0] && now != current) {
+        etcd_auth_login_done(a);
+        etcd_conn_set_token(conn, token, now);
+        return 0;
+    }
+    etcd_conn_set_token(conn, "", current);
+    rc = authenticate(conn, a, current, deadline_us);
+    etcd_auth_login_done(a);
+    etcd_conn_settle(conn, e, rc);
+    if (rc == 0) {
+        current = etcd_auth_token(a, token, sizeof(token));
+        etcd_conn_set_token(conn, token, current);
+    }
+    return rc;
 }
 
 const char *etcd_endpoint(const struct etcd_client *c)
@@ -116,17 +223,34 @@ static int courier_exchange(struct courier *cr, struct etcd_call *call, struct j
     return rc;
 }
 
-static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+/* One try at call: a connection, a token, the exchange. */
+static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
+                       struct json_t **doc)
 {
     struct etcd_client *c = cr->c;
-    if (!etcd_conn_fit(&cr->conn) || etcd_conn_abandoned(&cr->conn, &c->endpoints)) {
-        int rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
-        if (rc < 0)
-            return rc;
-        if (c->inflight != call)
-            return -ECANCELED; /* abandoned while connecting: never sent */
-    }
-    return courier_exchange(cr, call, doc);
+    int rc = 0;
+    cr->why[0] = '\0';
+    if (!etcd_conn_fit(&cr->conn) || etcd_conn_abandoned(&cr->conn, &c->endpoints))
+        rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
+    if (rc == 0)
+        rc = etcd_client_login(&cr->conn, &c->endpoints, expired, call->deadline_us);
+    if (rc == 0 && c->inflight != call)
+        return -ECANCELED; /* abandoned while connecting: never sent */
+    if (rc == 0)
+        rc = courier_exchange(cr, call, doc);
+    if (rc < 0 && !cr->why[0])
+        snprintf(cr->why, sizeof(cr->why), "%s", cr->conn.why);
+    return rc;
+}
+
+/* A token etcd found expired is renewed and the call sent again, once: no
+ * call fails for it. */
+static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+{
+    int rc = courier_try(cr, call, false, doc);
+    if (rc == -EKEYEXPIRED && cr->c->inflight == call)
+        rc = courier_try(cr, call, true, doc);
+    return rc;
 }
 
 static void courier_main(void *arg)
@@ -150,7 +274,6 @@ static void courier_main(void *arg)
         c->inflight = call;
         struct json_t *doc = NULL;
         const char *why = NULL;
-        cr.why[0] = '\0';
         int rc = courier_serve(&cr, call, &doc);
         if (rc == -ECANCELED && c->moving)
             rc = -ECONNRESET; /* moved off an abandoned endpoint: the caller may retry */
@@ -226,6 +349,7 @@ void etcd_client_fini(struct etcd_client *c)
         coro_destroy(c->courier);
     c->courier = NULL;
     c->conn = NULL;
+    etcd_endpoints_fini(&c->endpoints);
     c->finished = true;
     c->inflight = NULL;
     /* Unhook everything before waking anyone: a caller woken from here

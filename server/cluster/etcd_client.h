@@ -23,7 +23,12 @@
  * call. A kept-alive connection that etcd closed while idle, or whose
  * endpoint the process abandoned (etcd_conn.h's health), is replaced
  * before use; an exchange under way on an abandoned endpoint is ended by
- * etcd_client_move(). */
+ * etcd_client_move().
+ *
+ * A secured etcd (etcd_client_secure): TLS is the connection's business;
+ * with etcd's auth the courier authenticates on its first call (one token
+ * serves every client of the process, etcd_auth.h) and, when etcd finds
+ * the token expired, renews it and sends the call again, once. */
 #ifndef TURNSTILE_ETCD_CLIENT_H
 #define TURNSTILE_ETCD_CLIENT_H
 
@@ -41,7 +46,7 @@ enum etcd_err_kind {
     ETCD_ERR_TIMEOUT,   /* -ETIMEDOUT */
     ETCD_ERR_CANCELED,  /* -ECANCELED */
     ETCD_ERR_CONNECT,   /* no endpoint took a connection */
-    ETCD_ERR_BROKEN,    /* -ECONNRESET: the connection broke mid-call */
+    ETCD_ERR_BROKEN,    /* -ECONNRESET: the connection broke mid-call; -EPIPE */
     ETCD_ERR_BAD_REPLY, /* -EIO, -EMSGSIZE */
     ETCD_ERR_ETCD,      /* etcd refused (its gRPC code as an errno) */
     ETCD_ERR_LOCAL,     /* -ENOMEM, -EMFILE, -ENFILE */
@@ -92,6 +97,20 @@ struct etcd_call {
 /* endpoints: as etcd_endpoints_parse() takes them. Returns 0 or -EINVAL.
  * Needs no loop; the courier starts with the first call. */
 int etcd_client_init(struct etcd_client *c, const char *endpoints);
+
+/* Connects with TLS and authenticates as secure says (NULL: neither), and
+ * reports refusals there. Before the first call; secure outlives c. */
+void etcd_client_secure(struct etcd_client *c, struct etcd_secure *secure);
+
+/* With etcd's auth in use on conn (open, from e): gives it the token to
+ * send, authenticating over it first when there is none yet, or when
+ * `expired` (etcd refused the one conn sent) and no other connection
+ * renewed it meanwhile. Returns 0, what etcd_conn_exchange() does, -EIO,
+ * or -EACCES (etcd refused to authenticate: conn->why names the user and
+ * the password file). On failure conn may be closed. For the courier and
+ * watches. */
+int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool expired,
+                      int64_t deadline_us);
 
 /* Ends the courier and its connection: from another coroutine or outside
  * the loop, before loop_fini(). Calls still pending end with -ECANCELED

@@ -13,17 +13,28 @@
 
 /* ---- endpoints ---- */
 
-static int endpoint_parse(struct etcd_endpoint *ep, const char *url, size_t len)
+/* The length of url's scheme, "http://" or "https://" (*https says
+ * which), or 0 for neither. */
+static size_t scheme_len(const char *url, size_t len, bool *https)
 {
-    static const char scheme[] = "http://";
+    static const char plain[] = "http://", secure[] = "https://";
+    *https = len >= strlen(secure) && strncmp(url, secure, strlen(secure)) == 0;
+    if (*https)
+        return strlen(secure);
+    return len >= strlen(plain) && strncmp(url, plain, strlen(plain)) == 0 ? strlen(plain) : 0;
+}
+
+static int endpoint_parse(struct etcd_endpoint *ep, const char *url, size_t len, bool *https)
+{
     char host[sizeof(ep->host)];
     while (len > 0 && url[len - 1] == '/')
         len--;
-    if (len >= sizeof(ep->url) || len <= strlen(scheme) || strncmp(url, scheme, strlen(scheme)))
+    size_t skip = scheme_len(url, len, https);
+    if (len >= sizeof(ep->url) || skip == 0 || len == skip)
         return -EINVAL;
     *ep = (struct etcd_endpoint){0};
     memcpy(ep->url, url, len);
-    memcpy(ep->host, url + strlen(scheme), len - strlen(scheme));
+    memcpy(ep->host, url + skip, len - skip);
     memcpy(host, ep->host, sizeof(host));
     bool v6 = host[0] == '[';
     char *colon = v6 ? strstr(host, "]:") : strrchr(host, ':');
@@ -45,6 +56,7 @@ static int endpoint_parse(struct etcd_endpoint *ep, const char *url, size_t len)
     } else {
         return -EINVAL;
     }
+    snprintf(ep->ip, sizeof(ep->ip), "%s", host + v6); /* inet_pton checked its length */
     return 0;
 }
 
@@ -56,12 +68,21 @@ int etcd_endpoints_parse(struct etcd_endpoints *e, const char *list)
         size_t len = strcspn(s, ", ");
         if (len == 0)
             break;
-        if (e->n == ETCD_MAX_ENDPOINTS || endpoint_parse(&e->at[e->n], s, len) < 0)
+        bool https;
+        if (e->n == ETCD_MAX_ENDPOINTS || endpoint_parse(&e->at[e->n], s, len, &https) < 0)
             return -EINVAL;
+        if (e->n > 0 && https != e->https)
+            return -EINVAL; /* a mix: TLS to some members only protects nothing */
+        e->https = https;
         e->n++;
         s += len;
     }
     return e->n ? 0 : -EINVAL;
+}
+
+void etcd_endpoints_fini(struct etcd_endpoints *e)
+{
+    tls_session_drop(&e->session);
 }
 
 void etcd_endpoints_move_on(struct etcd_endpoints *e, unsigned failed)
@@ -158,6 +179,7 @@ static void conn_expect_reply(struct etcd_conn *conn)
     conn->complete = false;
     conn->error = 0;
     conn->status = 0;
+    conn->why[0] = '\0';
     conn->body_len = 0;
     if (conn->body_cap > BODY_KEEP) {
         free(conn->body);
@@ -175,6 +197,7 @@ void etcd_conn_close(struct etcd_conn *conn)
 {
     if (conn->fd < 0)
         return;
+    tls_conn_close(&conn->tls);
     loop_io_close(&conn->io);
     close(conn->fd);
     conn->fd = -1;
@@ -187,6 +210,23 @@ static int sock_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         return -errno;
     return -err;
+}
+
+/* TLS over the connected socket, for https:// endpoints: a session to
+ * resume is kept in e, so the next connection costs no full handshake. */
+static int conn_secure(struct etcd_conn *conn, struct etcd_endpoints *e,
+                       const struct etcd_endpoint *ep, int64_t deadline_us)
+{
+    if (!e->https)
+        return 0;
+    if (!e->secure || !e->secure->tls) {
+        snprintf(conn->why, sizeof(conn->why), "https:// endpoints without TLS settings");
+        return -EPROTO;
+    }
+    int rc = tls_conn_open(&conn->tls, e->secure->tls, &conn->io, ep->ip, &e->session, deadline_us);
+    if (rc < 0)
+        memcpy(conn->why, conn->tls.why, sizeof(conn->why));
+    return rc;
 }
 
 static int conn_dial(struct etcd_conn *conn, const struct etcd_endpoint *ep, int64_t deadline_us)
@@ -222,9 +262,15 @@ int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t dea
 {
     int rc = -ECONNREFUSED;
     etcd_conn_close(conn);
+    conn->secure = e->secure;
+    conn->why[0] = '\0';
     for (unsigned i = 0; i < e->n; i++) {
         unsigned ep = endpoint_pick(e);
         rc = conn_dial(conn, &e->at[ep], deadline_us);
+        if (rc == 0)
+            rc = conn_secure(conn, e, &e->at[ep], deadline_us);
+        if (rc < 0)
+            etcd_conn_close(conn);
         if (rc == 0) {
             conn->endpoint = ep;
             conn->host = e->at[ep].host;
@@ -241,8 +287,18 @@ int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t dea
     return rc;
 }
 
+/* tls.h's error, its cause kept for the caller. */
+static int tls_failed(struct etcd_conn *conn, int rc)
+{
+    if (rc < 0)
+        memcpy(conn->why, conn->tls.why, sizeof(conn->why));
+    return rc;
+}
+
 static int send_all(struct etcd_conn *conn, const char *data, size_t len, int64_t deadline_us)
 {
+    if (conn->tls.ssl)
+        return tls_failed(conn, tls_write(&conn->tls, data, len, deadline_us));
     while (len > 0) {
         ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -288,7 +344,10 @@ int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
 {
     char buf[4096];
     for (;;) {
-        ssize_t n = recv(conn->fd, buf, sizeof(buf), 0);
+        ssize_t n = conn->tls.ssl ? tls_read(&conn->tls, buf, sizeof(buf), deadline_us)
+                                  : recv(conn->fd, buf, sizeof(buf), 0);
+        if (n < 0 && conn->tls.ssl)
+            return tls_failed(conn, (int)n); /* it parked already */
         if (n > 0)
             return conn_feed(conn, buf, (size_t)n);
         if (n == 0)
@@ -308,15 +367,25 @@ int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
 static int request_format(struct etcd_conn *conn, const char *path, const char *body,
                           size_t body_len, size_t *len)
 {
-    static const char fmt[] = "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                              "Content-Length: %zu\r\n\r\n";
-    size_t head = sizeof(fmt) + strlen(path) + strlen(conn->host) + 20;
+    static const char fmt[] = "POST %s HTTP/1.1\r\nHost: %s\r\n%s%s%s"
+                              "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n";
+    static const char auth[] = "Authorization: ";
+    bool token = conn->token[0] != '\0';
+    size_t head =
+        sizeof(fmt) + strlen(path) + strlen(conn->host) + sizeof(auth) + strlen(conn->token) + 20;
     if (grow(&conn->out, &conn->out_cap, head + body_len) < 0)
         return -ENOMEM;
-    int n = snprintf(conn->out, conn->out_cap, fmt, path, conn->host, body_len);
+    int n = snprintf(conn->out, conn->out_cap, fmt, path, conn->host, token ? auth : "",
+                     conn->token, token ? "\r\n" : "", body_len);
     memcpy(conn->out + n, body, body_len);
     *len = (size_t)n + body_len;
     return 0;
+}
+
+void etcd_conn_set_token(struct etcd_conn *conn, const char *token, uint64_t generation)
+{
+    snprintf(conn->token, sizeof(conn->token), "%s", token);
+    conn->token_generation = generation;
 }
 
 int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
@@ -361,8 +430,15 @@ bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoin
     return conn->fd >= 0 && e->health && endpoints_better(e->health, conn->endpoint);
 }
 
+void etcd_conn_forget_request(struct etcd_conn *conn)
+{
+    if (conn->out)
+        explicit_bzero(conn->out, conn->out_cap);
+}
+
 void etcd_conn_free(struct etcd_conn *conn)
 {
+    tls_conn_close(&conn->tls);
     if (conn->fd >= 0)
         close(conn->fd);
     free(conn->body);
@@ -372,12 +448,12 @@ void etcd_conn_free(struct etcd_conn *conn)
 
 /* A kept-alive connection is fit for the next call only if nothing came
  * since the last reply: an end (etcd restarted or died), an error, or bytes
- * nobody asked for. The peek sees what the kernel knows even when the loop
- * has not yet told us (a member killed a moment ago); it costs far less
- * than a call failing on a connection that was already closed. */
+ * nobody asked for (TLS's own included: a record read but not returned). The peek sees what the
+ * kernel knows even when the loop has not yet told us (a member killed a moment ago); it costs far
+ * less than a call failing on a connection that was already closed. */
 bool etcd_conn_fit(const struct etcd_conn *conn)
 {
     char byte;
-    return conn->fd >= 0 && !conn->stale && recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-           errno == EAGAIN;
+    return conn->fd >= 0 && !conn->stale && !tls_conn_pending(&conn->tls) &&
+           recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
 }

@@ -2,6 +2,12 @@
  * members it may go to. The transport of the etcd client: the place where
  * TLS goes.
  *
+ * With https:// endpoints the connection is TLS (tls.h), with the
+ * context of the endpoints' etcd_secure, and a session resumed from the
+ * last connection to the same member; with etcd's auth, every request
+ * carries the token the connection holds (etcd_conn_set_token) in its
+ * Authorization header. Above this layer nothing differs.
+ *
  * A connection lives in one coroutine of one loop (the one that opens it)
  * and carries one exchange at a time: a POST of JSON, then its reply,
  * whole (etcd_conn_exchange) or as a stream read piece by piece
@@ -13,7 +19,10 @@
  * (loop_cancel), a connect(2) errno (no endpoint took a connection: each
  * was tried once), -ECONNRESET (the connection broke, or ended before the
  * whole reply), -EIO (not an HTTP reply), -EMSGSIZE (a body longer than
- * ETCD_MAX_REPLY), -ENOMEM, -EMFILE. */
+ * ETCD_MAX_REPLY), -ENOMEM, -EMFILE; with TLS, tls.h's too: -EKEYREJECTED
+ * (etcd's certificate refused here), -EACCES (ours refused by etcd),
+ * -EPROTO. When a cause is known (TLS's, naming the file), it is in the
+ * connection's `why`. */
 #ifndef TURNSTILE_ETCD_CONN_H
 #define TURNSTILE_ETCD_CONN_H
 
@@ -26,7 +35,10 @@
 #include <llhttp.h>
 
 #include "endpoints.h"
+#include "etcd_auth.h"
+#include "etcd_secure.h"
 #include "loop.h"
+#include "tls.h"
 
 #define ETCD_MAX_ENDPOINTS ENDPOINTS_MAX
 #define ETCD_MAX_REPLY     (64u << 20) /* a range over many keys; more is -EMSGSIZE */
@@ -34,6 +46,7 @@
 struct etcd_endpoint {
     char url[72];  /* as given, without a trailing '/': "http://127.0.0.1:2379" */
     char host[72]; /* for the Host header: "127.0.0.1:2379" */
+    char ip[48];   /* what etcd's certificate must name: "127.0.0.1", "::1" */
     union {
         struct sockaddr sa;
         struct sockaddr_in v4;
@@ -54,21 +67,28 @@ struct etcd_endpoints {
     /* A timeout is reported to health only after an exchange this long:
      * a caller's own short deadline is not the member's fault. */
     int64_t blame_us;
-    uint64_t connects;         /* connections opened */
-    uint64_t connect_failures; /* failed attempts, even when another endpoint then took it */
-    uint64_t rotations;        /* moves to the next endpoint */
+    uint64_t connects;          /* connections opened */
+    uint64_t connect_failures;  /* failed attempts, even when another endpoint then took it */
+    uint64_t rotations;         /* moves to the next endpoint */
+    bool https;                 /* every endpoint is https:// (none is, else) */
+    struct etcd_secure *secure; /* TLS and auth; NULL: neither (then https fails) */
+    struct tls_session session; /* to resume on the next connection (one loop's) */
 };
 
-/* list: comma-separated URLs "http://IP:PORT" (IPv4, or IPv6 in brackets:
- * names would need a blocking resolver), at most ETCD_MAX_ENDPOINTS.
- * Returns 0 or -EINVAL. */
+/* list: comma-separated URLs "http://IP:PORT" or "https://IP:PORT" (IPv4,
+ * or IPv6 in brackets: names would need a blocking resolver), at most
+ * ETCD_MAX_ENDPOINTS, all of one scheme. Returns 0 or -EINVAL. */
 int etcd_endpoints_parse(struct etcd_endpoints *e, const char *list);
+
+/* Drops the TLS session kept for the next connection. */
+void etcd_endpoints_fini(struct etcd_endpoints *e);
 
 /* The endpoint `failed` let us down: the next one is used from now on,
  * unless someone already moved past it. */
 void etcd_endpoints_move_on(struct etcd_endpoints *e, unsigned failed);
 
-/* One connection. Fields are private but body, body_len, status and complete. */
+/* One connection. Fields are private but body, body_len, status, complete
+ * and why. */
 struct etcd_conn {
     int fd; /* -1 while closed */
     unsigned endpoint;
@@ -84,6 +104,11 @@ struct etcd_conn {
     char *out; /* the request being sent */
     size_t out_cap;
     struct loop_io io;
+    struct tls_conn tls;             /* tls.ssl NULL: plain */
+    struct etcd_secure *secure;      /* the endpoints', as of the open */
+    char token[ETCD_AUTH_TOKEN_CAP]; /* sent with each request, "" for none */
+    uint64_t token_generation;       /* etcd_auth_token()'s number for it */
+    char why[TLS_WHY_CAP];           /* the cause of the last error, "" if none known */
 };
 
 /* A closed connection that holds nothing. */
@@ -99,6 +124,9 @@ int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t dea
 /* True if conn is open and fit for another exchange: nothing came since the
  * last reply (an end, an error, or bytes nobody asked for). */
 bool etcd_conn_fit(const struct etcd_conn *conn);
+
+/* The token for the next requests ("" for none) and its number. */
+void etcd_conn_set_token(struct etcd_conn *conn, const char *token, uint64_t generation);
 
 /* Sends "POST path" with body and readies conn for the reply. */
 int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, size_t body_len,
@@ -126,8 +154,11 @@ void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc);
  * another is healthy: its calls should move. */
 bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoints *e);
 
-/* Closes the socket; the buffers stay for the next connection. */
+/* Closes the socket (and its TLS); the buffers stay for the next connection. */
 void etcd_conn_close(struct etcd_conn *conn);
+
+/* Wipes the request last sent (it held a password). */
+void etcd_conn_forget_request(struct etcd_conn *conn);
 
 /* Frees everything: from a cleanup of its coroutine (coro_defer) as well,
  * when the loop already dropped the descriptor's watch. */

@@ -21,6 +21,8 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "etcd_auth.h"
+
 /* jansson recurses once per nesting level and allows 2048 of them: some
  * 100 KiB of stack, more than a coroutine has (CORO_DEFAULT_STACK). etcd's
  * replies nest 6 deep; deeper input is refused before jansson sees it. */
@@ -66,7 +68,17 @@ static int error_doc(const json_t *doc, char why[ETCD_WHY_CAP])
     if (!json_is_integer(code) || !json_is_string(msg))
         return -EIO;
     snprintf(why, ETCD_WHY_CAP, "etcd: %s", json_string_value(msg));
-    return grpc_errno(json_integer_value(code));
+    int token = etcd_auth_errno((int)json_integer_value(code), json_string_value(msg));
+    return token ? token : grpc_errno(json_integer_value(code));
+}
+
+/* etcd 3.4's gateway, with etcd's auth on, answers a client certificate
+ * that has a CommonName with HTTP 400 and this text, not JSON: it would
+ * take the name for the user. */
+static bool common_name_refused(const char *body, size_t len, int status)
+{
+    static const char text[] = "CommonName of client sending a request against gateway";
+    return status == 400 && memmem(body, len, text, sizeof(text) - 1) != NULL;
 }
 
 /* ---- reply memory ---- */
@@ -202,6 +214,16 @@ static int get_int(const json_t *o, const char *name, int64_t *out)
         return -EIO;
     *out = n;
     return 0;
+}
+
+int etcd_decode_int(const json_t *o, const char *name, int64_t *out)
+{
+    return get_int(o, name, out);
+}
+
+json_t *etcd_decode_object(const char *s, size_t n)
+{
+    return parse_object(s, n);
 }
 
 static int get_bool(const json_t *o, const char *name, bool *out)
@@ -396,6 +418,37 @@ int etcd_decode_header(const json_t *doc, int64_t *revision)
     return decode_revision(doc, revision);
 }
 
+/* One alarm's type, named ("NOSPACE") or numbered (1) as etcd's enum. */
+static int alarm_bit(const json_t *v, unsigned *bit)
+{
+    static const char *const names[] = {"NONE", "NOSPACE", "CORRUPT"};
+    for (unsigned i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0) ||
+            (json_is_integer(v) && json_integer_value(v) == (json_int_t)i)) {
+            *bit = 1u << i;
+            return 0;
+        }
+    *bit = 0; /* one this build does not know: NONE, or a newer etcd's */
+    return json_is_string(v) || json_is_integer(v) || !v ? 0 : -EIO;
+}
+
+int etcd_decode_alarms(const json_t *doc, unsigned *alarms)
+{
+    int64_t revision;
+    const json_t *list = json_object_get(doc, "alarms");
+    int rc = decode_revision(doc, &revision);
+    *alarms = 0;
+    if (rc == 0 && list && !json_is_array(list))
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && list && i < json_array_size(list); i++) {
+        unsigned bit;
+        const json_t *member = json_array_get(list, i);
+        rc = json_is_object(member) ? alarm_bit(json_object_get(member, "alarm"), &bit) : -EIO;
+        *alarms |= rc == 0 ? bit : 0;
+    }
+    return rc;
+}
+
 /* ---- documents ---- */
 
 /* The reply's document, or the error it carries. A streaming endpoint's
@@ -406,7 +459,12 @@ int etcd_decode_doc(const char *body, size_t len, int status, bool stream, json_
     json_t *root = parse_object(body, len);
     int rc = 0;
     *doc = NULL;
-    if (!root) {
+    if (!root && common_name_refused(body, len, status)) {
+        snprintf(why, ETCD_WHY_CAP,
+                 "etcd's gateway refuses a client certificate with a CommonName while etcd's "
+                 "auth is on: use one without");
+        rc = -EACCES;
+    } else if (!root) {
         snprintf(why, ETCD_WHY_CAP, "HTTP %d with a body that is not a JSON object", status);
         rc = -EIO;
     } else if (status != 200 || json_object_get(root, "error")) {
@@ -446,7 +504,9 @@ void etcd_decode_drop(json_t *doc)
 
 /* ---- watch messages ---- */
 
-/* A message that cancels the watch ends it: compacted or otherwise. */
+/* A message that cancels the watch ends it: compacted, refused (etcd
+ * 3.4 creates a watch of keys the user's role lacks, then cancels it with
+ * this reason) or otherwise. */
 int etcd_decode_watch_status(const json_t *msg)
 {
     bool canceled;
@@ -454,8 +514,9 @@ int etcd_decode_watch_status(const json_t *msg)
     int rc = get_bool(msg, "canceled", &canceled);
     if (rc == 0)
         rc = get_int(msg, "compact_revision", &compacted);
+    const char *reason = json_string_value(json_object_get(msg, "cancel_reason"));
     if (rc == 0 && canceled)
-        rc = compacted ? -ERANGE : -EPIPE;
+        rc = compacted ? -ERANGE : reason && strstr(reason, "permission denied") ? -EACCES : -EPIPE;
     const json_t *events = json_object_get(msg, "events");
     if (rc == 0 && events && !json_is_array(events))
         rc = -EIO;

@@ -11,7 +11,10 @@
  * Every decoder returns 0, -EIO (not what the gateway sends), -ENOMEM, or
  * where said etcd's refusal as an errno (gRPC code: -EINVAL 3, -ENOENT 5,
  * -EEXIST 6, -EACCES 7 and 16, -ENOSPC 8, -ERANGE 11, -EAGAIN 14,
- * -EREMOTEIO any other). */
+ * -EREMOTEIO any other), but for refusals of etcd's auth token
+ * (etcd_auth_errno): -EKEYEXPIRED (renew it and send again), -EACCES
+ * (none sent). etcd 3.4's gateway refusing a client certificate with a
+ * CommonName (HTTP 400, plain text) is -EACCES too. */
 #ifndef TURNSTILE_ETCD_DECODE_H
 #define TURNSTILE_ETCD_DECODE_H
 
@@ -21,7 +24,7 @@
 
 #include "etcd_encode.h"
 
-#define ETCD_WHY_CAP 160 /* what went wrong, for etcd_last_error() */
+#define ETCD_WHY_CAP 256 /* what went wrong, for etcd_last_error(): TLS causes name files */
 
 struct json_t; /* jansson's, private to the decoders and their callers */
 
@@ -92,6 +95,13 @@ int etcd_decode_message(const char *line, size_t len, struct json_t **msg, char 
 /* Drops a reference taken above; NULL is fine. */
 void etcd_decode_drop(struct json_t *doc);
 
+/* For decoders of other replies (server/cluster/health.c, members.c): an
+ * int64 field of o as the gateway writes it (a string; a number taken
+ * too); absent: 0. Returns 0 or -EIO. */
+int etcd_decode_int(const struct json_t *o, const char *name, int64_t *out);
+/* A JSON object parsed from s (nesting bounded as above), or NULL. */
+struct json_t *etcd_decode_object(const char *s, size_t n);
+
 /* ---- results: on failure *out may hold memory, freed by etcd_reply_free ---- */
 
 /* /v3/kv/range and /v3/kv/deleterange: one result, ops[0]. */
@@ -112,10 +122,18 @@ int etcd_decode_keepalive(const struct json_t *doc, int64_t *ttl_s, const char *
 /* /v3/lease/revoke, or any reply whose header is all that matters. */
 int etcd_decode_header(const struct json_t *doc, int64_t *revision);
 
+/* /v3/maintenance/alarm: the active alarms of every member, as a mask of
+ * ETCD_ALARM_ bits (0: none); an alarm this build does not know is left
+ * out. -EIO for a reply of the wrong shape. */
+#define ETCD_ALARM_NOSPACE (1u << 1) /* a member's backend reached its quota */
+#define ETCD_ALARM_CORRUPT (1u << 2) /* a member's data differs from the others' */
+int etcd_decode_alarms(const struct json_t *doc, unsigned *alarms);
+
 /* ---- watch messages ---- */
 
 /* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:
- * compacted), -EPIPE (cancelled otherwise), -EIO. */
+ * compacted), -EACCES (cancelled: permission denied), -EPIPE (cancelled
+ * otherwise), -EIO. */
 int etcd_decode_watch_status(const struct json_t *msg);
 
 /* The first message: 0 with the revision at which the watch was created,

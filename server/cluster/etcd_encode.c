@@ -306,6 +306,20 @@ int etcd_encode_lease(int64_t id, int64_t ttl_s, char **text)
     return id || ttl_s ? dump(lease_json(id, ttl_s), text) : -EINVAL;
 }
 
+int etcd_encode_compact(int64_t revision, char **text)
+{
+    *text = NULL;
+    if (revision <= 0)
+        return -EINVAL;
+    json_t *o = json_object();
+    return dump(checked(o, o ? set_int(o, "revision", revision) : -1), text);
+}
+
+int etcd_encode_alarm_list(char **text)
+{
+    return dump(json_object(), text); /* action GET, the default */
+}
+
 int etcd_encode_watch(const char *key, size_t key_len, bool prefix, char **text)
 {
     *text = NULL;

@@ -105,6 +105,11 @@ int etcd_encode_delete(const struct etcd_delete_req *d, char **text);
  * out. -EINVAL when both are zero. */
 int etcd_encode_lease(int64_t id, int64_t ttl_s, char **text);
 
+/* /v3/kv/compaction: {"revision": N}, N > 0 (else -EINVAL). */
+int etcd_encode_compact(int64_t revision, char **text);
+/* /v3/maintenance/alarm, listing the active alarms: {}. */
+int etcd_encode_alarm_list(char **text);
+
 /* /v3/watch: {"create_request": {key, range_end}} with no start revision. */
 int etcd_encode_watch(const char *key, size_t key_len, bool prefix, char **text);
 

@@ -2,6 +2,7 @@
 #include "etcd_watch.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,7 +42,9 @@ static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadlin
             etcd_decode_drop(doc);
             return rc < 0 ? rc : -EIO;
         }
-        const char *nl = conn->status == 200 ? memchr(conn->body, '\n', conn->body_len) : NULL;
+        /* body is NULL until the first byte of it (memchr must not see that). */
+        const char *nl =
+            conn->status == 200 && conn->body_len ? memchr(conn->body, '\n', conn->body_len) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - conn->body);
             int rc = etcd_decode_message(conn->body, len, msg, why);
@@ -56,12 +59,16 @@ static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadlin
     }
 }
 
-/* Sends the create request and waits for etcd to say the watch exists. */
-static int watch_start(struct etcd_watch *w, const char *body, int64_t deadline_us,
-                       char why[ETCD_WHY_CAP])
+/* Sends the create request (with the token, when etcd's auth is used)
+ * and waits for etcd to say the watch exists. */
+static int watch_try(struct etcd_watch *w, const char *body, bool expired, int64_t deadline_us,
+                     char why[ETCD_WHY_CAP])
 {
     struct etcd_conn *conn = &w->conn;
-    int rc = etcd_conn_open(conn, &w->client->endpoints, deadline_us);
+    struct etcd_endpoints *e = &w->client->endpoints;
+    int rc = etcd_conn_open(conn, e, deadline_us);
+    if (rc == 0)
+        rc = etcd_client_login(conn, e, expired, deadline_us);
     if (rc == 0)
         rc = etcd_conn_send(conn, "/v3/watch", body, strlen(body), deadline_us);
     struct json_t *msg = NULL;
@@ -70,6 +77,23 @@ static int watch_start(struct etcd_watch *w, const char *body, int64_t deadline_
     if (rc == 0)
         rc = etcd_decode_watch_created(msg, &w->revision);
     etcd_decode_drop(msg);
+    if (rc == -EACCES && !why[0] && !conn->why[0] && conn->secure && conn->secure->auth)
+        etcd_auth_blame(conn->secure->auth, "permission denied to watch the cluster's keys", why,
+                        ETCD_WHY_CAP);
+    else if (rc < 0 && !why[0])
+        snprintf(why, ETCD_WHY_CAP, "%s", conn->why);
+    return rc;
+}
+
+/* A token etcd found expired is renewed and the watch asked for again. */
+static int watch_start(struct etcd_watch *w, const char *body, int64_t deadline_us,
+                       char why[ETCD_WHY_CAP])
+{
+    int rc = watch_try(w, body, false, deadline_us, why);
+    if (rc == -EKEYEXPIRED) {
+        why[0] = '\0';
+        rc = watch_try(w, body, true, deadline_us, why);
+    }
     return rc;
 }
 

@@ -33,9 +33,10 @@ struct etcd_watch {
  * once etcd says it is created: w->revision is the revision then, and
  * every change after it will come. A caller that must not miss a change
  * reads the state after this (etcd_range) and applies events with a
- * mod_revision above what it read. On failure (what etcd.h lists) w holds
- * nothing to close. A watch takes two of its coroutine's CORO_MAX_DEFER
- * cleanups: -ENOSPC when they are not there. */
+ * mod_revision above what it read. On failure (what etcd.h lists, or
+ * -EPIPE: etcd ended the stream or cancelled the watch before it was
+ * created) w holds nothing to close. A watch takes two of its coroutine's
+ * CORO_MAX_DEFER cleanups: -ENOSPC when they are not there. */
 int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key, size_t key_len,
                     bool prefix, int64_t deadline_us);
 
@@ -43,7 +44,10 @@ int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key
  * or etcd_watch_close(). Returns 0, -ETIMEDOUT (nothing came: the watch
  * stays usable), -ECANCELED (loop_cancel: stays usable), or, when the
  * watch ended (close it then): -ECONNRESET (connection lost), -EPIPE (etcd
- * ended the stream or cancelled the watch), -ERANGE (compacted), -EIO. */
+ * ended the stream or cancelled the watch), -EACCES (etcd's auth: the
+ * user's role lacks the keys), -ERANGE (compacted), -EIO or -EMSGSIZE
+ * (not what etcd sends), or an error message in the stream: etcd's
+ * refusal, as etcd.h maps its gRPC code. */
 int etcd_watch_next(struct etcd_watch *w, struct etcd_event *ev, int64_t deadline_us);
 
 /* True if the watch's endpoint was abandoned by the process (etcd_conn.h's

@@ -1,116 +1,104 @@
-/* health: the shared table, moving off abandoned endpoints, and the
- * probes. See health.h. */
+/* health: etcd's status and alarms. See health.h. */
 #include "health.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
-#define PROBE_US 200000 /* between two checks of an abandoned endpoint */
-
-/* An endpoint was abandoned or restored, on any thread: every loop moves
- * its calls on its own thread; this one's at once (with one loop there is
- * no inbox to post to). */
-static void on_change(void *arg)
+/* A string field; member ids are among them: unsigned 64-bit numbers,
+ * which the gateway writes as decimal strings (past int64: kept so). */
+static void copy_id(const json_t *o, const char *name, char *out, size_t cap)
 {
-    struct cluster *c = arg;
-    unsigned n = atomic_load(&c->nloops);
-    for (unsigned i = 0; i < n && i < CLUSTER_LOOPS; i++) {
-        struct cluster_loop *cl = atomic_load(&c->loops[i]);
-        if (!cl || atomic_exchange(&cl->moved_posted, true))
-            continue;
-        if (cl->loop == loop_current())
-            health_on_moved(cl);
-        else
-            loop_post(cl->loop, &cl->moved_post);
+    const char *s = json_string_value(json_object_get(o, name));
+    snprintf(out, cap, "%s", s ? s : "");
+}
+
+static uint64_t size_of(const json_t *doc, const char *name, int *rc)
+{
+    int64_t n = 0;
+    if (etcd_decode_int(doc, name, &n) < 0 || n < 0)
+        *rc = -EIO;
+    return (uint64_t)(n > 0 ? n : 0);
+}
+
+static int decode_status(const struct json_t *doc, void *out, const char **why)
+{
+    struct cluster_view_etcd *row = out;
+    char leader[sizeof(row->member_id)];
+    int rc = 0;
+    copy_id(json_object_get(doc, "header"), "member_id", row->member_id, sizeof(row->member_id));
+    copy_id(doc, "leader", leader, sizeof(leader));
+    copy_id(doc, "version", row->version, sizeof(row->version));
+    row->leader = row->member_id[0] && strcmp(leader, row->member_id) == 0;
+    row->raft_term = size_of(doc, "raftTerm", &rc);
+    row->db_size = size_of(doc, "dbSize", &rc);
+    row->db_size_in_use = size_of(doc, "dbSizeInUse", &rc);
+    if (rc < 0)
+        *why = "a status reply of the wrong shape";
+    return rc;
+}
+
+int health_status(struct etcd_client *ec, struct cluster_view_etcd *row, int64_t deadline_us)
+{
+    struct etcd_call call = {.path = "/v3/maintenance/status",
+                             .body = "{}",
+                             .deadline_us = deadline_us,
+                             .decode = decode_status,
+                             .out = row};
+    int rc = etcd_client_call(ec, &call);
+    row->reachable = rc == 0;
+    snprintf(row->error, sizeof(row->error), "%s", rc == 0 ? "" : etcd_last_error(ec));
+    if (rc < 0)
+        row->leader = false;
+    return rc;
+}
+
+struct alarms_out {
+    struct cluster_view_etcd *rows;
+    unsigned n;
+};
+
+/* Appends alarm to the row of member, if it has one. */
+static void add_alarm(struct alarms_out *a, const char *member, const char *alarm)
+{
+    for (unsigned i = 0; i < a->n; i++) {
+        char *list = a->rows[i].alarms;
+        size_t len = strlen(list);
+        if (strcmp(a->rows[i].member_id, member) == 0)
+            snprintf(list + len, sizeof(a->rows[i].alarms) - len, "%s%s", len ? " " : "", alarm);
     }
 }
 
-int health_init(struct cluster *c)
+static int decode_alarms(const struct json_t *doc, void *out, const char **why)
 {
-    const struct etcd_endpoints *e = &c->lease_client.endpoints;
-    c->health = (struct endpoints){.on_change = on_change, .arg = c};
-    for (unsigned i = 0; i < e->n; i++)
-        if (endpoints_add(&c->health, e->at[i].url) < 0)
-            return -EINVAL;
-    health_share(c, &c->lease_client);
-    return 0;
-}
-
-void health_share(struct cluster *c, struct etcd_client *ec)
-{
-    ec->endpoints.health = &c->health;
-    /* Half a call: a caller whose own deadline is shorter than that (a
-     * short --lock-timeout-ms) does not make the member look dead. */
-    ec->endpoints.blame_us = c->call_ms * 1000 / 2;
-}
-
-void health_on_moved(void *arg)
-{
-    struct cluster_loop *cl = arg;
-    atomic_store(&cl->moved_posted, false);
-    etcd_client_move(&cl->queue);
-    etcd_client_move(&cl->section);
-    etcd_client_move(&cl->watchc);
-    if (cl->first)
-        etcd_client_move(&cl->c->lease_client);
-    /* The watcher reopens on a healthy endpoint when its wait ends
-     * (watcher.c): its member may have stopped sending events. */
-    if (cl->watch && etcd_watch_abandoned(cl->watch) && loop_parked(cl->watcher))
-        loop_cancel(cl->watcher);
-}
-
-/* Linearizable (the range's default): served only with a leader that a
- * quorum follows, which is what a write needs too. */
-static void probe_once(struct health_probe *p)
-{
-    struct cluster *c = p->cl->c;
-    struct etcd_range_req req = {
-        .key = c->counter_key, .key_len = strlen(c->counter_key), .count_only = true};
-    struct etcd_reply r;
-    int rc = etcd_range(&p->client, &req, &r, instance_call_deadline(c, LOOP_FOREVER));
-    etcd_reply_free(&r);
-    if (rc == 0)
-        endpoints_restore(&c->health, p->endpoint);
-}
-
-static void probe_main(void *arg)
-{
-    struct health_probe *p = arg;
-    struct cluster *c = p->cl->c;
-    while (!atomic_load(&c->stopping)) {
-        if (endpoints_bad(&c->health, p->endpoint))
-            probe_once(p);
-        loop_sleep_us(PROBE_US);
+    struct alarms_out *a = out;
+    const json_t *list = json_object_get(doc, "alarms"), *item;
+    size_t i;
+    if (list && !json_is_array(list)) {
+        *why = "an alarm reply of the wrong shape";
+        return -EIO;
     }
-    p->cl->running--;
-}
-
-int health_start(struct cluster_loop *cl)
-{
-    struct cluster *c = cl->c;
-    for (unsigned i = 0; i < c->health.n; i++) {
-        struct health_probe *p = &c->probes[i];
-        *p = (struct health_probe){.cl = cl, .endpoint = i};
-        int rc = etcd_client_init(&p->client, c->health.url[i]);
-        if (rc == 0)
-            rc = loop_spawn(cl->loop, probe_main, p, &p->co);
-        if (rc < 0)
-            return rc;
-        cl->running++;
+    for (unsigned r = 0; r < a->n; r++)
+        a->rows[r].alarms[0] = '\0';
+    json_array_foreach(list, i, item)
+    {
+        const char *member = json_string_value(json_object_get(item, "memberID"));
+        const char *alarm = json_string_value(json_object_get(item, "alarm"));
+        if (member && alarm && strspn(alarm, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(alarm))
+            add_alarm(a, member, alarm);
     }
     return 0;
 }
 
-void health_cancel(struct cluster *c)
+int health_alarms(struct etcd_client *ec, struct cluster_view_etcd *rows, unsigned nrows,
+                  int64_t deadline_us)
 {
-    for (unsigned i = 0; i < c->health.n; i++)
-        if (c->probes[i].co && loop_parked(c->probes[i].co))
-            loop_cancel(c->probes[i].co);
-}
-
-void health_fini(struct cluster *c)
-{
-    for (unsigned i = 0; i < c->health.n; i++)
-        if (c->probes[i].cl)
-            etcd_client_fini(&c->probes[i].client);
+    struct alarms_out a = {rows, nrows};
+    struct etcd_call call = {.path = "/v3/maintenance/alarm",
+                             .body = "{\"action\": \"GET\"}",
+                             .deadline_us = deadline_us,
+                             .decode = decode_alarms,
+                             .out = &a};
+    return etcd_client_call(ec, &call);
 }

@@ -1,37 +1,29 @@
-/* health: the instance's side of the endpoints' health (endpoints.h): its
- * clients share one table; when any of them abandons an endpoint (or a
- * probe restores one), every loop moves at once what is under way on an
- * abandoned endpoint while another is healthy (the calls its couriers
- * wait on, its watch), instead of each learning through a timeout of its
- * own;
- * and a probe per abandoned endpoint brings it back once it serves a
- * linearizable read (which needs a leader and a quorum behind the member:
- * a paused leader or a member cut off from the others answers none,
- * though it may accept connections). */
+/* health: etcd's health as an operator wants it during an incident, per
+ * endpoint (each etcd member the instance was given): does it answer, is
+ * it the leader, its raft term, its backend's size and the part in use
+ * (etcd 3.4's /v3/maintenance/status; it does not report its quota), and
+ * the alarms raised on it (/v3/maintenance/alarm: NOSPACE, CORRUPT).
+ *
+ * The calls go through clients of their own, never the lock's: a slow or
+ * dead member costs the lock nothing (glance.h polls them). */
 #ifndef TURNSTILE_CLUSTER_HEALTH_H
 #define TURNSTILE_CLUSTER_HEALTH_H
 
-#include "instance.h"
+#include <stdint.h>
 
-/* At cluster_open, once c->lease_client holds the endpoints: fills the
- * table. Returns 0 or -EINVAL. */
-int health_init(struct cluster *c);
+#include "cluster_view.h"
+#include "etcd.h"
 
-/* Makes ec, an etcd client of c, report to and follow the table. */
-void health_share(struct cluster *c, struct etcd_client *ec);
+/* From a coroutine of ec's loop, ec knowing only row's endpoint: fills
+ * row from its member's status (reachable, member id, leader, term,
+ * sizes, version), or says why not (reachable false, error). The alarms
+ * are left alone. Returns 0 or the call's errno (etcd.h). */
+int health_status(struct etcd_client *ec, struct cluster_view_etcd *row, int64_t deadline_us);
 
-/* On the first loop: starts a probe per endpoint. Returns 0 or a negative
- * errno. */
-int health_start(struct cluster_loop *cl);
-
-/* At detach, on the first loop: wakes the probes so that they end. */
-void health_cancel(struct cluster *c);
-
-/* After the probes ended: frees their clients. */
-void health_fini(struct cluster *c);
-
-/* A loop_post's function: moves cl's calls and watch off abandoned
- * endpoints (etcd_client_move, and the watch reopened elsewhere). */
-void health_on_moved(void *arg);
+/* From a coroutine of ec's loop: the cluster's alarms, from whichever
+ * member ec reaches, each put in the row of the member it names. Returns 0,
+ * or the call's errno and the rows' alarms untouched. */
+int health_alarms(struct etcd_client *ec, struct cluster_view_etcd *rows, unsigned nrows,
+                  int64_t deadline_us);
 
 #endif

@@ -6,13 +6,19 @@
  * its statistics; only the fields marked so are touched by other threads.
  *
  * Keys, under /turnstile/NAME/ (docs/design.md, "Cluster mode"):
- *   counter        "N KEY": the counter, then the queue key of the request
- *                  that wrote it (its receipt, see proof.h); no lease
- *   queue/I.L-S    one request's place: I the instance, L its loop, S its
- *                  sequence number; on the instance's lease. Its create
- *                  revision is its place in the queue.
+ *   counter        "N KEY REV": the counter, then the queue key of the
+ *                  request that wrote it and that key's create revision
+ *                  (its receipt, see proof.h); no lease
+ *   queue/I.L-S    one request's place: I the instance, L its loop, S a
+ *                  slot of that loop's (ticket.h: names are reused, so
+ *                  the prefix holds no more names than the loop's most
+ *                  waiters); on the instance's lease. Its create revision
+ *                  is its place in the queue; the name alone is not
+ *                  unique over time, name and create revision are.
  *   released       "T I": wall-clock microseconds at which instance I sent
- *                  the last release, for the hand-off latency */
+ *                  the last release, for the hand-off latency
+ *   compact        the revision its last compactor compacted to; its
+ *                  version elects the next one (compactor.h) */
 #ifndef TURNSTILE_CLUSTER_INSTANCE_H
 #define TURNSTILE_CLUSTER_INSTANCE_H
 
@@ -29,6 +35,7 @@
 #include "loop.h"
 #include "mirror.h"
 #include "stats_cluster.h"
+#include "waitq.h"
 
 #define CLUSTER_NAME_MAX 64 /* --cluster: letters, digits, '-', '_', '.' */
 #define CLUSTER_KEY_MAX  (CLUSTER_NAME_MAX + 64)
@@ -46,7 +53,7 @@ struct cluster_loop {
     struct cluster *c;
     struct loop *loop;
     bool first;                 /* keeps the lease */
-    struct etcd_client queue;   /* joins and deletes, in arrival order */
+    struct etcd_client queue;   /* joins (batched) and deletes, in arrival order */
     struct etcd_client section; /* fenced writes and their proofs */
     struct etcd_client watchc;  /* the watch and its reads */
     struct mirror mirror;
@@ -56,18 +63,35 @@ struct cluster_loop {
     struct counter_copy counter;
     struct list_node live, leaving, done; /* tickets (ticket.h) by state */
     char key_prefix[CLUSTER_KEY_MAX];     /* this loop's keys: queue/I.L- */
-    uint64_t seq;                         /* of this loop's last key */
-    struct etcd_watch *watch;             /* the watcher's, while it follows one; else NULL */
-    coro_t *watcher, *reaper, *keeper;
-    bool reaper_idle;
+    struct slots {                        /* the S of this loop's keys (ticket.h) */
+        uint32_t *free;                   /* slots no ticket holds, to reuse */
+        size_t nfree, cap;
+        uint32_t made; /* slots 0 .. made - 1 exist */
+    } slots;
+    struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */
+    uint64_t njoining;        /* of them */
+    uint64_t arrivals;        /* the last join's arrival sequence */
+    struct etcd_watch *watch; /* the watcher's, while it follows one; else NULL */
+    coro_t *watcher, *joiner, *reaper, *keeper, *compactor,
+        *sentry; /* the last three: first loop's */
+    bool joiner_idle, reaper_idle;
     int running; /* coroutines of ours not yet ended; -1 once stopped */
     int64_t released_wall_us;
     bool released_elsewhere;
+    /* Idempotency-Keys' lease of this time bucket (remember.h). */
+    int64_t idem_lease, idem_lease_until;
+    uint64_t idem_retention_ms;
     /* Another loop lost the lease: tell this one on its own thread. */
     struct loop_post lost_post;
     _Atomic int64_t lost_lease;
     _Atomic bool lost_posted;
-    /* An endpoint was abandoned: move this loop's calls (health.h). */
+    /* Requests that came while the instance had no lease yet (session.h),
+     * and the keeper's news for them (a lease, or etcd does not answer). */
+    struct waitq lease_waiters;
+    struct loop_post news_post;
+    _Atomic bool news_posted;
+    /* An endpoint was abandoned or restored: move this loop's calls
+     * (failover.h). */
     struct loop_post moved_post;
     _Atomic bool moved_posted;
     /* What other threads read (counts.h), under mu. */
@@ -76,9 +100,9 @@ struct cluster_loop {
     struct stats_cluster shown; /* the rest of what /stats shows */
 };
 
-/* The check that brings one abandoned endpoint back (health.h), on the
+/* The check that brings one abandoned endpoint back (failover.h), on the
  * first loop. */
-struct health_probe {
+struct failover_probe {
     struct cluster_loop *cl;
     unsigned endpoint;
     struct etcd_client client; /* that endpoint alone, learning for itself */
@@ -89,22 +113,32 @@ struct health_probe {
 struct cluster {
     char endpoints[ETCD_MAX_ENDPOINTS * 80];
     char name[CLUSTER_NAME_MAX];
-    int64_t call_ms;                    /* how long one etcd call may take */
-    int64_t ttl_s;                      /* the lease's, as asked */
+    int64_t call_ms;                              /* how long one etcd call may take */
+    int64_t ttl_s;                                /* the lease's, as asked */
+    int64_t compact_ms;                           /* between compactions; 0: none */
+    void (*notify)(void *arg, const char *state); /* cluster_settings' */
+    void *notify_arg;
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
-    char released_key[CLUSTER_KEY_MAX];
+    char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
     char self[17];           /* this process's id, in its keys and in `released` */
     struct endpoints health; /* every client's endpoints, as the process knows them */
-    struct health_probe probes[ENDPOINTS_MAX];
+    struct failover_probe probes[ENDPOINTS_MAX];
     struct etcd_client lease_client;
-    _Atomic int64_t lease;        /* 0 while none */
+    struct etcd_client maint;    /* the first loop's compactions and alarm checks */
+    struct etcd_secure *secure;  /* given to every etcd client; may be NULL */
+    _Atomic int64_t lease;       /* 0 while none */
+    _Atomic bool etcd_down;      /* the keeper's last grant failed: no use waiting */
+    _Atomic unsigned alarms;     /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */
+    struct loop_post alarm_post; /* another loop's alarm_suspect */
+    _Atomic bool alarm_posted;
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */
     _Atomic bool stopping;
     int64_t stale_lease; /* lost here but maybe not in etcd: revoke when it answers */
     _Atomic(struct cluster_loop *) loops[CLUSTER_LOOPS]; /* set once each, read by any thread */
     _Atomic unsigned nloops;
+    struct glance *glance; /* the cluster at a glance (glance.h); made by the first loop */
 };
 
 /* This thread's loop's, or NULL (the loop could not attach). */

@@ -98,14 +98,21 @@ void mirror_unqueue(struct mirror *m, struct mirror_entry *e)
     m->queued--;
 }
 
-void mirror_queue(struct mirror *m, struct mirror_entry *e, int64_t create_revision)
+/* True if a's place is after (rev, seq). */
+static bool after(const struct mirror_entry *a, int64_t rev, uint64_t seq)
+{
+    return a->create_revision > rev || (a->create_revision == rev && a->seq > seq);
+}
+
+void mirror_queue(struct mirror *m, struct mirror_entry *e, int64_t create_revision, uint64_t seq)
 {
     mirror_unqueue(m, e);
     struct list_node *pos = &m->order;
     while (pos->prev != &m->order &&
-           list_entry(pos->prev, struct mirror_entry, link)->create_revision > create_revision)
+           after(list_entry(pos->prev, struct mirror_entry, link), create_revision, seq))
         pos = pos->prev;
     e->create_revision = create_revision;
+    e->seq = seq;
     list_insert_before(pos, &e->link);
     m->queued++;
 }
@@ -125,4 +132,9 @@ struct mirror_entry *mirror_head(const struct mirror *m)
 {
     struct list_node *n = list_first(&m->order);
     return n ? list_entry(n, struct mirror_entry, link) : NULL;
+}
+
+const struct mirror_entry *mirror_next(const struct mirror *m, const struct mirror_entry *e)
+{
+    return e->link.next != &m->order ? list_entry(e->link.next, struct mirror_entry, link) : NULL;
 }

@@ -12,8 +12,7 @@
 /* What is being proven. */
 struct claim {
     struct counter_copy read; /* what the write was based on: it wrote read.value + 1 */
-    const char *key;          /* the writer's queue key, its receipt */
-    size_t key_len;
+    const struct ticket *t;   /* the writer: its key and create revision, the receipt */
 };
 
 /* The counter as of revision rev (0: the latest) into *value and its
@@ -65,29 +64,51 @@ static int prove(struct cluster_loop *cl, const struct claim *w)
     }
     if ((rc = counter_at(cl, lo, &r, &v, &kv)) < 0)
         return rc;
-    bool applied = kv && counter_written_by(kv->value, kv->value_len, w->key, w->key_len);
+    bool applied = kv && counter_written_by(kv->value, kv->value_len, w->t->entry->key,
+                                            w->t->entry->key_len, w->t->revision);
     etcd_reply_free(&r);
     return applied ? 0 : -EAGAIN;
 }
 
-int proof_settle(struct cluster_loop *cl, const struct counter_copy *read, const char *key,
-                 size_t key_len, int64_t give_up)
+void proof_patience_init(struct proof_patience *p, const struct cluster *c)
 {
-    struct claim w = {*read, key, key_len};
-    int rc = -ETIMEDOUT;
-    while (rc != 0 && rc != -EAGAIN && loop_now_us() < give_up) {
+    *p = (struct proof_patience){.left_us = (atomic_load(&c->lease_ttl_ms) + 2 * c->call_ms) * 1000,
+                                 .cap_us = c->call_ms * 1000 + CLUSTER_RETRY_US};
+}
+
+void proof_patience_call(struct proof_patience *p)
+{
+    p->started_us = loop_now_us();
+}
+
+bool proof_patience_failed(struct proof_patience *p)
+{
+    int64_t spent = loop_now_us() - p->started_us;
+    p->left_us -= spent < p->cap_us ? spent : p->cap_us;
+    return p->left_us > 0;
+}
+
+int proof_settle(struct cluster_loop *cl, const struct counter_copy *read, const struct ticket *t,
+                 struct proof_patience *p)
+{
+    struct claim w = {*read, t};
+    int rc;
+    for (;;) {
+        proof_patience_call(p);
         rc = prove(cl, &w);
-        if (rc != 0 && rc != -EAGAIN)
-            loop_sleep_us(CLUSTER_RETRY_US);
+        if (rc == 0 || rc == -EAGAIN || rc == -ERANGE || !proof_patience_failed(p))
+            break;
+        loop_sleep_us(CLUSTER_RETRY_US);
     }
     if (rc == 0 || rc == -EAGAIN) {
         log_msg(LOG_LEVEL_INFO, "cluster: a write of %" PRIu64 " whose reply was lost %s",
                 read->value + 1, rc == 0 ? "was applied: 200" : "was not: 503");
         return rc;
     }
-    counts_bump(cl, &cl->shown.unknown);
     log_msg(LOG_LEVEL_WARN,
-            "cluster: the write of %" PRIu64 " may have been applied, and cannot be proven: 503",
-            read->value + 1);
-    return -EAGAIN;
+            "cluster: the write of %" PRIu64 " may have been applied, and cannot be proven (%s): "
+            "outcome unknown, 500",
+            read->value + 1,
+            rc == -ERANGE ? "etcd compacted that history" : "etcd does not answer");
+    return -ENOTRECOVERABLE;
 }

@@ -54,6 +54,52 @@ void session_lost(struct cluster_loop *cl, int64_t lease)
     wake_keeper(cl); /* or the first loop does, as it is told */
 }
 
+static void wake_waiters(struct cluster_loop *cl)
+{
+    struct waitq_entry *e;
+    while ((e = waitq_head(&cl->lease_waiters)))
+        waitq_wake(e, 0);
+}
+
+void session_on_news(void *arg)
+{
+    struct cluster_loop *cl = arg;
+    atomic_store(&cl->news_posted, false);
+    wake_waiters(cl);
+}
+
+/* From the keeper: a lease came, or etcd did not answer; every loop's
+ * waiting requests look again, and systemd is told. */
+static void announce(struct cluster_loop *from, bool down, const char *state)
+{
+    struct cluster *c = from->c;
+    unsigned n = atomic_load(&c->nloops);
+    atomic_store(&c->etcd_down, down);
+    for (unsigned i = 0; i < n && i < CLUSTER_LOOPS; i++) {
+        struct cluster_loop *other = atomic_load(&c->loops[i]);
+        if (other && other != from && !atomic_exchange(&other->news_posted, true))
+            loop_post(other->loop, &other->news_post);
+    }
+    wake_waiters(from);
+    if (c->notify)
+        c->notify(c->notify_arg, state);
+}
+
+int session_wait(struct cluster_loop *cl, int64_t deadline_us, int64_t *lease)
+{
+    struct cluster *c = cl->c;
+    while (!(*lease = atomic_load(&c->lease))) {
+        if (atomic_load(&c->etcd_down) || atomic_load(&c->stopping))
+            return -EAGAIN;
+        struct waitq_entry e = {.co = coro_current()};
+        waitq_join(&cl->lease_waiters, &e, NULL);
+        int rc = waitq_park(&e, deadline_us);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int grant(struct cluster_loop *cl)
 {
     struct cluster *c = cl->c;
@@ -115,11 +161,14 @@ void session_keeper_main(void *arg)
         if (rc == 0) {
             said_down = false;
             valid_until = loop_now_us() + atomic_load(&c->lease_ttl_ms) * 1000;
+            announce(cl, false, "READY=1\nSTATUS=cluster mode: a lease is held, etcd answers");
             continue;
         }
-        if (!said_down) /* once per outage, not every retry */
+        if (!said_down) { /* once per outage, not every retry */
             log_msg(LOG_LEVEL_WARN, "cluster: etcd (%s) does not answer: %s; /access answers 503",
                     etcd_endpoint(&c->lease_client), etcd_last_error(&c->lease_client));
+            announce(cl, true, "STATUS=cluster mode: etcd does not answer; /access answers 503");
+        }
         said_down = true;
         loop_sleep_us(CLUSTER_RETRY_US);
     }

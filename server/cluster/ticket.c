@@ -23,12 +23,38 @@ bool ticket_key_is_ours(const struct cluster_loop *cl, const struct mirror_entry
     return e->key_len > n && memcmp(e->key, cl->key_prefix, n) == 0;
 }
 
+/* A free slot: the most recently freed (its name is the likeliest to be
+ * in etcd's caches), else a new one. */
+static uint32_t slot_take(struct slots *s)
+{
+    return s->nfree ? s->free[--s->nfree] : s->made++;
+}
+
+/* Gives a slot back; out of memory, it is dropped (a new one is made). */
+static void slot_put(struct slots *s, uint32_t slot)
+{
+    if (s->nfree == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        uint32_t *grown = realloc(s->free, cap * sizeof(*grown));
+        if (!grown)
+            return;
+        s->free = grown;
+        s->cap = cap;
+    }
+    s->free[s->nfree++] = slot;
+}
+
 int ticket_new(struct cluster_loop *cl, int64_t lease, struct ticket **out)
 {
     char key[CLUSTER_KEY_MAX];
-    int len = snprintf(key, sizeof(key), "%s%016" PRIx64, cl->key_prefix, ++cl->seq);
     struct ticket *t = calloc(1, sizeof(*t));
-    if (!t || mirror_add(&cl->mirror, key, (size_t)len, &t->entry) < 0) {
+    if (!t)
+        return -ENOMEM;
+    t->slot = slot_take(&cl->slots);
+    t->has_slot = true;
+    int len = snprintf(key, sizeof(key), "%s%" PRIx32, cl->key_prefix, t->slot);
+    if (mirror_add(&cl->mirror, key, (size_t)len, &t->entry) < 0) {
+        slot_put(&cl->slots, t->slot);
         free(t);
         return -ENOMEM;
     }
@@ -48,7 +74,7 @@ struct ticket *ticket_ghost(struct cluster_loop *cl, struct mirror_entry *e, int
     struct ticket *ghost = calloc(1, sizeof(*ghost));
     if (!ghost)
         return NULL;
-    *ghost = (struct ticket){.cl = cl, .entry = e, .lease = lease};
+    *ghost = (struct ticket){.cl = cl, .entry = e, .lease = lease, .revision = e->create_revision};
     e->tag = ghost;
     ticket_leave(ghost);
     return ghost;
@@ -66,8 +92,12 @@ static void ticket_free(struct ticket *t)
     if (list_linked(&t->link))
         list_remove(&t->link);
     t->entry->tag = NULL;
-    if (!list_linked(&t->entry->link))
+    if (list_linked(&t->entry->link))
+        t->retire_slot = true; /* the mirror still shows its key */
+    else
         mirror_remove(&cl->mirror, t->entry);
+    if (t->has_slot && !t->retire_slot)
+        slot_put(&cl->slots, t->slot);
     free(t);
 }
 
@@ -137,7 +167,11 @@ void ticket_collect(struct cluster_loop *cl)
     list_for_each_safe(n, next, &cl->done)
     {
         struct ticket *t = list_entry(n, struct ticket, link);
-        if (!t->owned && t->done_rev <= cl->revision)
+        /* A txn's events share a revision: at done_rev itself, wait for
+         * the event of the key's own deletion (its slot is then free). */
+        bool seen = t->done_rev < cl->revision ||
+                    (t->done_rev == cl->revision && !list_linked(&t->entry->link));
+        if (!t->owned && seen)
             ticket_free(t);
     }
 }

@@ -7,7 +7,19 @@
  * stranger's. The loop keeps its tickets in three lists by state: live
  * (joining, queued, granted), leaving (the reaper deletes their keys),
  * done (gone from etcd, freed once the watch has seen that and their
- * request let go). Everything here runs on the ticket's loop. */
+ * request let go). Everything here runs on the ticket's loop.
+ *
+ * Key names are a bounded set: a ticket takes a slot S of its loop's (its
+ * key is queue/I.L-S) and gives it back when it is freed, the earliest a
+ * name may be used again: its request let go, and the watch has seen its
+ * key go (or it was never sent). etcd keeps an index entry for every name
+ * ever created under the prefix until a compaction, and every range of the
+ * prefix walks them; reused names keep that walk as short as the loop's
+ * most waiters at once, however long the instance runs. A slot whose key
+ * might still appear (a PUT whose outcome is unknown and that no delete
+ * found) is never reused: it is retired and a new one made. Since a name
+ * is reused, every delete of one of our keys is fenced on its create
+ * revision, and the counter's receipt carries it (counter.h). */
 #ifndef TURNSTILE_CLUSTER_TICKET_H
 #define TURNSTILE_CLUSTER_TICKET_H
 
@@ -28,13 +40,19 @@ enum ticket_state {
 };
 
 struct ticket {
-    struct list_node link; /* in the loop's live, leaving or done list */
+    struct list_node link;      /* in the loop's live, leaving or done list */
+    struct list_node join_link; /* in the loop's join line, until its batch is sent */
     struct cluster_loop *cl;
     struct mirror_entry *entry; /* its key, tag pointing back here */
     coro_t *co;                 /* the waiting request */
     enum ticket_state state;
     bool owned; /* its request still uses it: not freed before it lets go */
     int64_t lease;
+    uint64_t seq;     /* arrival on its loop: orders keys of one revision */
+    int join_rc;      /* how its join went: 1 until its batch returned */
+    uint32_t slot;    /* the S of its key */
+    bool has_slot;    /* a ghost holds none */
+    bool retire_slot; /* its key might still appear: the slot is not reused */
     int64_t revision; /* create revision of its key, 0 until known */
     int64_t done_rev;
     int64_t queued_wall_us; /* when it joined (wall clock), for the hand-off */
@@ -45,7 +63,8 @@ struct ticket {
 int ticket_new(struct cluster_loop *cl, int64_t lease, struct ticket **out);
 
 /* A ticket for a key of ours that no request owns (a PUT applied after
- * its request gave up): it leaves at once. NULL: out of memory. */
+ * its request gave up; e is queued, its create revision known): it leaves
+ * at once. NULL: out of memory. */
 struct ticket *ticket_ghost(struct cluster_loop *cl, struct mirror_entry *e, int64_t lease);
 
 /* True if e is one of this loop's keys. */

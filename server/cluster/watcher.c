@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "counter.h"
@@ -17,7 +18,9 @@ static void on_queue_put(struct cluster_loop *cl, const struct etcd_kv *kv)
     struct mirror_entry *e;
     if (mirror_add(&cl->mirror, kv->key, kv->key_len, &e) < 0)
         return; /* out of memory: the next resync repairs the mirror */
-    mirror_queue(&cl->mirror, e, kv->create_revision);
+    /* The value is the key's arrival sequence (queue.h); anything else
+     * orders as 0 within its revision. */
+    mirror_queue(&cl->mirror, e, kv->create_revision, strtoull(kv->value, NULL, 10));
     /* Ours, but no request has it: a PUT applied after its request gave
      * up. It would block the queue until the lease ends. */
     if (!e->tag && ticket_key_is_ours(cl, e))
@@ -125,7 +128,7 @@ static bool watch_alive(struct cluster_loop *cl)
 }
 
 /* Until the watch breaks, or its endpoint is abandoned (by any client of
- * the process: health_on_moved cancels this wait), or it stays silent and
+ * the process: failover_on_moved cancels this wait), or it stays silent and
  * a fresh read shows it missed something. */
 static void follow(struct cluster_loop *cl, struct etcd_watch *w)
 {

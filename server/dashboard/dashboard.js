@@ -4,7 +4,11 @@
 'use strict';
 const $ = (id) => document.getElementById(id);
 const WINDOW_S = 60;
-const samples = []; /* {t, waiters, total}: uptime_s, lock.waiters, requests.total */
+/* {t, waiters, total, queue}: uptime_s, lock.waiters, requests.total and, in
+ * cluster mode, cluster.queue.length */
+const samples = [];
+/* cluster's members that are lists, not rows: the glance card draws them. */
+const VIEW = ['self', 'members', 'queue', 'etcd'];
 let lastGrants = -1;
 /* The groups of the /stats document that the page shows, each in its card. */
 const groups = document.querySelectorAll('[data-group]');
@@ -119,7 +123,9 @@ function fields(card, path, obj, depth = 0) {
 function addSample(s) {
   const last = samples[samples.length - 1];
   if (last && s.uptime_s < last.t) samples.length = 0; /* the server restarted */
-  samples.push({t: s.uptime_s, waiters: s.lock.waiters, total: s.requests.total});
+  const q = s.cluster && s.cluster.queue;
+  samples.push({t: s.uptime_s, waiters: s.lock.waiters, total: s.requests.total,
+    queue: q ? q.length : 0});
   while (samples[0].t < s.uptime_s - WINDOW_S - 1) samples.shift();
 }
 
@@ -159,6 +165,122 @@ function grants(g) {
   }
 }
 
+/* A table cell (or a row's first cell) holding text: never HTML, since
+ * members' fields come from other processes through etcd. */
+function cell(tr, v, title) {
+  const td = tr.insertCell();
+  td.textContent = v;
+  if (title) td.title = title;
+  return td;
+}
+
+/* A bar of part against whole; past 80 % it turns red. */
+function bar(td, part, whole) {
+  const b = document.createElement('span'), fill = document.createElement('i');
+  const pct = whole ? Math.min(100, part / whole * 100) : 0;
+  b.className = 'bar' + (pct > 80 ? ' high' : '');
+  fill.style.width = pct.toFixed(1) + '%';
+  b.title = whole ? pct.toFixed(1) + ' %' : '';
+  b.append(fill);
+  td.append(b);
+}
+
+function bytes(n) {
+  if (n < 1 << 20) return (n / 1024).toFixed(0) + ' KiB';
+  if (n < 1 << 30) return (n / (1 << 20)).toFixed(1) + ' MiB';
+  return (n / (1 << 30)).toFixed(2) + ' GiB';
+}
+
+/* Seconds as the largest whole unit: 42 s, 5 min, 3 h, 2 d. */
+function age(s) {
+  const units = [[86400, 'd'], [3600, 'h'], [60, 'min']];
+  for (const [n, u] of units) if (s >= n) return Math.floor(s / n) + ' ' + u;
+  return Math.max(0, Math.floor(s)) + ' s';
+}
+
+/* A member as an operator knows it: where it serves; its id when it says none. */
+function memberName(c, id) {
+  const m = c.members.list.find((x) => x.id === id);
+  return m && m.addr ? m.addr.replace(/^https?:\/\//, '') : id.slice(0, 8);
+}
+
+function members(c) {
+  const body = $('members').tBodies[0], q = c.queue;
+  body.textContent = '';
+  for (const m of c.members.list) {
+    const tr = body.insertRow();
+    tr.className = m.holder ? 'holder' : '';
+    tr.dataset.id = m.id;
+    cell(tr, memberName(c, m.id) + (m.self ? ' (this page)' : '') + (m.holder ? ' ★' : ''), m.id);
+    cell(tr, m.version);
+    cell(tr, m.loops);
+    cell(tr, age(Date.now() / 1000 - m.started));
+    cell(tr, m.queued);
+    bar(cell(tr, ''), m.queued, q.length);
+  }
+}
+
+function queueView(c) {
+  const q = c.queue, h = q.holder;
+  text($('holder'), h ? memberName(c, h.member) + ' holds the lock, for ' + duration(h.held_ms * 1000)
+    + '; ' + q.length + ' in the queue' + (c.members.stale ? ' (members: etcd did not answer)' : '')
+    : 'Nobody holds the lock; the queue is empty.');
+  const list = $('waiters');
+  list.textContent = '';
+  for (const w of q.waiters) {
+    const li = document.createElement('li');
+    li.textContent = memberName(c, w.member);
+    li.title = 'revision ' + w.revision;
+    list.append(li);
+  }
+  if (q.length > q.waiters.length + 1) {
+    const li = document.createElement('li');
+    li.className = 'pending';
+    li.textContent = '+' + (q.length - q.waiters.length - 1);
+    list.append(li);
+  }
+}
+
+function etcdRows(rows) {
+  const body = $('etcd-rows').tBodies[0];
+  body.textContent = '';
+  for (const e of rows) {
+    const tr = body.insertRow();
+    tr.className = e.reachable ? '' : 'down';
+    cell(tr, e.endpoint.replace(/^https?:\/\//, '') + (e.leader ? ' (leader)' : ''),
+      e.reachable ? 'member ' + e.member_id + ', etcd ' + e.version : e.error);
+    cell(tr, e.reachable ? e.raft_term : 'down');
+    const size = cell(tr, e.reachable ? bytes(e.db_size) : '–',
+      'in use ' + bytes(e.db_size_in_use) + (e.quota ? ' of a ' + bytes(e.quota) + ' quota' : ''));
+    if (e.reachable && e.quota) bar(size, e.db_size, e.quota);
+    for (const a of e.alarms) {
+      const s = document.createElement('span');
+      s.className = 'alarm';
+      s.textContent = ' ' + a;
+      size.append(s);
+    }
+  }
+}
+
+/* The cluster at a glance, in cluster mode: the card, and the instance
+ * serving the page named in the header (behind a balancer, each load may
+ * come from another). */
+function glance(c) {
+  const on = !!(c && c.members);
+  $('glance').hidden = $('etcd').hidden = $('served-by').hidden = !on;
+  if (!on) return;
+  text($('served-by'), 'served by ' + memberName(c, c.self) + ' (' + c.self + ')');
+  members(c);
+  queueView(c);
+  etcdRows(c.etcd);
+  draw('qchart', 'queue');
+}
+
+/* cluster's rows, without the lists the glance card shows. */
+function clusterRows(g) {
+  return Object.fromEntries(Object.entries(g).filter(([k]) => !VIEW.includes(k)));
+}
+
 function render(s) {
   addSample(s);
   text($('counter'), s.counter);
@@ -167,20 +289,23 @@ function render(s) {
   for (const card of groups) {
     const g = s[card.dataset.group];
     card.hidden = card.dataset.group === 'cluster' && !(g && g.enabled); /* without --etcd */
-    if (!card.hidden) fields(card, card.dataset.group, g);
+    if (!card.hidden)
+      fields(card, card.dataset.group, card.dataset.group === 'cluster' ? clusterRows(g) : g);
   }
   text($('rps'), rate().toFixed(1));
   if (s.grants) grants(s.grants);
   draw();
+  glance(s.cluster);
 }
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-/* A step chart of lock.waiters: it only changes at the samples. */
-function draw() {
-  const c = $('chart'), dpr = window.devicePixelRatio || 1;
+/* A step chart of a sample's field (lock.waiters in #chart): it only
+ * changes at the samples. */
+function draw(id = 'chart', field = 'waiters') {
+  const c = $(id), dpr = window.devicePixelRatio || 1;
   const w = c.clientWidth, h = c.clientHeight;
   if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
     c.width = Math.round(w * dpr);
@@ -191,7 +316,7 @@ function draw() {
   g.clearRect(0, 0, w, h);
   const left = 30, right = w - 6, top = 8, bottom = h - 20;
   const now = samples.length ? samples[samples.length - 1].t : 0;
-  const peak = Math.max(4, ...samples.map((p) => p.waiters));
+  const peak = Math.max(4, ...samples.map((p) => p[field]));
   const ymax = Math.ceil(peak / 4) * 4;
   const x = (t) => right - (now - t) / WINDOW_S * (right - left);
   const y = (v) => bottom - v / ymax * (bottom - top);
@@ -215,10 +340,10 @@ function draw() {
   const pts = samples.filter((p) => p.t >= now - WINDOW_S);
   if (pts.length < 2) return;
   g.beginPath();
-  g.moveTo(x(pts[0].t), y(pts[0].waiters));
+  g.moveTo(x(pts[0].t), y(pts[0][field]));
   for (let i = 1; i < pts.length; i++) {
-    g.lineTo(x(pts[i].t), y(pts[i - 1].waiters));
-    g.lineTo(x(pts[i].t), y(pts[i].waiters));
+    g.lineTo(x(pts[i].t), y(pts[i - 1][field]));
+    g.lineTo(x(pts[i].t), y(pts[i][field]));
   }
   g.strokeStyle = css('--accent');
   g.lineWidth = 1.5;
@@ -297,5 +422,8 @@ $('send').onsubmit = async (e) => {
   $('send-btn').disabled = false;
 };
 
-window.addEventListener('resize', draw);
+window.addEventListener('resize', () => {
+  draw();
+  if (!$('glance').hidden) draw('qchart', 'queue');
+});
 connect();

@@ -51,7 +51,7 @@ void send_all(int fd, const char *buf, size_t len);
 struct resp {
     int status;
     char headers[2048]; /* raw header block, lower-cased names kept as sent */
-    char body[4096];
+    char body[32768];   /* route.h's ROUTE_DOC_CAP: /stats in cluster mode, with its lists */
     size_t body_len;
 };
 

@@ -97,7 +97,7 @@ void load_start(const int *ports, int nports, int nthreads, int per_thread, int 
     }
 }
 
-static int cmp_ll(const void *a, const void *b)
+int load_cmp_ll(const void *a, const void *b)
 {
     long long x = *(const long long *)a, y = *(const long long *)b;
     return (x > y) - (x < y);
@@ -118,7 +118,7 @@ int load_finish(int *unavailable, int *ok_after, long long after_ms)
         }
         *unavailable += l->unavailable;
     }
-    qsort(run.all, (size_t)ok, sizeof(run.all[0]), cmp_ll);
+    qsort(run.all, (size_t)ok, sizeof(run.all[0]), load_cmp_ll);
     for (int k = 1; k < ok; k++)
         ck_assert_msg(run.all[k] != run.all[k - 1], "N %lld given twice", run.all[k]);
     run.ok = ok;
@@ -134,7 +134,7 @@ long long load_longest_gap(long long from_ms, long long to_ms, long long *at)
             if (run.l[i].ok_at[k] > from_ms && run.l[i].ok_at[k] < to_ms)
                 run.all[n++] = run.l[i].ok_at[k];
     run.all[n++] = to_ms;
-    qsort(run.all, (size_t)n, sizeof(run.all[0]), cmp_ll);
+    qsort(run.all, (size_t)n, sizeof(run.all[0]), load_cmp_ll);
     long long gap = 0;
     for (int k = 1; k < n; k++)
         if (run.all[k] - run.all[k - 1] > gap) {

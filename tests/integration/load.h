@@ -22,4 +22,7 @@ int load_finish(int *unavailable, int *ok_after, long long after_ms);
  * started (*at, may be NULL). */
 long long load_longest_gap(long long from_ms, long long to_ms, long long *at);
 
+/* For qsort(): long longs in ascending order. */
+int load_cmp_ll(const void *a, const void *b);
+
 #endif

@@ -4,8 +4,11 @@
  * spread over the instances; grants follow arrival order across them; a
  * killed holder's place goes with its lease; a paused holder's write is
  * fenced off; an etcd member dies and comes back under load; and all of
- * etcd goes away and comes back without restarting turnstile. Waits are
- * for events (a reply, a log line) or polls of /stats with deadlines. */
+ * etcd goes away and comes back without restarting turnstile; and on an
+ * etcd with TLS, client certificates and auth, the same exactness, each
+ * refusal's 503 and log line, tokens expiring and a certificate rotated.
+ * Waits are for events (a reply, a log line) or polls of /stats with
+ * deadlines. */
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +21,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "certs.h"
 #include "check_run.h"
 #include "etcd_proc.h"
 #include "harness.h"
@@ -32,6 +36,7 @@
 #define LEASE_SHORT_MS "3000"
 
 static struct etcd_proc single, trio, solo; /* solo: a node to take down */
+static struct etcd_proc hardened;           /* TLS, client certificates, auth */
 static struct srv srv[NSRV + 1];            /* one more started while etcd is down */
 static int nsrv;
 static char cluster_name[32];
@@ -146,6 +151,53 @@ START_TEST(counter_exact_three_members)
 }
 END_TEST
 
+/* ---- Idempotency-Key ---- */
+
+/* One keyed request on a connection of its own, its reply read later. */
+static int send_keyed(int port, const char *key)
+{
+    char req[256];
+    int fd = tcp_connect(port);
+    int len = snprintf(req, sizeof(req),
+                       "GET /access HTTP/1.1\r\nHost: t\r\nIdempotency-Key: \"%s\"\r\n\r\n", key);
+    send_all(fd, req, (size_t)len);
+    return fd;
+}
+
+static long long keyed_n(int fd)
+{
+    struct resp r;
+    read_reply(fd, &r, 30000);
+    ck_assert_int_eq(r.status, 200);
+    return access_n(&r);
+}
+
+/* The same key on every instance: the first holds the lock while the
+ * others queue behind it; one count, one N for all, also for a later
+ * repeat; the txn that found the key wrote nothing. */
+START_TEST(idempotency_key_applies_once_across_instances)
+{
+    int fds[NSRV];
+    start_all(single.endpoints, "300");
+    fds[0] = send_keyed(srv[0].port, "k-1");
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    for (int i = 1; i < NSRV; i++) {
+        fds[i] = send_keyed(srv[i].port, "k-1");
+        ck_assert(wait_stat(srv[i].port, "cluster.waiters", 1, 10000));
+    }
+    for (int i = 0; i < NSRV; i++)
+        ck_assert_int_eq(keyed_n(fds[i]), 1);
+    ck_assert_int_eq(keyed_n(send_keyed(srv[2].port, "k-1")), 1);
+    ck_assert_int_eq(keyed_n(send_keyed(srv[1].port, "k-2")), 2);
+    assert_counter(2);
+    long long repeats = 0;
+    for (int i = 0; i < NSRV; i++)
+        repeats += stat_value(srv[i].port, "idempotency.repeats");
+    ck_assert_int_eq(repeats, NSRV);
+    stop_all();
+}
+END_TEST
+
 /* ---- FIFO across instances ---- */
 
 /* One request at a time, each sent once the previous one is in the
@@ -170,6 +222,133 @@ START_TEST(fifo_across_instances)
         ck_assert_int_eq(access_n(&r), k + 1);
     }
     stop_all();
+}
+END_TEST
+
+/* ---- the queue's key names are a bounded set ---- */
+
+static void base64(const char *in, size_t len, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < len; i += 3, out += 4) {
+        unsigned v = (unsigned char)in[i] << 16;
+        v |= i + 1 < len ? (unsigned char)in[i + 1] << 8 : 0;
+        v |= i + 2 < len ? (unsigned char)in[i + 2] : 0;
+        out[0] = abc[v >> 18];
+        out[1] = abc[(v >> 12) & 63];
+        out[2] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
+        out[3] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    *out = '\0';
+}
+
+/* Distinct names among the first `events` events under prefix since
+ * revision 1: a watch from there replays the whole history (nothing is
+ * compacted in the tests), whatever was deleted since. HTTP/1.0: the
+ * stream comes unchunked. */
+static int names_ever_created(int etcd_port, const char *prefix, int events)
+{
+    static char buf[4 << 20], names[4096][96];
+    char key[128], end[128], req[512], body[400];
+    size_t len = strlen(prefix), got = 0;
+    int nnames = 0, seen = 0;
+    snprintf(key, sizeof(key), "%s", prefix);
+    key[len - 1]++; /* the prefix's range end: its last byte + 1 */
+    base64(key, len, end);
+    base64(prefix, len, key);
+    snprintf(body, sizeof(body),
+             "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":1}}", key,
+             end);
+    snprintf(req, sizeof(req), "POST /v3/watch HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int fd = tcp_connect(etcd_port);
+    send_all(fd, req, strlen(req));
+    long long until = now_ms() + 20000;
+    while (seen < events && now_ms() < until && poll_readable(&fd, 1, 1000) > 0) {
+        ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+        buf[got] = '\0';
+        seen = 0;
+        for (const char *p = buf; (p = strstr(p, "\"key\":\"")); p += 7)
+            seen++;
+    }
+    close(fd);
+    ck_assert_int_ge(seen, events);
+    for (const char *p = buf; (p = strstr(p, "\"key\":\"")); p += 7) {
+        int k = 0;
+        sscanf(p + 7, "%95[^\"]", names[nnames]);
+        while (k < nnames && strcmp(names[k], names[nnames]) != 0)
+            k++;
+        nnames += k == nnames && nnames < 4095;
+    }
+    return nnames;
+}
+
+/* Every request creates a key under the queue prefix; etcd keeps an index
+ * entry for each name until a compaction and every range of the prefix
+ * (each join counts it) walks them all. Names come from a bounded set of
+ * slots: three clients in a row make at most a few, however many requests
+ * they send. Counted from etcd's own history, not timed. */
+START_TEST(queue_key_names_stay_bounded)
+{
+    enum { PER = 100 };
+    char prefix[96];
+    int unavailable, after;
+    start_all(single.endpoints, "0");
+    load_start(ports(), nsrv, NSRV, PER, 60000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(ok, NSRV * PER);
+    snprintf(prefix, sizeof(prefix), "/turnstile/%s/queue/", cluster_name);
+    int names = names_ever_created(single.m[0].client_port, prefix, 2 * ok);
+    /* One connection per instance: one waiter per loop at most, one name
+     * each; room for a slot retired after an unknown outcome. */
+    ck_assert_msg(names <= NSRV * 2 + 2, "%d names for %d requests", names, ok);
+    assert_counter(ok);
+    stop_all();
+}
+END_TEST
+
+/* ---- a burst: thousands queued at once, every one served ---- */
+
+#define BURST 2000
+
+/* BURST requests sent at once over `instances` instances, each on a
+ * connection of its own, 1 ms sections and no lock timeout: every one
+ * gets 200 (joins are batched, and a join's etcd deadline runs from when
+ * it is sent, not while it waits in line), N distinct, the counter exact. */
+static void burst(int instances)
+{
+    static int fds[BURST];
+    static long long ns[BURST];
+    ck_assert_int_ge(raise_own_nofile(), BURST + 64);
+    start_all(single.endpoints, "1");
+    for (int k = 0; k < BURST; k++)
+        fds[k] = send_access(srv[k % instances].port);
+    for (int k = 0; k < BURST; k++) {
+        struct resp r;
+        read_reply(fds[k], &r, 120000);
+        ck_assert_msg(r.status == 200, "request %d: %d %s", k, r.status, r.body);
+        ns[k] = access_n(&r);
+    }
+    qsort(ns, BURST, sizeof(ns[0]), load_cmp_ll);
+    for (int k = 0; k < BURST; k++)
+        ck_assert_int_eq(ns[k], k + 1);
+    assert_counter(BURST);
+    for (int i = 0; i < instances; i++)
+        ck_assert_int_eq(stat_value(srv[i].port, "cluster.unavailable"), 0);
+    stop_all();
+}
+
+START_TEST(burst_on_one_instance)
+{
+    burst(1);
+}
+END_TEST
+
+START_TEST(burst_across_three)
+{
+    burst(NSRV);
 }
 END_TEST
 
@@ -379,6 +558,321 @@ START_TEST(etcd_down_then_back)
 }
 END_TEST
 
+/* ---- start-up ---- */
+
+/* Requests sent the instant each new instance prints its listening line
+ * (srv_start returns then) wait for its lease: every one gets 200. */
+START_TEST(a_young_instance_refuses_no_one)
+{
+    enum { FRESH = 3, EACH = 8 };
+    struct resp r;
+    int fds[EACH];
+    new_cluster_name();
+    for (nsrv = 0; nsrv < FRESH; nsrv++) {
+        start_one(nsrv, single.endpoints, "0");
+        for (int k = 0; k < EACH; k++)
+            fds[k] = send_access(srv[nsrv].port);
+        for (int k = 0; k < EACH; k++) {
+            read_reply(fds[k], &r, 20000);
+            ck_assert_msg(r.status == 200, "instance %d, request %d: %d", nsrv, k, r.status);
+        }
+    }
+    assert_counter(FRESH * EACH);
+    stop_all();
+}
+END_TEST
+
+/* ---- flags and the stop line ---- */
+
+/* --no-lock with --etcd: refused before anything starts, in one line. */
+START_TEST(no_lock_with_etcd_is_refused)
+{
+    char out[256], err[512];
+    int status = run_binary(10000, out, sizeof(out), err, sizeof(err), "--etcd", single.endpoints,
+                            "--no-lock", "--port", "0", NULL);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(out, "");
+    ck_assert_msg(strstr(err, "--no-lock") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "not one line: %s", err);
+}
+END_TEST
+
+/* An instance that served nothing stops saying the cluster's counter. */
+START_TEST(stop_line_says_the_clusters_counter)
+{
+    struct resp r;
+    start_all(single.endpoints, "0");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(http_get(srv[0].port, "/access", &r), 0);
+        ck_assert_int_eq(r.status, 200);
+    }
+    ck_assert(wait_stat(srv[2].port, "counter", 3, 10000));
+    kill(srv[2].pid, SIGTERM);
+    ck_assert(srv_log_wait(&srv[2], "stopped: counter 3", 10000));
+    stop_all();
+}
+END_TEST
+
+/* ---- etcd's size ---- */
+
+#define QUOTA_BYTES (1ull << 20) /* ~2000 requests fill it uncompacted (~520 B each) */
+
+static struct etcd_proc small; /* a node with a backend quota of QUOTA_BYTES */
+
+/* Runs `etcdctl ARGS` against e (a command line of ours, no user input)
+ * into out; returns its exit status. etcdctl's own timeouts end it. */
+static int etcdctl(const struct etcd_proc *e, const char *args, char *out, size_t cap)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s %s 2>&1", e->endpoints, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+/* Three times the requests that fill the quota uncompacted, with a
+ * compaction every second: every one 200, the counter exact, no alarm. */
+START_TEST(compaction_keeps_etcd_under_its_quota)
+{
+    int unavailable, after;
+    char out[512];
+    ck_assert_int_eq(etcd_proc_start_quota(&small, 1, QUOTA_BYTES, START_MS), 0);
+    extra[0] = "--compact-interval-ms";
+    extra[1] = "1000";
+    start_all(small.endpoints, "0");
+    load_start(ports(), nsrv, 12, 600, 100000);
+    int ok = load_finish(&unavailable, &after, 0);
+    ck_assert_int_eq(unavailable, 0);
+    ck_assert_int_ge(ok, 3 * (int)(QUOTA_BYTES / 520));
+    assert_counter(ok);
+    long long compactions = 0;
+    for (int i = 0; i < nsrv; i++)
+        compactions += stat_value(srv[i].port, "cluster.compactions");
+    ck_assert_int_gt(compactions, 0);
+    ck_assert_int_eq(etcdctl(&small, "alarm list", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "NOSPACE") == NULL, "etcd raised an alarm: %s", out);
+    stop_all();
+    etcd_proc_stop(&small);
+}
+END_TEST
+
+/* The operator's NOSPACE: a tiny quota filled by hand. turnstile says so
+ * (/stats, its log) and answers 503; after compact, defrag and disarm it
+ * serves again by itself. */
+START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
+{
+    struct resp r;
+    char out[4096], cmd[64];
+    ck_assert_int_eq(etcd_proc_start_quota(&small, 1, 300000, START_MS), 0);
+    start_all(small.endpoints, "0");
+    out[0] = '\0';
+    for (int i = 0; i < 30 && !strstr(out, "database space exceeded"); i++)
+        etcdctl(&small, "put filler \"$(head -c 65536 /dev/zero | tr '\\0' x)\"", out, sizeof(out));
+    ck_assert_msg(strstr(out, "database space exceeded"), "etcd took it all: %s", out);
+    ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(has_header(&r, "Retry-After: 1"));
+    ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 1, 15000));
+    ck_assert(srv_log_wait(&srv[0], "etcd raised NOSPACE", 15000));
+    /* The operator: compact to now, defragment, disarm. */
+    ck_assert_int_eq(etcdctl(&small, "get filler --keys-only -w json", out, sizeof(out)), 0);
+    char *rev = strstr(out, "\"revision\":");
+    ck_assert_ptr_nonnull(rev);
+    snprintf(cmd, sizeof(cmd), "compact %lld", atoll(rev + strlen("\"revision\":")));
+    etcdctl(&small, cmd, out, sizeof(out)); /* "already compacted" is as good */
+    ck_assert_int_eq(etcdctl(&small, "defrag", out, sizeof(out)), 0);
+    ck_assert_int_eq(etcdctl(&small, "alarm disarm", out, sizeof(out)), 0);
+    ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 0, 15000));
+    ck_assert(srv_log_wait(&srv[0], "alarms are disarmed", 15000));
+    ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    stop_all();
+    etcd_proc_stop(&small);
+}
+END_TEST
+
+/* ---- a secured etcd: TLS with client certificates, and etcd's auth ---- */
+
+/* The certificates (tests/common/certs.sh), a config file naming them, and
+ * a client pair that a test rotates. */
+static char certs[64], conf[128], rot_cert[128], rot_key[128];
+
+static const char *cert_file(const char *name)
+{
+    static char buf[8][128];
+    static unsigned next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof(buf[0]), "%s/%s", certs, name);
+    return p;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char data[16384];
+    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+    ck_assert(in && out);
+    size_t n = fread(data, 1, sizeof(data), in);
+    ck_assert_uint_eq(fwrite(data, 1, n, out), n);
+    fclose(in);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+/* The client pair NAME.pem and NAME.key of certs.sh becomes the rotated one. */
+static void rotate_to(const char *name)
+{
+    char from[64];
+    snprintf(from, sizeof(from), "%s.pem", name);
+    copy_file(cert_file(from), rot_cert);
+    snprintf(from, sizeof(from), "%s.key", name);
+    copy_file(cert_file(from), rot_key);
+}
+
+/* Every instance of the test gets --config conf: the CA, the client pair
+ * (`client` of certs.sh, installed as the rotated pair), the user and its
+ * password file. */
+static void secure_conf(const char *cacert, const char *client, const char *user,
+                        const char *password)
+{
+    char pw[128];
+    snprintf(pw, sizeof(pw), "%s/%s.password", certs, user);
+    FILE *f = fopen(pw, "w");
+    ck_assert(f);
+    fprintf(f, "%s\n", password);
+    ck_assert_int_eq(fclose(f), 0);
+    rotate_to(client);
+    f = fopen(conf, "w");
+    ck_assert(f);
+    fprintf(f,
+            "etcd-cacert = %s\netcd-cert = %s\netcd-key = %s\netcd-user = %s\n"
+            "etcd-password-file = %s\n",
+            cert_file(cacert), rot_cert, rot_key, user, pw);
+    ck_assert_int_eq(fclose(f), 0);
+    extra[0] = "--config";
+    extra[1] = conf;
+}
+
+/* One instance, not waited for: etcd may refuse it. */
+static void start_refused(const char *endpoints)
+{
+    new_cluster_name();
+    nsrv = 1;
+    start_one(0, endpoints, "0");
+    memset(extra, 0, sizeof(extra));
+}
+
+/* /access answers 503, and /stats' cluster.error says why. */
+static void assert_refused(int port, const char *cause)
+{
+    struct resp r;
+    ck_assert_int_eq(http_get(port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_int_eq(http_get(port, "/stats", &r), 0);
+    char *error = strstr(r.body, "\"error\": \"");
+    ck_assert_msg(error && strstr(error, cause), "cluster.error lacks '%s': %s", cause, r.body);
+}
+
+START_TEST(secured_counter_exact)
+{
+    secure_conf("ca.pem", "client", "turnstile", "right-password");
+    counter_exact(hardened.endpoints);
+}
+END_TEST
+
+/* Each refusal: one error line naming the cause (and the file), 503s,
+ * cluster.error; never a 200. */
+static const struct {
+    const char *cacert, *client, *user, *password;
+    const char *log, *cause;
+} refusals[] = {
+    {"other-ca.pem", "client", "turnstile", "right-password", "other-ca.pem", "did not verify"},
+    {"ca.pem", "client-expired", "turnstile", "right-password", "it expired on",
+     "refused the client certificate"},
+    {"ca.pem", "client-cn", "turnstile", "right-password", "CommonName", "CommonName"},
+    {"ca.pem", "client", "turnstile", "wrong-password", "turnstile.password",
+     "authentication failed"},
+    {"ca.pem", "client", "stranger", "stranger-password", "permission denied", "permission denied"},
+};
+
+START_TEST(secured_refusals)
+{
+    secure_conf(refusals[_i].cacert, refusals[_i].client, refusals[_i].user, refusals[_i].password);
+    start_refused(hardened.endpoints);
+    bool logged = srv_log_wait(&srv[0], refusals[_i].log, 20000);
+    assert_refused(srv[0].port, refusals[_i].cause);
+    ck_assert_msg(logged, "no log line with '%s'", refusals[_i].log);
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.healthy"), 0);
+    stop_all();
+}
+END_TEST
+
+/* etcd's simple token lives 1 s from its last use (the fixture's
+ * --auth-token-ttl): each request after an idle second finds it expired
+ * on some client, which renews it and sends again. No request fails. */
+START_TEST(token_expiry_costs_no_request)
+{
+    struct resp r;
+    secure_conf("ca.pem", "client", "turnstile", "right-password");
+    start_all(hardened.endpoints, "0");
+    for (int k = 0; k < 6; k++) {
+        /* Idle past the token's TTL: the wait is what is tested. */
+        usleep(1500 * 1000);
+        ck_assert_int_eq(http_get(srv[k % NSRV].port, "/access", &r), 0);
+        ck_assert_msg(r.status == 200, "request %d: %d %s", k, r.status, r.body);
+        ck_assert_int_eq(access_n(&r), k + 1);
+    }
+    assert_counter(6);
+    stop_all();
+}
+END_TEST
+
+/* An expired client certificate is refused; the new one, installed and
+ * SIGHUPed, is used by the next connection without a restart. */
+START_TEST(rotated_certificate_after_sighup)
+{
+    struct resp r;
+    secure_conf("ca.pem", "client-expired", "turnstile", "right-password");
+    start_refused(hardened.endpoints);
+    ck_assert(srv_log_wait(&srv[0], "it expired on", 20000));
+    assert_refused(srv[0].port, "refused the client certificate");
+    rotate_to("client");
+    kill(srv[0].pid, SIGHUP);
+    ck_assert(srv_log_wait(&srv[0], "read again", 10000));
+    ck_assert_msg(wait_stat(srv[0].port, "cluster.healthy", 1, 20000), "still refused");
+    ck_assert_int_eq(http_get(srv[0].port, "/access", &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    assert_counter(1);
+    stop_all();
+}
+END_TEST
+
+/* A file that cannot be used at start is a configuration error: one line
+ * naming it, exit status 2, nothing served. */
+START_TEST(unusable_files_refused_at_start)
+{
+    static const struct {
+        const char *flag, *value, *endpoints, *says;
+    } bad[] = {
+        {"--etcd-cacert", "/nonexistent/ca.pem", "https://127.0.0.1:1", "/nonexistent/ca.pem"},
+        {"--etcd-cert", "rotated.pem", "https://127.0.0.1:1", "needs its key"},
+        {"--etcd-cacert", "ca.pem", "http://127.0.0.1:1", "https://"},
+        {"--etcd-user", "turnstile", "https://127.0.0.1:1", "--etcd-password-file"},
+        {"--etcd-password-file", "/nonexistent/pw", "https://127.0.0.1:1", "--etcd-user"},
+        {"--etcd-cacert", "ca.pem", "https://127.0.0.1:1,http://127.0.0.1:2", "not a mix"},
+    };
+    char out[512], err[1024];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *value = bad[i].value[0] == '/' ? bad[i].value : cert_file(bad[i].value);
+        int status = run_binary(10000, out, sizeof(out), err, sizeof(err), "--port", "0", "--etcd",
+                                bad[i].endpoints, bad[i].flag, value, NULL);
+        ck_assert_msg(status == 2, "%s %s: exit %d", bad[i].flag, value, status);
+        ck_assert_msg(strstr(err, bad[i].says), "%s: '%s'", bad[i].flag, err);
+        ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "not one line: '%s'", err);
+    }
+}
+END_TEST
+
 /* ---- fixtures ---- */
 
 /* After every test, passed or failed: what it started goes. */
@@ -386,6 +880,7 @@ static void test_teardown(void)
 {
     stop_all();
     etcd_proc_stop(&solo);
+    etcd_proc_stop(&small);
 }
 
 static void single_start(void)
@@ -410,6 +905,28 @@ static void trio_stop(void)
     etcd_proc_stop(&trio);
 }
 
+static void hardened_start(void)
+{
+    ck_assert_int_eq(certs_make(certs, sizeof(certs)), 0);
+    snprintf(conf, sizeof(conf), "%s/turnstile.conf", certs);
+    snprintf(rot_cert, sizeof(rot_cert), "%s/rotated.pem", certs);
+    snprintf(rot_key, sizeof(rot_key), "%s/rotated.key", certs);
+    struct etcd_proc_opts o = {.certs = certs, .auth_token_ttl_s = 1};
+    ck_assert_int_eq(etcd_proc_start_opts(&hardened, 1, &o, START_MS), 0);
+    ck_assert_int_eq(etcd_proc_auth_enable(&hardened), 0);
+    ck_assert_int_eq(etcd_proc_add_user(&hardened, "turnstile", "right-password", "/turnstile/"),
+                     0);
+    ck_assert_int_eq(etcd_proc_add_user(&hardened, "stranger", "stranger-password", "/elsewhere/"),
+                     0);
+}
+
+static void hardened_stop(void)
+{
+    stop_all();
+    etcd_proc_stop(&hardened);
+    certs_remove(certs);
+}
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -419,11 +936,24 @@ int main(void)
     tcase_add_checked_fixture(one, NULL, test_teardown); /* a failed test's too */
     tcase_add_test(one, counter_exact_single_node);
     tcase_add_test(one, fifo_across_instances);
+    tcase_add_test(one, queue_key_names_stay_bounded);
+    tcase_add_test(one, burst_on_one_instance);
+    tcase_add_test(one, burst_across_three);
+    tcase_add_test(one, idempotency_key_applies_once_across_instances);
     tcase_add_test(one, timeouts_caps_and_leavers);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
+    tcase_add_test(one, no_lock_with_etcd_is_refused);
+    tcase_add_test(one, a_young_instance_refuses_no_one);
+    tcase_add_test(one, stop_line_says_the_clusters_counter);
     suite_add_tcase(s, one);
+    TCase *size = tcase_create("etcd_size"); /* etcds of their own */
+    tcase_set_timeout(size, 180);
+    tcase_add_checked_fixture(size, NULL, test_teardown);
+    tcase_add_test(size, compaction_keeps_etcd_under_its_quota);
+    tcase_add_test(size, an_alarm_is_loud_and_service_resumes_after_disarm);
+    suite_add_tcase(s, size);
     TCase *three = tcase_create("three_members");
     tcase_set_timeout(three, 180);
     tcase_add_unchecked_fixture(three, trio_start, trio_stop);
@@ -432,5 +962,15 @@ int main(void)
     tcase_add_test(three, member_killed_under_load);
     tcase_add_test(three, member_stalled_under_load);
     suite_add_tcase(s, three);
+    TCase *secured = tcase_create("secured");
+    tcase_set_timeout(secured, 180);
+    tcase_add_unchecked_fixture(secured, hardened_start, hardened_stop);
+    tcase_add_checked_fixture(secured, NULL, test_teardown);
+    tcase_add_test(secured, secured_counter_exact);
+    tcase_add_loop_test(secured, secured_refusals, 0, sizeof(refusals) / sizeof(refusals[0]));
+    tcase_add_test(secured, token_expiry_costs_no_request);
+    tcase_add_test(secured, rotated_certificate_after_sighup);
+    tcase_add_test(secured, unusable_files_refused_at_start);
+    suite_add_tcase(s, secured);
     return check_run(s);
 }

@@ -29,15 +29,22 @@ START_TEST(the_number_before_the_key)
 }
 END_TEST
 
-START_TEST(the_key_is_the_receipt)
+/* Key names are reused (ticket.h): the receipt is the key and its create
+ * revision, and a write by an earlier or later holder of the name is
+ * another's. */
+START_TEST(the_key_and_its_revision_are_the_receipt)
 {
-    char value[64];
-    counter_format(value, sizeof(value), 42, "/q/a-1", 6);
-    ck_assert_str_eq(value, "42 /q/a-1");
-    ck_assert(counter_written_by(value, strlen(value), "/q/a-1", 6));
-    ck_assert(!counter_written_by(value, strlen(value), "/q/a-", 5)); /* a prefix is another */
-    ck_assert(!counter_written_by(value, strlen(value), "/q/a-10", 7));
-    ck_assert(!counter_written_by("42", 2, "", 0));
+    char value[COUNTER_VALUE_MAX];
+    counter_format(value, sizeof(value), 42, "/q/a-1", 6, 907);
+    ck_assert_str_eq(value, "42 /q/a-1 907");
+    ck_assert(counter_written_by(value, strlen(value), "/q/a-1", 6, 907));
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 90)); /* another incarnation */
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 9070));
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-", 5, 907)); /* a prefix is another */
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-10", 7, 907));
+    ck_assert(
+        !counter_written_by("42 /q/a-1", 9, "/q/a-1", 6, 907)); /* an old receipt: no revision */
+    ck_assert(!counter_written_by("42", 2, "", 0, 0));
 }
 END_TEST
 
@@ -46,7 +53,7 @@ int main(void)
     Suite *s = suite_create("cluster_counter");
     TCase *tc = tcase_create("cluster_counter");
     tcase_add_test(tc, the_number_before_the_key);
-    tcase_add_test(tc, the_key_is_the_receipt);
+    tcase_add_test(tc, the_key_and_its_revision_are_the_receipt);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

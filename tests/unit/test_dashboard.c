@@ -68,7 +68,7 @@ static void run_stream(void)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_events(&fx.hctx, &out, buf, sizeof(buf));
+    dashboard_events(&fx.hctx, NULL, &out, buf, sizeof(buf));
     ck_assert_ptr_nonnull(out.stream);
     struct handler_stream s = {.write = fake_write, .pause = fake_pause, .conn = &fake};
     out.stream(&fx.hctx, &s);
@@ -80,7 +80,7 @@ START_TEST(page_is_one_self_contained_document)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_page(&fx.hctx, &out, buf, sizeof(buf));
+    dashboard_page(&fx.hctx, NULL, &out, buf, sizeof(buf));
     ck_assert_int_eq(out.status, 200);
     ck_assert_str_eq(out.content_type, "text/html; charset=utf-8");
     ck_assert_ptr_null(out.stream);
@@ -112,7 +112,7 @@ START_TEST(events_reply_is_a_stream)
 {
     struct handler_reply out;
     char buf[64];
-    dashboard_events(&fx.hctx, &out, buf, sizeof(buf));
+    dashboard_events(&fx.hctx, NULL, &out, buf, sizeof(buf));
     ck_assert_int_eq(out.status, 200);
     ck_assert_str_eq(out.content_type, "text/event-stream");
     ck_assert_str_eq(out.extra_headers, "Cache-Control: no-store\r\n");

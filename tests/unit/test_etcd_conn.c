@@ -369,10 +369,20 @@ START_TEST(endpoint_lists)
     etcd_endpoints_move_on(&e, 1);
     ck_assert_uint_eq(e.current, 0);
     ck_assert_uint_eq(e.rotations, 2);
+    ck_assert(!e.https);
+    /* https: all of them, and what the certificate must name. */
+    ck_assert_int_eq(etcd_endpoints_parse(&e, "https://127.0.0.1:2379,https://[::1]:2380"), 0);
+    ck_assert(e.https);
+    ck_assert_str_eq(e.at[0].ip, "127.0.0.1");
+    ck_assert_str_eq(e.at[1].ip, "::1");
+    ck_assert_str_eq(e.at[1].host, "[::1]:2380");
     const char *bad[] = {"",
                          ",",
                          "127.0.0.1:2379",
-                         "https://127.0.0.1:2379",
+                         "https://",
+                         "ftp://127.0.0.1:2379",
+                         "http://127.0.0.1:2379,https://127.0.0.1:2380",
+                         "https://127.0.0.1:2379,http://127.0.0.1:2380",
                          "http://localhost:2379",
                          "http://127.0.0.1",
                          "http://127.0.0.1:0",

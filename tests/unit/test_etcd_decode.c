@@ -133,6 +133,18 @@ START_TEST(error_documents)
         {200, "{\"error\":{\"grpc_code\":5,\"message\":\"gone\"}}", -ENOENT},
         {500, "{\"error\":\"x\"}", -EIO},
         {404, "Not Found\n", -EIO},
+        /* etcd's auth: a token to renew, none sent, and 3.4's gateway
+         * refusing a client certificate with a CommonName. */
+        {401, "{\"error\":\"x\",\"message\":\"etcdserver: invalid auth token\",\"code\":16}",
+         -EKEYEXPIRED},
+        {400, "{\"message\":\"etcdserver: revision of auth store is old\",\"code\":3}",
+         -EKEYEXPIRED},
+        {400, "{\"message\":\"etcdserver: user name is empty\",\"code\":3}", -EACCES},
+        {400,
+         "CommonName of client sending a request against gateway will be ignored and not used "
+         "as expected\n",
+         -EACCES},
+        {404, "CommonName of client sending a request against gateway\n", -EIO},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         why[0] = '\0';
@@ -230,6 +242,25 @@ START_TEST(a_grant_needs_an_id_and_a_ttl)
 }
 END_TEST
 
+/* The alarms, by name as the gateway writes them (or by number); none is 0. */
+START_TEST(alarms_as_a_mask)
+{
+    unsigned alarms;
+    ck_assert_int_eq(load("{" HEADER "}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms, 0);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"memberID\":\"1\",\"alarm\":\"NOSPACE\"},"
+                          "{\"memberID\":\"2\",\"alarm\":2},{\"alarm\":\"LATER\"}]}"),
+                     0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms, ETCD_ALARM_NOSPACE | ETCD_ALARM_CORRUPT);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":{}}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
+    ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"alarm\":[]}]}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
+}
+END_TEST
+
 /* A watch's messages: created, events (PUT is the absent type), the end. */
 START_TEST(watch_messages)
 {
@@ -270,6 +301,9 @@ START_TEST(watch_ends)
     } cases[] = {
         {"{\"result\":{" HEADER ",\"canceled\":true,\"compact_revision\":\"3\"}}", -ERANGE},
         {"{\"result\":{" HEADER ",\"canceled\":true}}", -EPIPE},
+        {"{\"result\":{" HEADER ",\"canceled\":true,\"cancel_reason\":\"rpc error: code = "
+         "PermissionDenied desc = etcdserver: permission denied\"}}",
+         -EACCES},
         {"{\"result\":{" HEADER ",\"events\":{}}}", -EIO},
         {"{\"result\":{" HEADER ",\"canceled\":\"no\"}}", -EIO},
     };
@@ -294,6 +328,7 @@ int main(void)
     TCase *tc = tcase_create("etcd_decode");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, a_range_and_its_kvs);
+    tcase_add_test(tc, alarms_as_a_mask);
     tcase_add_test(tc, wrong_shapes_are_eio);
     tcase_add_test(tc, base64_whole_quads_padding_at_the_end);
     tcase_add_test(tc, error_documents);

@@ -4,10 +4,12 @@
  * shortest of many is not rounded up to the next millisecond. */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check_run.h"
@@ -386,6 +388,75 @@ START_TEST(wake_beats_pending_cancel)
 }
 END_TEST
 
+/* Work whose next event is a millisecond away (an etcd reply) is not
+ * followed by a spin: the loop learns that polling after it catches
+ * nothing and sleeps. A peer thread sends a byte every millisecond; a
+ * loop that polled 50 us after each would burn at least 50 us of its
+ * thread's CPU per wake-up, one that sleeps a few (epoll, recv): about
+ * 56 and 9 here. The cheapest batch of wake-ups counts: a loaded machine
+ * has quiet moments. */
+#define SLOW_BYTES 100
+#define SLOW_BATCH 10
+
+static void *slow_peer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < SLOW_BYTES; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+        if (write(sv[1], "s", 1) != 1)
+            break; /* the reader's wait times out and fails the test */
+    }
+    return NULL;
+}
+
+static int64_t thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Reads SLOW_BYTES; *arg: the least CPU per wake-up over batches of
+ * SLOW_BATCH wake-ups (a batch of bytes may come in one when the reader
+ * was kept off its core). */
+static void slow_reader(void *arg)
+{
+    int64_t *least = arg, batch_start = thread_cpu_us();
+    int waits = 0;
+    struct loop_io io;
+    char c;
+    ck_assert_int_eq(loop_io_open(&io, sv[0], NULL, NULL), 0);
+    for (int got = 0; got < SLOW_BYTES; got++) {
+        while (read(sv[0], &c, 1) != 1) {
+            ck_assert_int_eq(errno, EAGAIN);
+            loop_io_clear(&io, LOOP_READ);
+            ck_assert_int_eq(loop_io_wait(&io, LOOP_READ, loop_now_us() + 5000000), 0);
+            if (++waits % SLOW_BATCH)
+                continue;
+            int64_t now = thread_cpu_us();
+            if ((now - batch_start) / SLOW_BATCH < *least)
+                *least = (now - batch_start) / SLOW_BATCH;
+            batch_start = now;
+        }
+    }
+    loop_io_close(&io);
+}
+
+START_TEST(no_spin_while_waiting_far)
+{
+    pthread_t peer;
+    int64_t least = INT64_MAX;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    ck_assert_int_eq(pthread_create(&peer, NULL, slow_peer, NULL), 0);
+    run_task(&loop, slow_reader, &least);
+    pthread_join(peer, NULL);
+    ck_assert_int_ne(least, INT64_MAX); /* at least one batch */
+    ck_assert_msg(least < 30, "%lld us of CPU per wake-up 1 ms apart", (long long)least);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 static void parker(void *arg)
 {
     (void)arg;
@@ -440,6 +511,7 @@ int main(void)
     tcase_add_test(tc, rearmed_deadline_is_on_time);
     tcase_add_test(tc, cancel_ends_any_park);
     tcase_add_test(tc, wake_beats_pending_cancel);
+    tcase_add_test(tc, no_spin_while_waiting_far);
     tcase_add_test(tc, spawn_failure_is_an_error);
     suite_add_tcase(s, tc);
     return check_run(s);

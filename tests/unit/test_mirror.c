@@ -59,24 +59,56 @@ END_TEST
 
 START_TEST(order_is_by_create_revision)
 {
-    mirror_queue(&m, add("c"), 30);
-    mirror_queue(&m, add("a"), 10);
-    mirror_queue(&m, add("d"), 40);
-    mirror_queue(&m, add("b"), 20);
+    mirror_queue(&m, add("c"), 30, 0);
+    mirror_queue(&m, add("a"), 10, 0);
+    mirror_queue(&m, add("d"), 40, 0);
+    mirror_queue(&m, add("b"), 20, 0);
     ck_assert_str_eq(order(), "10 20 30 40");
     ck_assert_uint_eq(m.queued, 4);
     ck_assert_str_eq(mirror_head(&m)->key, "a");
-    mirror_queue(&m, mirror_find(&m, "a", 1), 50); /* queued again: moved */
+    mirror_queue(&m, mirror_find(&m, "a", 1), 50, 0); /* queued again: moved */
     ck_assert_str_eq(order(), "20 30 40 50");
     ck_assert_uint_eq(m.queued, 4);
+}
+END_TEST
+
+/* Keys one join txn put share a create revision: their arrival sequence
+ * orders them, whatever order they are seen in. */
+START_TEST(one_revision_is_ordered_by_sequence)
+{
+    mirror_queue(&m, add("x"), 20, 7);
+    mirror_queue(&m, add("w"), 20, 5);
+    mirror_queue(&m, add("y"), 30, 1);
+    mirror_queue(&m, add("v"), 10, 9);
+    mirror_queue(&m, add("z"), 20, 6);
+    const char *want[] = {"v", "w", "z", "x", "y"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_str_eq(mirror_head(&m)->key, want[i]);
+        mirror_remove(&m, mirror_head(&m));
+    }
+}
+END_TEST
+
+/* The read-only walk the cluster's view takes (glance.c): head, then
+ * mirror_next, in create-revision order, past unqueued entries. */
+START_TEST(next_walks_the_queue_in_order)
+{
+    mirror_queue(&m, add("c"), 30, 1);
+    mirror_queue(&m, add("a"), 10, 1);
+    mirror_queue(&m, add("b"), 20, 1);
+    add("x"); /* not queued: not walked */
+    char keys[8] = "";
+    for (const struct mirror_entry *e = mirror_head(&m); e; e = mirror_next(&m, e))
+        strcat(keys, e->key);
+    ck_assert_str_eq(keys, "abc");
 }
 END_TEST
 
 START_TEST(unqueued_stays_findable_until_removed)
 {
     struct mirror_entry *a = add("a"), *b = add("b");
-    mirror_queue(&m, a, 1);
-    mirror_queue(&m, b, 2);
+    mirror_queue(&m, a, 1, 0);
+    mirror_queue(&m, b, 2, 0);
     mirror_unqueue(&m, a);
     ck_assert_int_eq(a->create_revision, 0);
     ck_assert_ptr_eq(mirror_head(&m), b);
@@ -107,7 +139,7 @@ START_TEST(many_keys_grow_and_keep_order)
     }
     for (int i = 0; i < N; i++) {
         snprintf(key, sizeof(key), "/t/queue/%08d", revs[i]);
-        mirror_queue(&m, add(key), revs[i]);
+        mirror_queue(&m, add(key), revs[i], 0);
     }
     ck_assert_uint_eq(m.nentries, N);
     ck_assert_uint_ge(m.nbuckets, N);
@@ -130,6 +162,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, add_finds_the_same_entry);
     tcase_add_test(tc, order_is_by_create_revision);
+    tcase_add_test(tc, one_revision_is_ordered_by_sequence);
+    tcase_add_test(tc, next_walks_the_queue_in_order);
     tcase_add_test(tc, unqueued_stays_findable_until_removed);
     tcase_add_test(tc, many_keys_grow_and_keep_order);
     suite_add_tcase(s, tc);

@@ -56,7 +56,7 @@ static void init(double delay_ms, double lock_timeout_ms, uint64_t max_waiters, 
 static void accessor_main(void *arg)
 {
     struct accessor *a = arg;
-    a->rc = resource_access(&res, &a->n, &a->t);
+    a->rc = resource_access(&res, NULL, &a->n, &a->t);
     if (a->rc == 0)
         order[norder++] = a->id;
     a->co = NULL;
@@ -116,7 +116,7 @@ static void three_in_a_row(void *arg)
     for (uint64_t i = 1; i <= 3; i++) {
         uint64_t n = 0;
         struct resource_timing t;
-        ck_assert_int_eq(resource_access(&res, &n, &t), 0);
+        ck_assert_int_eq(resource_access(&res, NULL, &n, &t), 0);
         ck_assert_uint_eq(n, i);
         ck_assert_uint_eq(res.counter, i);
         ck_assert(!lock_locked(&res.lock)); /* released on the way out */
@@ -351,7 +351,7 @@ static void jittered(void *arg)
     for (int i = 0; i < 4; i++) {
         uint64_t n;
         struct resource_timing t;
-        ck_assert_int_eq(resource_access(&res, &n, &t), 0);
+        ck_assert_int_eq(resource_access(&res, NULL, &n, &t), 0);
         ck_assert_int_ge(t.work_us, 1000);
     }
 }

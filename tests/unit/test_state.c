@@ -71,7 +71,7 @@ static void save(uint64_t value)
 {
     uint64_t old;
     ck_assert_int_eq(state_open(&st, path, &old), 0);
-    state_commit(&st, value);
+    state_commit(&st, value, NULL, 0);
     ck_assert_int_eq(state_close(&st), 0);
 }
 
@@ -288,6 +288,79 @@ START_TEST(round_trip_and_layout)
 }
 END_TEST
 
+/* ---- Idempotency-Keys saved with the counter ---- */
+
+static char got_keys[STATE_KEYS + 1][STATE_KEY_MAX + 24];
+static unsigned ngot;
+
+static void collect(void *arg, const struct state_key *k)
+{
+    (void)arg;
+    snprintf(got_keys[ngot++], sizeof(got_keys[0]), "%.*s=%llu", (int)k->len, k->key,
+             (unsigned long long)k->n);
+}
+
+/* Open, collect the keys recovered, close. */
+static void load_keys(void)
+{
+    uint64_t value;
+    ngot = 0;
+    ck_assert_int_eq(state_open(&st, path, &value), 0);
+    state_recovered_keys(&st, collect, NULL);
+    ck_assert_int_eq(state_close(&st), 0);
+}
+
+START_TEST(keys_are_saved_with_the_counter_newest_first_kept)
+{
+    uint64_t old;
+    char key[16];
+    ck_assert_int_eq(state_open(&st, path, &old), 0);
+    state_commit(&st, 1, "a", 1);
+    state_commit(&st, 2, NULL, 0); /* no key */
+    for (unsigned i = 0; i < STATE_KEYS; i++) {
+        snprintf(key, sizeof(key), "k%u", i);
+        state_commit(&st, 3 + i, key, strlen(key));
+    }
+    ck_assert_int_eq(state_close(&st), 0);
+    load_keys(); /* "a" is the oldest: pushed out */
+    ck_assert_uint_eq(ngot, STATE_KEYS);
+    ck_assert_str_eq(got_keys[0], "k0=3");
+    ck_assert_str_eq(got_keys[STATE_KEYS - 1], "k47=50");
+    /* Kept by the next round too, and a key of the longest kind. */
+    char longest[STATE_KEY_MAX];
+    memset(longest, 'x', sizeof(longest));
+    ck_assert_int_eq(state_open(&st, path, &old), 0);
+    state_commit(&st, 51, longest, sizeof(longest));
+    ck_assert_int_eq(state_close(&st), 0);
+    load_keys();
+    ck_assert_uint_eq(ngot, STATE_KEYS);
+    ck_assert_str_eq(got_keys[0], "k1=4");
+    ck_assert_uint_eq(strlen(got_keys[STATE_KEYS - 1]), STATE_KEY_MAX + 3);
+}
+END_TEST
+
+/* A record whose keys are damaged (a write torn after its first sector)
+ * is damaged: the older slot is used, keys and all. */
+START_TEST(damaged_keys_fall_back_to_the_older_record)
+{
+    static unsigned char file[2 * STATE_SLOT_SIZE];
+    uint64_t old;
+    ck_assert_int_eq(state_open(&st, path, &old), 0);
+    state_commit(&st, 1, "first", 5);
+    ck_assert_int_eq(state_close(&st), 0);
+    ck_assert_int_eq(state_open(&st, path, &old), 0);
+    state_commit(&st, 2, "second", 6);
+    ck_assert_int_eq(state_close(&st), 0);
+    read_file(file, sizeof(file));
+    file[newest_slot(file) * STATE_SLOT_SIZE + 32 + 18 + 9] ^= 1; /* the newest key's first byte */
+    write_file(file, sizeof(file));
+    ck_assert_uint_eq(load(), 1);
+    load_keys();
+    ck_assert_uint_eq(ngot, 1);
+    ck_assert_str_eq(got_keys[0], "first=1");
+}
+END_TEST
+
 START_TEST(newer_valid_slot_wins_wherever_it_is)
 {
     static unsigned char file[2 * STATE_SLOT_SIZE], swapped[sizeof(file)];
@@ -406,10 +479,10 @@ START_TEST(group_commit_while_the_writer_is_busy)
 {
     enum { COMMITS = 100 };
     start_gated();
-    state_commit(&st, 10);
+    state_commit(&st, 10, NULL, 0);
     gate_wait_entered(1); /* round 1 (commit 1) is in its barrier */
     for (uint64_t seq = 2; seq <= COMMITS; seq++)
-        state_commit(&st, seq * 10);
+        state_commit(&st, seq * 10, NULL, 0);
     gate_allow(COMMITS, 0);
     run_until_settled(COMMITS);
     ck_assert_uint_eq(st.commits, COMMITS);
@@ -424,10 +497,10 @@ START_TEST(waiters_resume_in_commit_order_once_durable)
     static const uint64_t arrival[] = {5, 2, 8, 1, 7, 3, 6, 4};
     enum { N = sizeof(arrival) / sizeof(arrival[0]) };
     start_gated();
-    state_commit(&st, 10);
+    state_commit(&st, 10, NULL, 0);
     gate_wait_entered(1); /* round 1 holds commit 1 only */
     for (uint64_t seq = 2; seq <= N; seq++)
-        state_commit(&st, seq * 10);
+        state_commit(&st, seq * 10, NULL, 0);
     for (int i = 0; i < N; i++) /* they park out of order */
         spawn_waiter(i, arrival[i], false);
     ck_assert_int_eq(norder, 0);
@@ -453,7 +526,7 @@ END_TEST
 START_TEST(failed_round_answers_eio_and_the_next_succeeds)
 {
     start_gated();
-    state_commit(&st, 10);
+    state_commit(&st, 10, NULL, 0);
     struct waiter *a = spawn_waiter(0, 1, false);
     gate_allow(1, 1);
     run_until_settled(1);
@@ -462,7 +535,7 @@ START_TEST(failed_round_answers_eio_and_the_next_succeeds)
 
     /* Every round writes the whole state: once one succeeds, commit 1 is
      * durable too. */
-    state_commit(&st, 20);
+    state_commit(&st, 20, NULL, 0);
     struct waiter *b = spawn_waiter(1, 2, false);
     gate_allow(1, 0);
     run_until_settled(2);
@@ -472,7 +545,7 @@ START_TEST(failed_round_answers_eio_and_the_next_succeeds)
 
     /* The last commit cannot be saved, not even by close's retry: close
      * says so, and the file holds what a lost barrier may leave. */
-    state_commit(&st, 30);
+    state_commit(&st, 30, NULL, 0);
     gate_allow(2, 2);
     ck_assert_int_eq(stop(), -EIO);
     uint64_t value = load();
@@ -483,7 +556,7 @@ END_TEST
 START_TEST(cancelled_waiter_leaves_the_queue)
 {
     start_gated();
-    state_commit(&st, 10);
+    state_commit(&st, 10, NULL, 0);
     struct waiter *a = spawn_waiter(0, 1, true);
     struct waiter *b = spawn_waiter(1, 1, false);
     ck_assert_int_eq(loop_cancel(a->co), 0); /* as conn does on a hang-up */
@@ -506,7 +579,7 @@ START_TEST(close_saves_the_newest_commit)
     start_gated();
     gate_allow(1 << 20, 0); /* the writer runs free */
     for (uint64_t v = 1; v <= 1000; v++)
-        state_commit(&st, v);
+        state_commit(&st, v, NULL, 0);
     ck_assert_int_eq(stop(), 0);
     ck_assert_uint_le(st.syncs, 1000);
     ck_assert_uint_eq(load(), 1000);
@@ -520,6 +593,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, missing_file_is_created_at_zero);
     tcase_add_test(tc, round_trip_and_layout);
+    tcase_add_test(tc, keys_are_saved_with_the_counter_newest_first_kept);
+    tcase_add_test(tc, damaged_keys_fall_back_to_the_older_record);
     tcase_add_test(tc, newer_valid_slot_wins_wherever_it_is);
     tcase_add_test(tc, any_corrupt_byte_of_the_newest_falls_back);
     tcase_add_test(tc, truncated_newest_falls_back);
