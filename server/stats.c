@@ -94,6 +94,11 @@ const struct stats_row stats_rows[] = {
         "1 while etcd answers: a lease is held, the queue is followed, no etcd alarm."),
     ROW(TEXT, "cluster.endpoint", "cluster_endpoint_info", cluster.endpoint,
         "The etcd endpoint in use."),
+    ROW(TEXT, "cluster.endpoints", "cluster_endpoints_info", cluster.endpoints,
+        "Each etcd endpoint and its health as this instance knows it: up, or down "
+        "(abandoned after a failure until a linearizable read succeeds there)."),
+    ROW(COUNTER, "cluster.endpoints_abandoned", "cluster_endpoints_abandoned_total",
+        cluster.endpoints_abandoned, "Times an etcd endpoint was abandoned by this instance."),
     ROW(TEXT, "cluster.lease", "cluster_lease_info", cluster.lease,
         "This instance's etcd lease ID (hex); empty while it has none."),
     ROW(TEXT, "cluster.error", "cluster_error_info", cluster.error,

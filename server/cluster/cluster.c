@@ -13,6 +13,7 @@
 #include "commit.h"
 #include "compactor.h"
 #include "counts.h"
+#include "failover.h"
 #include "glance.h"
 #include "instance.h"
 #include "queue.h"
@@ -43,6 +44,14 @@ static void make_keys(struct cluster *c)
     snprintf(c->self, sizeof(c->self), "%016" PRIx64, id);
 }
 
+/* Every etcd client of the instance's that may go to any member: TLS and
+ * auth as configured, and the process's endpoint health (failover.h). */
+static void client_ready(struct cluster *c, struct etcd_client *ec)
+{
+    etcd_client_secure(ec, c->secure);
+    failover_share(c, ec);
+}
+
 int cluster_open(struct cluster **out, const struct cluster_settings *s)
 {
     struct cluster *c = calloc(1, sizeof(*c));
@@ -56,12 +65,12 @@ int cluster_open(struct cluster **out, const struct cluster_settings *s)
     c->notify_arg = s->notify_arg;
     c->secure = s->secure;
     if (!name_ok(s->name) || etcd_client_init(&c->lease_client, c->endpoints) < 0 ||
-        etcd_client_init(&c->maint, c->endpoints) < 0) {
+        etcd_client_init(&c->maint, c->endpoints) < 0 || failover_init(c) < 0) {
         free(c);
         return -EINVAL;
     }
-    etcd_client_secure(&c->lease_client, c->secure);
-    etcd_client_secure(&c->maint, c->secure);
+    client_ready(c, &c->lease_client);
+    client_ready(c, &c->maint);
     snprintf(c->name, sizeof(c->name), "%s", s->name);
     make_keys(c);
     *out = c;
@@ -82,6 +91,7 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     *cl = (struct cluster_loop){.c = c, .loop = loop, .first = i == 0};
     cl->lost_post = (struct loop_post){.fn = session_on_lost, .arg = cl};
     cl->news_post = (struct loop_post){.fn = session_on_news, .arg = cl};
+    cl->moved_post = (struct loop_post){.fn = failover_on_moved, .arg = cl};
     if (cl->first)
         c->alarm_post = (struct loop_post){.fn = alarm_on_suspect, .arg = cl};
     waitq_init(&cl->lease_waiters);
@@ -95,9 +105,9 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     etcd_client_init(&cl->queue, c->endpoints);
     etcd_client_init(&cl->section, c->endpoints);
     etcd_client_init(&cl->watchc, c->endpoints);
-    etcd_client_secure(&cl->queue, c->secure);
-    etcd_client_secure(&cl->section, c->secure);
-    etcd_client_secure(&cl->watchc, c->secure);
+    client_ready(c, &cl->queue);
+    client_ready(c, &cl->section);
+    client_ready(c, &cl->watchc);
 }
 
 int cluster_attach(struct cluster *c, struct loop *loop)
@@ -122,6 +132,8 @@ int cluster_attach(struct cluster *c, struct loop *loop)
         rc = spawn(cl, compactor_main, &cl->compactor);
     if (rc == 0 && cl->first)
         rc = glance_start(cl);
+    if (rc == 0 && cl->first)
+        rc = failover_start(cl);
     return rc;
 }
 
@@ -136,8 +148,10 @@ static void stopper_main(void *arg)
         if (ours[i] && loop_parked(ours[i]))
             loop_cancel(ours[i]);
     session_on_news(cl); /* requests waiting for a lease: there will be none */
-    if (cl->first)
+    if (cl->first) {
         glance_stop(c);
+        failover_cancel(c);
+    }
     while (cl->running > 0 && loop_now_us() < end)
         loop_sleep_us(1000);
     int64_t lease = atomic_exchange(&c->lease, 0);
@@ -163,6 +177,7 @@ void cluster_detach(struct cluster *c, struct loop *loop)
         etcd_client_fini(&c->lease_client);
         etcd_client_fini(&c->maint);
         glance_close(c);
+        failover_fini(c);
     }
     ticket_free_all(&cl->live);
     ticket_free_all(&cl->leaving);

@@ -140,6 +140,8 @@ void counts_sum(struct cluster *c, struct stats_cluster *out)
     out->alarm_nospace = (alarms & ETCD_ALARM_NOSPACE) != 0;
     out->alarm_corrupt = (alarms & ETCD_ALARM_CORRUPT) != 0;
     out->lease_ttl_ms = (uint64_t)atomic_load(&c->lease_ttl_ms);
+    out->endpoints_abandoned = atomic_load(&c->health.abandoned);
+    endpoints_describe(&c->health, out->endpoints, sizeof(out->endpoints));
     snprintf(out->lease, sizeof(out->lease), lease ? "%" PRIx64 : "", (uint64_t)lease);
     if (c->secure)
         etcd_secure_refusal(c->secure, out->error, sizeof(out->error));

@@ -230,7 +230,7 @@ static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
     struct etcd_client *c = cr->c;
     int rc = 0;
     cr->why[0] = '\0';
-    if (!etcd_conn_fit(&cr->conn))
+    if (!etcd_conn_fit(&cr->conn) || etcd_conn_abandoned(&cr->conn, &c->endpoints))
         rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
     if (rc == 0)
         rc = etcd_client_login(&cr->conn, &c->endpoints, expired, call->deadline_us);
@@ -258,6 +258,7 @@ static void courier_main(void *arg)
     struct courier cr = {.c = arg};
     struct etcd_client *c = cr.c;
     etcd_conn_init(&cr.conn);
+    c->conn = &cr.conn;
     /* A new coroutine holds only the loop's own cleanup: this one fits. */
     coro_defer(coro_current(), courier_abandon, &cr);
     for (;;) {
@@ -274,6 +275,9 @@ static void courier_main(void *arg)
         struct json_t *doc = NULL;
         const char *why = NULL;
         int rc = courier_serve(&cr, call, &doc);
+        if (rc == -ECANCELED && c->moving)
+            rc = -ECONNRESET; /* moved off an abandoned endpoint: the caller may retry */
+        c->moving = false;
         if (c->inflight == call) { /* the caller still waits */
             if (rc == 0)
                 rc = call->decode(doc, call->out, &why);
@@ -293,6 +297,14 @@ static int courier_nudge(struct etcd_client *c)
     if (c->courier_idle)
         loop_wake(c->courier, 0);
     return 0;
+}
+
+void etcd_client_move(struct etcd_client *c)
+{
+    if (!c->courier || c->courier_idle || !c->conn || !etcd_conn_abandoned(c->conn, &c->endpoints))
+        return;
+    if (loop_parked(c->courier) && loop_cancel(c->courier) == 0)
+        c->moving = true;
 }
 
 int etcd_client_call(struct etcd_client *c, struct etcd_call *call)
@@ -336,6 +348,7 @@ void etcd_client_fini(struct etcd_client *c)
     if (c->courier)
         coro_destroy(c->courier);
     c->courier = NULL;
+    c->conn = NULL;
     etcd_endpoints_fini(&c->endpoints);
     c->finished = true;
     c->inflight = NULL;

@@ -20,8 +20,10 @@
  * turn from the current one (nothing was sent, so any call may move on).
  * After a timeout, a broken connection or an "unavailable" answer the
  * client drops the connection and moves to the next endpoint for the next
- * call. A kept-alive connection that etcd closed while idle is replaced
- * before use (etcd_conn_fit).
+ * call. A kept-alive connection that etcd closed while idle, or whose
+ * endpoint the process abandoned (etcd_conn.h's health), is replaced
+ * before use; an exchange under way on an abandoned endpoint is ended by
+ * etcd_client_move().
  *
  * A secured etcd (etcd_client_secure): TLS is the connection's business;
  * with etcd's auth the courier authenticates on its first call (one token
@@ -66,6 +68,8 @@ struct etcd_client {
     bool courier_idle;               /* parked with nothing to do */
     struct list_node calls;          /* waiting for the courier, oldest first */
     struct etcd_call *inflight;      /* the call the courier serves, NULL if abandoned */
+    const struct etcd_conn *conn;    /* the courier's, NULL until it runs */
+    bool moving;                     /* etcd_client_move() cancelled the courier */
     int last_result;                 /* 0 or the errno of the last call */
     char last_error[ETCD_WHY_CAP];   /* what went wrong last, "" if nothing yet */
     struct etcd_stats stats;
@@ -119,6 +123,13 @@ void etcd_client_fini(struct etcd_client *c);
  * it is cancelled. Returns decode's result, or what etcd.h lists: a
  * transport error (etcd_conn.h), etcd's refusal, -ETIMEDOUT, -ECANCELED. */
 int etcd_client_call(struct etcd_client *c, struct etcd_call *call);
+
+/* From a coroutine of c's loop: if the courier is waiting on a connection
+ * to an endpoint the process abandoned while another is healthy, that
+ * exchange ends now as if the
+ * connection broke (its caller gets -ECONNRESET: a txn may or may not have
+ * been applied), and the next call goes to a healthy endpoint. */
+void etcd_client_move(struct etcd_client *c);
 
 /* Counts one call's outcome, rc, made elsewhere (a watch open, a request
  * that could not be encoded); why (may be NULL) says what went wrong. */

@@ -93,6 +93,26 @@ void etcd_endpoints_move_on(struct etcd_endpoints *e, unsigned failed)
     e->rotations++;
 }
 
+/* Endpoint `failed` let this client down with rc: it moves on, and the
+ * process learns it too. */
+static void endpoint_failed(struct etcd_endpoints *e, unsigned failed, int rc)
+{
+    if (e->health)
+        endpoints_abandon(e->health, failed, rc);
+    etcd_endpoints_move_on(e, failed);
+}
+
+/* The endpoint to try next: this client's, unless the process abandoned
+ * it and has a healthy one. */
+static unsigned endpoint_pick(struct etcd_endpoints *e)
+{
+    unsigned ep = e->health ? endpoints_choose(e->health, e->current) : e->current;
+    if (ep != e->current)
+        e->rotations++;
+    e->current = ep;
+    return ep;
+}
+
 /* ---- one connection ---- */
 
 static int grow(char **buf, size_t *cap, size_t need)
@@ -245,7 +265,7 @@ int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t dea
     conn->secure = e->secure;
     conn->why[0] = '\0';
     for (unsigned i = 0; i < e->n; i++) {
-        unsigned ep = e->current;
+        unsigned ep = endpoint_pick(e);
         rc = conn_dial(conn, &e->at[ep], deadline_us);
         if (rc == 0)
             rc = conn_secure(conn, e, &e->at[ep], deadline_us);
@@ -260,7 +280,7 @@ int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t dea
         if (rc == -ECANCELED)
             return rc;
         e->connect_failures++;
-        etcd_endpoints_move_on(e, ep);
+        endpoint_failed(e, ep, rc);
         if (rc == -ETIMEDOUT)
             return rc;
     }
@@ -374,6 +394,7 @@ int etcd_conn_send(struct etcd_conn *conn, const char *path, const char *body, s
     size_t len;
     int rc = request_format(conn, path, body, body_len, &len);
     conn_expect_reply(conn);
+    conn->sent_us = loop_now_us();
     return rc < 0 ? rc : send_all(conn, conn->out, len, deadline_us);
 }
 
@@ -395,10 +416,18 @@ void etcd_conn_consume(struct etcd_conn *conn, size_t n)
 void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc)
 {
     bool move = rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EAGAIN;
-    if (move)
+    bool blame = rc != -ETIMEDOUT || loop_now_us() - conn->sent_us >= e->blame_us;
+    if (move && blame)
+        endpoint_failed(e, conn->endpoint, rc);
+    else if (move)
         etcd_endpoints_move_on(e, conn->endpoint);
     if (move || !conn->complete || conn->stale)
         etcd_conn_close(conn);
+}
+
+bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoints *e)
+{
+    return conn->fd >= 0 && e->health && endpoints_better(e->health, conn->endpoint);
 }
 
 void etcd_conn_forget_request(struct etcd_conn *conn)

@@ -34,12 +34,13 @@
 
 #include <llhttp.h>
 
+#include "endpoints.h"
 #include "etcd_auth.h"
 #include "etcd_secure.h"
 #include "loop.h"
 #include "tls.h"
 
-#define ETCD_MAX_ENDPOINTS 8
+#define ETCD_MAX_ENDPOINTS ENDPOINTS_MAX
 #define ETCD_MAX_REPLY     (64u << 20) /* a range over many keys; more is -EMSGSIZE */
 
 struct etcd_endpoint {
@@ -54,11 +55,18 @@ struct etcd_endpoint {
     socklen_t addr_len;
 };
 
-/* The members, the one in use, and how connecting to them went. */
+/* The members, the one in use, and how connecting to them went. With
+ * `health` (the process's table, endpoints.h, in the same order), what
+ * this client learns is reported there and an endpoint abandoned by anyone
+ * is passed over when connecting; without it, the client learns alone. */
 struct etcd_endpoints {
     struct etcd_endpoint at[ETCD_MAX_ENDPOINTS];
     unsigned n;
-    unsigned current;           /* the endpoint in use (or tried next) */
+    unsigned current;         /* the endpoint in use (or tried next) */
+    struct endpoints *health; /* NULL: none */
+    /* A timeout is reported to health only after an exchange this long:
+     * a caller's own short deadline is not the member's fault. */
+    int64_t blame_us;
     uint64_t connects;          /* connections opened */
     uint64_t connect_failures;  /* failed attempts, even when another endpoint then took it */
     uint64_t rotations;         /* moves to the next endpoint */
@@ -85,6 +93,7 @@ struct etcd_conn {
     int fd; /* -1 while closed */
     unsigned endpoint;
     const char *host; /* the endpoint's, for the Host header */
+    int64_t sent_us;  /* when the last request was sent */
     bool stale;       /* closed by the peer, or bytes we did not ask for: do not reuse */
     bool complete;    /* the whole reply has come */
     int error;        /* why a parser callback stopped, as a negative errno */
@@ -105,9 +114,10 @@ struct etcd_conn {
 /* A closed connection that holds nothing. */
 void etcd_conn_init(struct etcd_conn *conn);
 
-/* Connects to the endpoint in use, else to the next ones in turn (nothing
- * was sent, so moving on is safe for any request). A connection that was
- * open is closed first. Returns 0 or an error above; -ETIMEDOUT and
+/* Connects to the endpoint in use (a healthy one, if it was abandoned),
+ * else to the next ones in turn (nothing was sent, so moving on is safe
+ * for any request); an endpoint that refuses is reported abandoned. A
+ * connection that was open is closed first. Returns 0 or an error above; -ETIMEDOUT and
  * -ECANCELED stop the round. */
 int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t deadline_us);
 
@@ -137,8 +147,12 @@ void etcd_conn_consume(struct etcd_conn *conn, size_t n);
 /* After an exchange that ended with rc: keeps the connection only after a
  * whole one (after a timeout etcd may still answer, and the answer would
  * be taken for the next request's), and moves e on from a member that
- * timed out, broke or is unavailable (-EAGAIN). */
+ * timed out, broke or is unavailable (-EAGAIN), reporting it abandoned. */
 void etcd_conn_settle(struct etcd_conn *conn, struct etcd_endpoints *e, int rc);
+
+/* True if conn is open on an endpoint that e's health abandoned while
+ * another is healthy: its calls should move. */
+bool etcd_conn_abandoned(const struct etcd_conn *conn, const struct etcd_endpoints *e);
 
 /* Closes the socket (and its TLS); the buffers stay for the next connection. */
 void etcd_conn_close(struct etcd_conn *conn);

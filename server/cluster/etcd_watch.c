@@ -16,6 +16,11 @@ static void watch_abandon(void *arg)
     etcd_mem_free(&w->mem);
 }
 
+bool etcd_watch_abandoned(const struct etcd_watch *w)
+{
+    return etcd_conn_abandoned(&w->conn, &w->client->endpoints);
+}
+
 void etcd_watch_close(struct etcd_watch *w)
 {
     etcd_conn_close(&w->conn);

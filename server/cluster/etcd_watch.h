@@ -50,6 +50,11 @@ int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key
  * refusal, as etcd.h maps its gRPC code. */
 int etcd_watch_next(struct etcd_watch *w, struct etcd_event *ev, int64_t deadline_us);
 
+/* True if the watch's endpoint was abandoned by the process (etcd_conn.h's
+ * health) and another is healthy: its events may have stopped, and it
+ * should be reopened there. */
+bool etcd_watch_abandoned(const struct etcd_watch *w);
+
 /* Ends the watch: etcd cancels it when its connection closes. */
 void etcd_watch_close(struct etcd_watch *w);
 

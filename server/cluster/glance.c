@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failover.h"
 #include "health.h"
 #include "members.h"
 
@@ -163,15 +164,18 @@ static void poller_main(void *arg)
 /* ---- life ---- */
 
 /* A client per endpoint, each knowing only its own: a status call must
- * reach the member it names, never move on to another. */
-static int open_clients(struct glance *g, const struct cluster *c)
+ * reach the member it names, never move on to another (so none of them
+ * follows, or reports to, the process's endpoint health: failover.h). */
+static int open_clients(struct glance *g, struct cluster *c)
 {
     struct etcd_endpoints eps;
     int rc = etcd_endpoints_parse(&eps, c->endpoints);
     if (rc == 0)
         rc = etcd_client_init(&g->poll, c->endpoints);
-    if (rc == 0)
-        etcd_client_secure(&g->poll, c->secure); /* TLS and auth, as every client */
+    if (rc == 0) { /* TLS and auth, and the process's endpoint health, as every client */
+        etcd_client_secure(&g->poll, c->secure);
+        failover_share(c, &g->poll);
+    }
     for (unsigned i = 0; rc == 0 && i < eps.n && i < CLUSTER_VIEW_ETCD; i++) {
         rc = etcd_client_init(&g->status[i], eps.at[i].url);
         if (rc == 0) {

@@ -27,7 +27,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "endpoints.h"
 #include "etcd.h"
+#include "etcd_watch.h"
 #include "list.h"
 #include "lock.h"
 #include "loop.h"
@@ -69,6 +71,7 @@ struct cluster_loop {
     struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */
     uint64_t njoining;        /* of them */
     uint64_t arrivals;        /* the last join's arrival sequence */
+    struct etcd_watch *watch; /* the watcher's, while it follows one; else NULL */
     coro_t *watcher, *joiner, *reaper, *keeper, *compactor,
         *sentry; /* the last three: first loop's */
     bool joiner_idle, reaper_idle;
@@ -87,10 +90,23 @@ struct cluster_loop {
     struct waitq lease_waiters;
     struct loop_post news_post;
     _Atomic bool news_posted;
+    /* An endpoint was abandoned or restored: move this loop's calls
+     * (failover.h). */
+    struct loop_post moved_post;
+    _Atomic bool moved_posted;
     /* What other threads read (counts.h), under mu. */
     pthread_mutex_t mu;
     struct lock_stats lock;     /* this loop's requests for the cluster-wide lock */
     struct stats_cluster shown; /* the rest of what /stats shows */
+};
+
+/* The check that brings one abandoned endpoint back (failover.h), on the
+ * first loop. */
+struct failover_probe {
+    struct cluster_loop *cl;
+    unsigned endpoint;
+    struct etcd_client client; /* that endpoint alone, learning for itself */
+    coro_t *co;
 };
 
 /* The instance. */
@@ -105,7 +121,9 @@ struct cluster {
     char prefix[CLUSTER_NAME_MAX + 16]; /* /turnstile/NAME/ */
     char counter_key[CLUSTER_KEY_MAX], queue_prefix[CLUSTER_KEY_MAX];
     char released_key[CLUSTER_KEY_MAX], compact_key[CLUSTER_KEY_MAX];
-    char self[17]; /* this process's id, in its keys and in `released` */
+    char self[17];           /* this process's id, in its keys and in `released` */
+    struct endpoints health; /* every client's endpoints, as the process knows them */
+    struct failover_probe probes[ENDPOINTS_MAX];
     struct etcd_client lease_client;
     struct etcd_client maint;    /* the first loop's compactions and alarm checks */
     struct etcd_secure *secure;  /* given to every etcd client; may be NULL */

@@ -127,6 +127,9 @@ static bool watch_alive(struct cluster_loop *cl)
     return alive || rc == -ECANCELED;
 }
 
+/* Until the watch breaks, or its endpoint is abandoned (by any client of
+ * the process: failover_on_moved cancels this wait), or it stays silent and
+ * a fresh read shows it missed something. */
 static void follow(struct cluster_loop *cl, struct etcd_watch *w)
 {
     struct etcd_event ev;
@@ -136,13 +139,15 @@ static void follow(struct cluster_loop *cl, struct etcd_watch *w)
         if (rc == 0) {
             apply_event(cl, &ev);
             quiet_until = loop_now_us() + LIVENESS_US;
-        } else if (rc == -ETIMEDOUT) {
-            if (!watch_alive(cl))
-                return;
-            quiet_until = loop_now_us() + LIVENESS_US;
-        } else if (rc != -ECANCELED) {
-            return;
+            continue;
         }
+        if (rc != -ETIMEDOUT && rc != -ECANCELED)
+            return;
+        if (etcd_watch_abandoned(w) || (rc == -ETIMEDOUT && !watch_alive(cl)) ||
+            etcd_watch_abandoned(w)) /* again: learnt while watch_alive() waited */
+            return;
+        if (rc == -ETIMEDOUT)
+            quiet_until = loop_now_us() + LIVENESS_US;
     }
 }
 
@@ -164,7 +169,9 @@ void watcher_main(void *arg)
             counts_bump(cl, &cl->shown.resyncs);
             ticket_grant_head(cl);
             counts_publish(cl);
+            cl->watch = &w;
             follow(cl, &w);
+            cl->watch = NULL;
         } else {
             loop_sleep_us(CLUSTER_RETRY_US);
         }

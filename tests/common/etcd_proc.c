@@ -162,31 +162,66 @@ static bool member_exited(struct etcd_proc *p, unsigned i)
     return p->m[i].pid == 0;
 }
 
-/* One GET /health; true if the answer says "true". */
-static bool health_once(int port)
+/* One request (req, whole) on a connection of its own; the reply, as much
+ * as fits, NUL-terminated in buf. Each step waits at most a second. */
+static void exchange(int port, const char *req, char *buf, size_t cap)
 {
-    static const char req[] =
-        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 1};
-    char buf[2048];
     size_t len = 0;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)sizeof(req) - 1) {
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req)) {
         ssize_t n;
-        while (len < sizeof(buf) - 1 && (n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0)) > 0)
+        while (len < cap - 1 && (n = recv(fd, buf + len, cap - 1 - len, 0)) > 0)
             len += (size_t)n;
     }
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     buf[len] = '\0';
+}
+
+/* One GET /health; true if the answer says "true". */
+static bool health_once(int port)
+{
+    char buf[2048];
+    exchange(port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", buf,
+             sizeof(buf));
     return strstr(buf, "\"health\":\"true\"") != NULL;
+}
+
+/* The number after "name":" in text, or 0. */
+static unsigned long long json_id(const char *text, const char *name)
+{
+    const char *at = strstr(text, name);
+    return at ? strtoull(at + strlen(name), NULL, 10) : 0;
+}
+
+int etcd_proc_leader(const struct etcd_proc *p, int skip, int timeout_ms)
+{
+    static const char req[] = "POST /v3/maintenance/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+    long long end = now_ms() + timeout_ms;
+    for (;;) {
+        for (unsigned i = 0; i < p->n; i++) {
+            char buf[2048];
+            if (p->m[i].pid <= 0 || (int)i == skip)
+                continue;
+            exchange(p->m[i].client_port, req, buf, sizeof(buf));
+            unsigned long long id = json_id(buf, "\"member_id\":\"");
+            if (id && id == json_id(buf, "\"leader\":\""))
+                return (int)i;
+        }
+        if (now_ms() >= end)
+            return -ETIMEDOUT;
+        poll(NULL, 0, 20);
+    }
 }
 
 bool etcd_proc_healthy(const struct etcd_proc *p, unsigned i, int timeout_ms)

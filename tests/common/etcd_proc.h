@@ -91,6 +91,11 @@ int etcd_proc_kill(struct etcd_proc *p, unsigned i);
  * timeout_ms until it is healthy. */
 int etcd_proc_restart(struct etcd_proc *p, unsigned i, int timeout_ms);
 
+/* The member that leads, as it says itself (/v3/maintenance/status),
+ * polled until timeout_ms passes: its index, or -ETIMEDOUT. Member skip
+ * (-1: none) is not asked: a stopped one would hold each round a second. */
+int etcd_proc_leader(const struct etcd_proc *p, int skip, int timeout_ms);
+
 /* True once member i answers GET /health with "true", polled until
  * timeout_ms passes (over plain http: with TLS, on its metrics port). */
 bool etcd_proc_healthy(const struct etcd_proc *p, unsigned i, int timeout_ms);

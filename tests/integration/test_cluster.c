@@ -11,7 +11,6 @@
  * deadlines. */
 #include <check.h>
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "check_run.h"
 #include "etcd_proc.h"
 #include "harness.h"
+#include "load.h"
 
 #define START_MS 30000 /* etcd, or a cluster, to become healthy */
 #define NSRV     3
@@ -103,115 +103,13 @@ static void read_reply(int fd, struct resp *r, int timeout_ms)
     close(fd);
 }
 
-/* ---- load: client threads, each on one instance, one keep-alive connection ---- */
-
-#define MAX_REPLIES 4000
-
-struct load {
-    int port;
-    int max;         /* requests at most */
-    long long until; /* now_ms() at which to stop */
-    int n, ok, unavailable, other;
-    long long *ns;    /* N of each 200 */
-    long long *ok_at; /* now_ms() of each 200 */
-    struct reader rd; /* 64 KiB: off the thread's stack */
-    char why[96];     /* the last failure */
-};
-
-/* A connection and a request without Check: a failed assertion on this
- * thread would unwind the test's own. False if either failed. */
-static bool thread_send(struct reader *rd, int port)
+/* The instances' ports, for load_start(). */
+static const int *ports(void)
 {
-    if (rd->fd < 0) {
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        *rd = (struct reader){.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-        if (rd->fd < 0 || connect(rd->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-            return false;
-    }
-    return send(rd->fd, get_access, sizeof(get_access) - 1, MSG_NOSIGNAL) ==
-           (ssize_t)sizeof(get_access) - 1;
-}
-
-static void *load_main(void *arg)
-{
-    struct load *l = arg;
-    struct reader *rd = &l->rd;
-    rd->fd = -1;
-    while (l->n < l->max && now_ms() < l->until) {
-        struct resp r;
-        l->n++;
-        if (!thread_send(rd, l->port) || read_response(rd, &r, 20000) < 0) {
-            snprintf(l->why, sizeof(l->why), "request %d: %s", l->n, strerror(errno));
-            l->other++;
-            if (rd->fd >= 0)
-                close(rd->fd);
-            rd->fd = -1;
-            continue;
-        }
-        if (r.status == 200) {
-            l->ns[l->ok] = access_n(&r);
-            l->ok_at[l->ok++] = now_ms();
-        } else if (r.status == 503 && has_header(&r, "Retry-After: 1")) {
-            l->unavailable++;
-        } else {
-            l->other++;
-        }
-    }
-    if (rd->fd >= 0)
-        close(rd->fd);
-    return NULL;
-}
-
-struct run {
-    int nthreads;
-    struct load l[12];
-    pthread_t th[12];
-    long long ns[12 * MAX_REPLIES], at[12 * MAX_REPLIES];
-};
-
-static struct run run;
-
-static void load_start(int nthreads, int per_thread, int duration_ms)
-{
-    run.nthreads = nthreads;
-    for (int i = 0; i < nthreads; i++) {
-        run.l[i] = (struct load){.port = srv[i % nsrv].port,
-                                 .max = per_thread,
-                                 .until = now_ms() + duration_ms,
-                                 .ns = run.ns + i * MAX_REPLIES,
-                                 .ok_at = run.at + i * MAX_REPLIES};
-        ck_assert_int_eq(pthread_create(&run.th[i], NULL, load_main, &run.l[i]), 0);
-    }
-}
-
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-/* Joins the threads; every N is distinct; returns how many 200s. */
-static int load_finish(int *unavailable, int *ok_after, long long after_ms)
-{
-    static long long all[12 * MAX_REPLIES];
-    int ok = 0;
-    *unavailable = *ok_after = 0;
-    for (int i = 0; i < run.nthreads; i++) {
-        pthread_join(run.th[i], NULL);
-        struct load *l = &run.l[i];
-        ck_assert_msg(l->other == 0, "thread %d: %d replies neither 200 nor 503 (%s)", i, l->other,
-                      l->why);
-        for (int k = 0; k < l->ok; k++) {
-            all[ok++] = l->ns[k];
-            *ok_after += l->ok_at[k] > after_ms;
-        }
-        *unavailable += l->unavailable;
-    }
-    qsort(all, (size_t)ok, sizeof(all[0]), cmp_ll);
-    for (int k = 1; k < ok; k++)
-        ck_assert_msg(all[k] != all[k - 1], "N %lld given twice", all[k]);
-    return ok;
+    static int p[NSRV + 1];
+    for (int i = 0; i < nsrv; i++)
+        p[i] = srv[i].port;
+    return p;
 }
 
 /* At a quiet moment every instance agrees that the counter is `want`. */
@@ -229,7 +127,7 @@ static void counter_exact(const char *endpoints)
 {
     int unavailable, after;
     start_all(endpoints, "0");
-    load_start(12, 40, 60000);
+    load_start(ports(), nsrv, 12, 40, 60000);
     int ok = load_finish(&unavailable, &after, 0);
     ck_assert_int_eq(unavailable, 0);
     ck_assert_int_eq(ok, 12 * 40);
@@ -398,7 +296,7 @@ START_TEST(queue_key_names_stay_bounded)
     char prefix[96];
     int unavailable, after;
     start_all(single.endpoints, "0");
-    load_start(NSRV, PER, 60000);
+    load_start(ports(), nsrv, NSRV, PER, 60000);
     int ok = load_finish(&unavailable, &after, 0);
     ck_assert_int_eq(ok, NSRV * PER);
     snprintf(prefix, sizeof(prefix), "/turnstile/%s/queue/", cluster_name);
@@ -433,7 +331,7 @@ static void burst(int instances)
         ck_assert_msg(r.status == 200, "request %d: %d %s", k, r.status, r.body);
         ns[k] = access_n(&r);
     }
-    qsort(ns, BURST, sizeof(ns[0]), cmp_ll);
+    qsort(ns, BURST, sizeof(ns[0]), load_cmp_ll);
     for (int k = 0; k < BURST; k++)
         ck_assert_int_eq(ns[k], k + 1);
     assert_counter(BURST);
@@ -582,7 +480,7 @@ START_TEST(member_killed_under_load)
     int unavailable, after;
     start_all(trio.endpoints, "0");
     long long t0 = now_ms();
-    load_start(6, MAX_REPLIES, 15000);
+    load_start(ports(), nsrv, 6, LOAD_MAX_REPLIES, 15000);
     ck_assert(wait_stat(srv[0].port, "lock.acquisitions", 50, 10000));
     ck_assert_int_eq(etcd_proc_kill(&trio, 0), 0); /* every instance started on it */
     long long killed = now_ms();
@@ -609,7 +507,7 @@ START_TEST(member_stalled_under_load)
 {
     int unavailable, after;
     start_all(trio.endpoints, "0");
-    load_start(6, MAX_REPLIES, 15000);
+    load_start(ports(), nsrv, 6, LOAD_MAX_REPLIES, 15000);
     ck_assert(wait_stat(srv[0].port, "lock.acquisitions", 50, 10000));
     ck_assert_int_eq(etcd_proc_signal(&trio, 0, SIGSTOP), 0); /* every instance started on it */
     long long stopped = now_ms();
@@ -744,7 +642,7 @@ START_TEST(compaction_keeps_etcd_under_its_quota)
     extra[0] = "--compact-interval-ms";
     extra[1] = "1000";
     start_all(small.endpoints, "0");
-    load_start(12, 600, 100000);
+    load_start(ports(), nsrv, 12, 600, 100000);
     int ok = load_finish(&unavailable, &after, 0);
     ck_assert_int_eq(unavailable, 0);
     ck_assert_int_ge(ok, 3 * (int)(QUOTA_BYTES / 520));
