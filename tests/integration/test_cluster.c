@@ -760,6 +760,21 @@ START_TEST(compaction_keeps_etcd_under_its_quota)
 }
 END_TEST
 
+/* Whether /stats' etcd row shows the NOSPACE alarm (the page's rows take
+ * it from the alarm sentry), polled until it is `want` or timeout_ms. */
+static bool wait_row_alarm(int port, bool want, int timeout_ms)
+{
+    long long until = now_ms() + timeout_ms;
+    struct resp r;
+    for (;;) {
+        bool shown = http_get(port, "/stats", &r) == 0 && r.status == 200 &&
+                     strstr(r.body, "\"alarms\": [\"NOSPACE\"]") != NULL;
+        if (shown == want || now_ms() >= until)
+            return shown == want;
+        usleep(100000);
+    }
+}
+
 /* The operator's NOSPACE: a tiny quota filled by hand. turnstile says so
  * (/stats, its log) and answers 503; after compact, defrag and disarm it
  * serves again by itself. */
@@ -778,6 +793,7 @@ START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
     ck_assert(has_header(&r, "Retry-After: 1"));
     ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 1, 15000));
     ck_assert(srv_log_wait(&srv[0], "etcd raised NOSPACE", 15000));
+    ck_assert_msg(wait_row_alarm(srv[0].port, true, 15000), "the etcd row shows no NOSPACE");
     /* The operator: compact to now, defragment, disarm. */
     ck_assert_int_eq(etcdctl(&small, "get filler --keys-only -w json", out, sizeof(out)), 0);
     char *rev = strstr(out, "\"revision\":");
@@ -788,6 +804,7 @@ START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
     ck_assert_int_eq(etcdctl(&small, "alarm disarm", out, sizeof(out)), 0);
     ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 0, 15000));
     ck_assert(srv_log_wait(&srv[0], "alarms are disarmed", 15000));
+    ck_assert_msg(wait_row_alarm(srv[0].port, false, 15000), "the etcd row keeps NOSPACE");
     ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
     ck_assert_int_eq(r.status, 200);
     stop_all();
