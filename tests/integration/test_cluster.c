@@ -26,6 +26,7 @@
 #include "check_run.h"
 #include "etcd_proc.h"
 #include "harness.h"
+#include "scratch.h"
 
 #define START_MS 30000 /* etcd, or a cluster, to become healthy */
 #define NSRV     3
@@ -625,6 +626,18 @@ END_TEST
 
 /* ---- all of etcd down, and back ---- */
 
+/* How many times needle is in s's log so far. */
+static int log_count(const struct srv *s, const char *needle)
+{
+    static char text[1 << 16];
+    size_t n = scratch_read(s->log_path, text, sizeof(text) - 1);
+    int count = 0;
+    text[n] = '\0';
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        count++;
+    return count;
+}
+
 START_TEST(etcd_down_then_back)
 {
     struct resp r;
@@ -641,6 +654,9 @@ START_TEST(etcd_down_then_back)
     ck_assert_int_eq(r.status, 503);
     ck_assert(has_header(&r, "Retry-After: 1"));
     ck_assert_int_lt(now_ms() - t0, 3000); /* quickly, with --lock-timeout-ms 0 */
+    for (int i = 0; i < 20; i++)           /* a run of failed calls: told once, not per request */
+        ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert(srv_log_wait(&srv[1], "no etcd endpoint takes a connection", 10000));
     /* /stats works and says so; an instance started now starts anyway. */
     ck_assert(wait_stat(srv[1].port, "cluster.healthy", 0, 10000));
     start_one(nsrv++, solo.endpoints, "0");
@@ -650,6 +666,8 @@ START_TEST(etcd_down_then_back)
     ck_assert_int_eq(etcd_proc_restart(&solo, 0, START_MS), 0);
     for (int i = 0; i < nsrv; i++)
         ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "%d did not recover", i);
+    ck_assert(srv_log_wait(&srv[1], "etcd answers again", 10000));
+    ck_assert_int_eq(log_count(&srv[1], "no etcd endpoint takes a connection"), 1);
     for (int i = 0; i < nsrv; i++) {
         ck_assert_int_eq(http_get(srv[i].port, "/access", &r), 0);
         ck_assert_int_eq(r.status, 200);
