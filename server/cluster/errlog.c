@@ -92,7 +92,7 @@ static enum errlog_said failed(struct errlog *l, int rc, const char *why, int64_
     atomic_store(&l->open, true);
     r->failures++;
     snprintf(r->why, sizeof(r->why), "%s", why ? why : strerror(-rc));
-    bool run = r->failures >= ERRLOG_RUN_CALLS || now_us - r->first_us >= ERRLOG_RUN_US;
+    bool run = now_us - r->first_us >= ERRLOG_RUN_US;
     enum errlog_said said = !run                                      ? ERRLOG_QUIET
                             : !r->told                                ? ERRLOG_STARTED
                             : now_us - r->said_us >= ERRLOG_REPEAT_US ? ERRLOG_LASTS

@@ -23,8 +23,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define ERRLOG_RUN_CALLS 3        /* failures in a row that make a run */
-#define ERRLOG_RUN_US    2000000  /* or a second failure this long after the first */
+/* A run: a failure this long after the first of its errno, none
+ * succeeding in between. Not a count: clients that fail at one moment
+ * (one slow second of etcd's) make no run. */
+#define ERRLOG_RUN_US    2000000
 #define ERRLOG_REPEAT_US 60000000 /* a lasting run is told again this often */
 #define ERRLOG_KINDS     8        /* errnos followed at once; more are not told */
 #define ERRLOG_WHY_CAP   160
@@ -61,8 +63,9 @@ void errlog_fini(struct errlog *l);
 
 /* A call ended with rc (0 or a negative errno), why saying what went
  * wrong (may be NULL), at now_us (the caller's monotonic clock). Returns
- * what was logged: ERRLOG_STARTED at the failure that makes a run,
- * ERRLOG_LASTS at the first failure ERRLOG_REPEAT_US after the last line,
+ * what was logged: ERRLOG_STARTED at the failure that makes a run
+ * (ERRLOG_RUN_US), ERRLOG_LASTS at the first failure ERRLOG_REPEAT_US after
+ * the last line,
  * ERRLOG_ENDED at the success that ends a told run, else ERRLOG_QUIET.
  * A success costs one atomic load while no run is followed. */
 enum errlog_said errlog_note(struct errlog *l, int rc, const char *why, int64_t now_us);
