@@ -53,9 +53,12 @@ static void say(unsigned alarms)
 static int64_t check(struct cluster_loop *cl, int64_t *said_at)
 {
     struct cluster *c = cl->c;
-    unsigned now, before = atomic_load(&c->alarms);
-    if (etcd_alarms(&c->maint, &now, instance_call_deadline(c, LOOP_FOREVER)) < 0)
+    struct etcd_alarms read;
+    unsigned before = atomic_load(&c->alarms);
+    if (etcd_alarms(&c->maint, &read, instance_call_deadline(c, LOOP_FOREVER)) < 0)
         return before ? ALARM_ACTIVE_US : ALARM_POLL_US; /* etcd's silence is told elsewhere */
+    unsigned now = read.all;
+    c->alarm_members = read;
     atomic_store(&c->alarms, now);
     if (now && (now != before || loop_now_us() - *said_at >= ALARM_REPEAT_US)) {
         say(now);
@@ -64,6 +67,11 @@ static int64_t check(struct cluster_loop *cl, int64_t *said_at)
     if (!now && before)
         log_msg(LOG_LEVEL_INFO, "cluster: etcd's alarms are disarmed; writes resume");
     return now ? ALARM_ACTIVE_US : ALARM_POLL_US;
+}
+
+void alarm_read(const struct cluster *c, struct etcd_alarms *out)
+{
+    *out = c->alarm_members;
 }
 
 void alarm_sentry_main(void *arg)

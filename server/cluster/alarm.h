@@ -9,8 +9,10 @@
  * refused for the quota (alarm_suspect). A new alarm is logged at error
  * with what it means and what to do, again every ALARM_REPEAT_US while it
  * lasts, and its end at info. /stats and /metrics show each alarm (a flag,
- * a gauge), the page with them. Writes resume by themselves once the
- * operator disarms: nothing here blocks them. */
+ * a gauge), the page with them, and the page's etcd rows the alarms of
+ * each member from the same reading (alarm_read): the sentry is the one
+ * reader of etcd's alarms. Writes resume by themselves once the operator
+ * disarms: nothing here blocks them. */
 #ifndef TURNSTILE_CLUSTER_ALARM_H
 #define TURNSTILE_CLUSTER_ALARM_H
 
@@ -27,5 +29,9 @@ void alarm_suspect(struct cluster_loop *cl);
 /* For loop_post (arg: the first loop's cluster_loop): alarm_suspect from
  * another loop. */
 void alarm_on_suspect(void *arg);
+
+/* On the first loop: the alarms by member as the sentry last read them
+ * (none before its first reading; a failed reading keeps the last). */
+void alarm_read(const struct cluster *c, struct etcd_alarms *out);
 
 #endif

@@ -167,11 +167,11 @@ int etcd_compact(struct etcd_client *c, int64_t revision, int64_t deadline_us)
                      deadline_us);
 }
 
-int etcd_alarms(struct etcd_client *c, unsigned *alarms, int64_t deadline_us)
+int etcd_alarms(struct etcd_client *c, struct etcd_alarms *alarms, int64_t deadline_us)
 {
     char *text;
     int encoded = etcd_encode_alarm_list(&text);
-    *alarms = 0;
+    *alarms = (struct etcd_alarms){0};
     return make_call(c, "/v3/maintenance/alarm", encoded, text, false, decode_alarms, alarms,
                      deadline_us);
 }

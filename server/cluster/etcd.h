@@ -74,8 +74,8 @@ int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t deadline_us);
  * -ERANGE if revision is compacted already, -EINVAL if it is in the future. */
 int etcd_compact(struct etcd_client *c, int64_t revision, int64_t deadline_us);
 
-/* /v3/maintenance/alarm (GET): the active alarms, a mask of ETCD_ALARM_
- * bits (etcd_decode.h) in *alarms, 0 if none. */
-int etcd_alarms(struct etcd_client *c, unsigned *alarms, int64_t deadline_us);
+/* /v3/maintenance/alarm (GET): the active alarms, the cluster's and each
+ * member's (etcd_decode.h), in *alarms; none if the call fails. */
+int etcd_alarms(struct etcd_client *c, struct etcd_alarms *alarms, int64_t deadline_us);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errlog.h"
 #include "etcd_auth.h"
 
 #define LOGIN_POLL_US 2000 /* while another client logs in */
@@ -54,6 +55,7 @@ void etcd_client_account(struct etcd_client *c, int rc, const char *why)
     c->stats.calls++;
     c->last_result = rc;
     etcd_secure_note(c->endpoints.secure, c, rc, why);
+    errlog_note(errlog_process(), rc, why, loop_clock_us()); /* a run of one error is told */
     if (rc == 0) {
         c->stats.ok++;
         return;

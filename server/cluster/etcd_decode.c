@@ -418,12 +418,14 @@ int etcd_decode_header(const json_t *doc, int64_t *revision)
     return decode_revision(doc, revision);
 }
 
+static const char *const alarm_names[] = {"NONE", "NOSPACE", "CORRUPT"}; /* etcd's enum */
+#define ALARM_TYPES (sizeof(alarm_names) / sizeof(alarm_names[0]))
+
 /* One alarm's type, named ("NOSPACE") or numbered (1) as etcd's enum. */
 static int alarm_bit(const json_t *v, unsigned *bit)
 {
-    static const char *const names[] = {"NONE", "NOSPACE", "CORRUPT"};
-    for (unsigned i = 1; i < sizeof(names) / sizeof(names[0]); i++)
-        if ((json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0) ||
+    for (unsigned i = 1; i < ALARM_TYPES; i++)
+        if ((json_is_string(v) && strcmp(json_string_value(v), alarm_names[i]) == 0) ||
             (json_is_integer(v) && json_integer_value(v) == (json_int_t)i)) {
             *bit = 1u << i;
             return 0;
@@ -432,21 +434,48 @@ static int alarm_bit(const json_t *v, unsigned *bit)
     return json_is_string(v) || json_is_integer(v) || !v ? 0 : -EIO;
 }
 
-int etcd_decode_alarms(const json_t *doc, unsigned *alarms)
+/* Adds bit to member's entry (a new one if there is room). */
+static void alarm_add(struct etcd_alarms *out, const char *member, unsigned bit)
+{
+    unsigned i = 0;
+    while (i < out->n && strcmp(out->at[i].member, member) != 0)
+        i++;
+    if (i == ETCD_ALARM_MEMBERS)
+        return;
+    if (i == out->n) {
+        snprintf(out->at[i].member, sizeof(out->at[i].member), "%s", member);
+        out->at[out->n++].bits = 0;
+    }
+    out->at[i].bits |= bit;
+}
+
+int etcd_decode_alarms(const json_t *doc, struct etcd_alarms *out)
 {
     int64_t revision;
     const json_t *list = json_object_get(doc, "alarms");
     int rc = decode_revision(doc, &revision);
-    *alarms = 0;
+    *out = (struct etcd_alarms){0};
     if (rc == 0 && list && !json_is_array(list))
         rc = -EIO;
     for (size_t i = 0; rc == 0 && list && i < json_array_size(list); i++) {
-        unsigned bit;
-        const json_t *member = json_array_get(list, i);
-        rc = json_is_object(member) ? alarm_bit(json_object_get(member, "alarm"), &bit) : -EIO;
-        *alarms |= rc == 0 ? bit : 0;
+        unsigned bit = 0;
+        const json_t *item = json_array_get(list, i);
+        rc = json_is_object(item) ? alarm_bit(json_object_get(item, "alarm"), &bit) : -EIO;
+        const char *member = rc == 0 ? json_string_value(json_object_get(item, "memberID")) : NULL;
+        out->all |= rc == 0 ? bit : 0;
+        if (bit && member)
+            alarm_add(out, member, bit);
     }
     return rc;
+}
+
+void etcd_alarm_names(unsigned mask, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (unsigned i = 1; i < ALARM_TYPES && len < cap; i++)
+        if (mask & (1u << i))
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? " " : "", alarm_names[i]);
 }
 
 /* ---- documents ---- */

@@ -122,12 +122,25 @@ int etcd_decode_keepalive(const struct json_t *doc, int64_t *ttl_s, const char *
 /* /v3/lease/revoke, or any reply whose header is all that matters. */
 int etcd_decode_header(const struct json_t *doc, int64_t *revision);
 
-/* /v3/maintenance/alarm: the active alarms of every member, as a mask of
- * ETCD_ALARM_ bits (0: none); an alarm this build does not know is left
- * out. -EIO for a reply of the wrong shape. */
+/* /v3/maintenance/alarm: the active alarms, as a mask of ETCD_ALARM_ bits
+ * (0: none) for the cluster and for each member that raised one (the
+ * first ETCD_ALARM_MEMBERS of them); an alarm this build does not know is
+ * left out. Returns 0, or -EIO for a reply of the wrong shape. */
 #define ETCD_ALARM_NOSPACE (1u << 1) /* a member's backend reached its quota */
 #define ETCD_ALARM_CORRUPT (1u << 2) /* a member's data differs from the others' */
-int etcd_decode_alarms(const struct json_t *doc, unsigned *alarms);
+#define ETCD_ALARM_MEMBERS 8
+struct etcd_alarms {
+    unsigned all; /* every member's */
+    unsigned n;   /* members listed */
+    struct {
+        char member[24]; /* its id, decimal as etcd writes it */
+        unsigned bits;
+    } at[ETCD_ALARM_MEMBERS];
+};
+int etcd_decode_alarms(const struct json_t *doc, struct etcd_alarms *out);
+
+/* The names of mask's alarms, "NOSPACE CORRUPT", into buf (cap bytes). */
+void etcd_alarm_names(unsigned mask, char *buf, size_t cap);
 
 /* ---- watch messages ---- */
 

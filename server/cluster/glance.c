@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alarm.h"
 #include "failover.h"
 #include "health.h"
 #include "members.h"
@@ -21,7 +22,7 @@ struct glance {
     char head_key[CLUSTER_KEY_MAX];
     int64_t head_since_us, sampled_us;
     struct cluster_view work; /* the poller's round, before it is shown */
-    struct etcd_client poll;  /* registration, members, alarms */
+    struct etcd_client poll;  /* registration, members */
     struct etcd_client status[CLUSTER_VIEW_ETCD];
     unsigned nstatus;
     coro_t *sampler, *poller;
@@ -126,8 +127,8 @@ static void sampler_main(void *arg)
 
 /* ---- members and etcd's health ---- */
 
-/* Reads what the round shows into g->work; members and alarms that could
- * not be read keep their last values. */
+/* Reads what the round shows into g->work; members that could not be
+ * read keep their last values, and so do alarms (alarm.h). */
 static void poll_round(struct glance *g)
 {
     struct cluster *c = g->cl->c;
@@ -140,7 +141,9 @@ static void poll_round(struct glance *g)
         g->registered_lease = 0; /* the key went (deleted by hand?): the sampler puts it back */
     for (unsigned i = 0; i < g->nstatus; i++)
         health_status(&g->status[i], &w->etcd[i], instance_call_deadline(c, LOOP_FOREVER));
-    health_alarms(&g->poll, w->etcd, g->nstatus, instance_call_deadline(c, LOOP_FOREVER));
+    struct etcd_alarms alarms;
+    alarm_read(c, &alarms); /* the sentry's reading: one reader of etcd's alarms */
+    health_alarms(&alarms, w->etcd, g->nstatus);
 }
 
 static void poller_main(void *arg)

@@ -8,8 +8,9 @@
  *     whole queue) and counts its keys per member; and registers this
  *     instance (members.h) under each new lease;
  *   - the poller, every GLANCE_POLL_US: reads the live members, and each
- *     etcd endpoint's status and the cluster's alarms (health.h): one call
- *     per endpoint a round.
+ *     etcd endpoint's status (health.h): one call per endpoint a round;
+ *     and puts in each endpoint's row the alarms of its member as the
+ *     alarm sentry last read them (alarm.h: it alone reads them).
  * Both publish into one view under a mutex that any thread copies. */
 #ifndef TURNSTILE_CLUSTER_GLANCE_H
 #define TURNSTILE_CLUSTER_GLANCE_H

@@ -54,51 +54,13 @@ int health_status(struct etcd_client *ec, struct cluster_view_etcd *row, int64_t
     return rc;
 }
 
-struct alarms_out {
-    struct cluster_view_etcd *rows;
-    unsigned n;
-};
-
-/* Appends alarm to the row of member, if it has one. */
-static void add_alarm(struct alarms_out *a, const char *member, const char *alarm)
+void health_alarms(const struct etcd_alarms *alarms, struct cluster_view_etcd *rows, unsigned nrows)
 {
-    for (unsigned i = 0; i < a->n; i++) {
-        char *list = a->rows[i].alarms;
-        size_t len = strlen(list);
-        if (strcmp(a->rows[i].member_id, member) == 0)
-            snprintf(list + len, sizeof(a->rows[i].alarms) - len, "%s%s", len ? " " : "", alarm);
+    for (unsigned r = 0; r < nrows; r++) {
+        unsigned bits = 0;
+        for (unsigned i = 0; i < alarms->n; i++)
+            if (rows[r].member_id[0] && strcmp(alarms->at[i].member, rows[r].member_id) == 0)
+                bits |= alarms->at[i].bits;
+        etcd_alarm_names(bits, rows[r].alarms, sizeof(rows[r].alarms));
     }
-}
-
-static int decode_alarms(const struct json_t *doc, void *out, const char **why)
-{
-    struct alarms_out *a = out;
-    const json_t *list = json_object_get(doc, "alarms"), *item;
-    size_t i;
-    if (list && !json_is_array(list)) {
-        *why = "an alarm reply of the wrong shape";
-        return -EIO;
-    }
-    for (unsigned r = 0; r < a->n; r++)
-        a->rows[r].alarms[0] = '\0';
-    json_array_foreach(list, i, item)
-    {
-        const char *member = json_string_value(json_object_get(item, "memberID"));
-        const char *alarm = json_string_value(json_object_get(item, "alarm"));
-        if (member && alarm && strspn(alarm, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(alarm))
-            add_alarm(a, member, alarm);
-    }
-    return 0;
-}
-
-int health_alarms(struct etcd_client *ec, struct cluster_view_etcd *rows, unsigned nrows,
-                  int64_t deadline_us)
-{
-    struct alarms_out a = {rows, nrows};
-    struct etcd_call call = {.path = "/v3/maintenance/alarm",
-                             .body = "{\"action\": \"GET\"}",
-                             .deadline_us = deadline_us,
-                             .decode = decode_alarms,
-                             .out = &a};
-    return etcd_client_call(ec, &call);
 }

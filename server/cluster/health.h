@@ -2,10 +2,10 @@
  * endpoint (each etcd member the instance was given): does it answer, is
  * it the leader, its raft term, its backend's size and the part in use
  * (etcd 3.4's /v3/maintenance/status; it does not report its quota), and
- * the alarms raised on it (/v3/maintenance/alarm: NOSPACE, CORRUPT).
+ * the alarms raised on it (NOSPACE, CORRUPT) as the alarm sentry read them.
  *
- * The calls go through clients of their own, never the lock's: a slow or
- * dead member costs the lock nothing (glance.h polls them). */
+ * The status calls go through clients of their own, never the lock's: a
+ * slow or dead member costs the lock nothing (glance.h polls them). */
 #ifndef TURNSTILE_CLUSTER_HEALTH_H
 #define TURNSTILE_CLUSTER_HEALTH_H
 
@@ -20,10 +20,9 @@
  * are left alone. Returns 0 or the call's errno (etcd.h). */
 int health_status(struct etcd_client *ec, struct cluster_view_etcd *row, int64_t deadline_us);
 
-/* From a coroutine of ec's loop: the cluster's alarms, from whichever
- * member ec reaches, each put in the row of the member it names. Returns 0,
- * or the call's errno and the rows' alarms untouched. */
-int health_alarms(struct etcd_client *ec, struct cluster_view_etcd *rows, unsigned nrows,
-                  int64_t deadline_us);
+/* Puts in each row the names of the alarms (etcd_alarms(), read by the
+ * alarm sentry: alarm.h) raised on its member; "" for none. */
+void health_alarms(const struct etcd_alarms *alarms, struct cluster_view_etcd *rows,
+                   unsigned nrows);
 
 #endif

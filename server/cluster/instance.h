@@ -125,12 +125,13 @@ struct cluster {
     struct endpoints health; /* every client's endpoints, as the process knows them */
     struct failover_probe probes[ENDPOINTS_MAX];
     struct etcd_client lease_client;
-    struct etcd_client maint;    /* the first loop's compactions and alarm checks */
-    struct etcd_secure *secure;  /* given to every etcd client; may be NULL */
-    _Atomic int64_t lease;       /* 0 while none */
-    _Atomic bool etcd_down;      /* the keeper's last grant failed: no use waiting */
-    _Atomic unsigned alarms;     /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */
-    struct loop_post alarm_post; /* another loop's alarm_suspect */
+    struct etcd_client maint;         /* the first loop's compactions and alarm checks */
+    struct etcd_secure *secure;       /* given to every etcd client; may be NULL */
+    _Atomic int64_t lease;            /* 0 while none */
+    _Atomic bool etcd_down;           /* the keeper's last grant failed: no use waiting */
+    _Atomic unsigned alarms;          /* etcd's, ETCD_ALARM_ bits, as the sentry last read them */
+    struct etcd_alarms alarm_members; /* and by member: the first loop's (alarm_read) */
+    struct loop_post alarm_post;      /* another loop's alarm_suspect */
     _Atomic bool alarm_posted;
     _Atomic int64_t lease_ttl_ms; /* as granted */
     _Atomic uint64_t counter;     /* the highest value seen */

@@ -26,6 +26,8 @@
 #include "etcd_proc.h"
 #include "harness.h"
 #include "load.h"
+#include "scratch.h"
+#include "tcp_proxy.h"
 
 #define START_MS 30000 /* etcd, or a cluster, to become healthy */
 #define NSRV     3
@@ -523,6 +525,18 @@ END_TEST
 
 /* ---- all of etcd down, and back ---- */
 
+/* How many times needle is in s's log so far. */
+static int log_count(const struct srv *s, const char *needle)
+{
+    static char text[1 << 16];
+    size_t n = scratch_read(s->log_path, text, sizeof(text) - 1);
+    int count = 0;
+    text[n] = '\0';
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        count++;
+    return count;
+}
+
 START_TEST(etcd_down_then_back)
 {
     struct resp r;
@@ -539,6 +553,9 @@ START_TEST(etcd_down_then_back)
     ck_assert_int_eq(r.status, 503);
     ck_assert(has_header(&r, "Retry-After: 1"));
     ck_assert_int_lt(now_ms() - t0, 3000); /* quickly, with --lock-timeout-ms 0 */
+    for (int i = 0; i < 20; i++)           /* a run of failed calls: told once, not per request */
+        ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
+    ck_assert(srv_log_wait(&srv[1], "no etcd endpoint takes a connection", 10000));
     /* /stats works and says so; an instance started now starts anyway. */
     ck_assert(wait_stat(srv[1].port, "cluster.healthy", 0, 10000));
     start_one(nsrv++, solo.endpoints, "0");
@@ -548,6 +565,8 @@ START_TEST(etcd_down_then_back)
     ck_assert_int_eq(etcd_proc_restart(&solo, 0, START_MS), 0);
     for (int i = 0; i < nsrv; i++)
         ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "%d did not recover", i);
+    ck_assert(srv_log_wait(&srv[1], "etcd answers again", 10000));
+    ck_assert_int_eq(log_count(&srv[1], "no etcd endpoint takes a connection"), 1);
     for (int i = 0; i < nsrv; i++) {
         ck_assert_int_eq(http_get(srv[i].port, "/access", &r), 0);
         ck_assert_int_eq(r.status, 200);
@@ -658,6 +677,21 @@ START_TEST(compaction_keeps_etcd_under_its_quota)
 }
 END_TEST
 
+/* Whether /stats' etcd row shows the NOSPACE alarm (the page's rows take
+ * it from the alarm sentry), polled until it is `want` or timeout_ms. */
+static bool wait_row_alarm(int port, bool want, int timeout_ms)
+{
+    long long until = now_ms() + timeout_ms;
+    struct resp r;
+    for (;;) {
+        bool shown = http_get(port, "/stats", &r) == 0 && r.status == 200 &&
+                     strstr(r.body, "\"alarms\": [\"NOSPACE\"]") != NULL;
+        if (shown == want || now_ms() >= until)
+            return shown == want;
+        usleep(100000);
+    }
+}
+
 /* The operator's NOSPACE: a tiny quota filled by hand. turnstile says so
  * (/stats, its log) and answers 503; after compact, defrag and disarm it
  * serves again by itself. */
@@ -676,6 +710,7 @@ START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
     ck_assert(has_header(&r, "Retry-After: 1"));
     ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 1, 15000));
     ck_assert(srv_log_wait(&srv[0], "etcd raised NOSPACE", 15000));
+    ck_assert_msg(wait_row_alarm(srv[0].port, true, 15000), "the etcd row shows no NOSPACE");
     /* The operator: compact to now, defragment, disarm. */
     ck_assert_int_eq(etcdctl(&small, "get filler --keys-only -w json", out, sizeof(out)), 0);
     char *rev = strstr(out, "\"revision\":");
@@ -686,10 +721,108 @@ START_TEST(an_alarm_is_loud_and_service_resumes_after_disarm)
     ck_assert_int_eq(etcdctl(&small, "alarm disarm", out, sizeof(out)), 0);
     ck_assert(wait_stat(srv[0].port, "cluster.alarm_nospace", 0, 15000));
     ck_assert(srv_log_wait(&srv[0], "alarms are disarmed", 15000));
+    ck_assert_msg(wait_row_alarm(srv[0].port, false, 15000), "the etcd row keeps NOSPACE");
     ck_assert_int_eq(http_get(srv[1].port, "/access", &r), 0);
     ck_assert_int_eq(r.status, 200);
     stop_all();
     etcd_proc_stop(&small);
+}
+END_TEST
+
+/* ---- a fenced write's reply lost, the path cut past the deadlines ---- */
+
+/* The lease's TTL and two call deadlines (proof.h), and a second more:
+ * the time after which the old rule gave up on etcd's silence. */
+#define PAST_DEADLINES_US ((atoi(LEASE_SHORT_MS) + 2 * 1000 + 1000) * 1000)
+
+/* Instance 0 talks to etcd through a proxy, instance 1 directly. */
+static struct tcp_proxy *start_behind_proxy(void)
+{
+    static char via[64];
+    struct tcp_proxy *p = tcp_proxy_start(single.m[0].client_port);
+    ck_assert_ptr_nonnull(p);
+    snprintf(via, sizeof(via), "http://127.0.0.1:%d", tcp_proxy_port(p));
+    lease_ms = LEASE_SHORT_MS;
+    new_cluster_name();
+    start_one(0, via, "0");
+    start_one(1, single.endpoints, "0");
+    nsrv = 2;
+    for (int i = 0; i < nsrv; i++)
+        ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "instance %d", i);
+    return p;
+}
+
+/* Sends /access to instance 0, whose fenced write (the txn that puts the
+ * counter; a join only reads it) reaches etcd and applies, and whose reply
+ * is lost: the path is cut from then on. Returns the request's socket. */
+static int lose_the_reply(struct tcp_proxy *p)
+{
+    char key[160], b64[224], needle[256];
+    int len = snprintf(key, sizeof(key), "/turnstile/%s/counter", cluster_name);
+    base64(key, (size_t)len, b64);
+    snprintf(needle, sizeof(needle), "\"request_put\":{\"key\":\"%s\"", b64);
+    tcp_proxy_trap(p, needle);
+    int fd = send_access(srv[0].port);
+    ck_assert_msg(tcp_proxy_wait_cut(p, 10000), "the fenced write never came");
+    return fd;
+}
+
+/* The path stays cut past the deadlines; the request is still unanswered
+ * then (no early 500), and is answered once the path heals. */
+static void heal_past_the_deadlines(struct tcp_proxy *p, int fd, struct resp *r)
+{
+    usleep(PAST_DEADLINES_US); /* a duration to exceed, not a race to win */
+    ck_assert_msg(poll_readable(&fd, 1, 0) == 0, "answered while etcd was out of reach");
+    tcp_proxy_heal(p);
+    read_reply(fd, r, 30000);
+}
+
+/* Applied, reply lost, the instance cut off from etcd past its lease and
+ * two call deadlines: once etcd answers, the history proves the write, 200
+ * with its N. */
+START_TEST(a_lost_reply_is_settled_from_history_past_the_deadlines)
+{
+    struct resp r;
+    struct tcp_proxy *p = start_behind_proxy();
+    int fd = lose_the_reply(p);
+    heal_past_the_deadlines(p, fd, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 1);
+    assert_counter(1); /* instance 1 sees the same N, from etcd */
+    ck_assert(srv_log_wait(&srv[0], "whose reply was lost was applied: 200", 5000));
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 0);
+    stop_all();
+    tcp_proxy_stop(p);
+}
+END_TEST
+
+/* The same, but another instance writes meanwhile and the history is
+ * compacted past both writes: nothing can prove it either way, so the
+ * answer is "outcome unknown" (500), counted. */
+START_TEST(a_lost_reply_with_its_history_compacted_is_unknown)
+{
+    struct resp r;
+    char out[4096], cmd[64];
+    struct tcp_proxy *p = start_behind_proxy();
+    int fd = lose_the_reply(p);
+    read_reply(send_access(srv[1].port), &r, 20000);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(access_n(&r), 2); /* after the lost one, which applied */
+    ck_assert_int_eq(
+        etcdctl(&single, "get /turnstile --prefix --keys-only -w json", out, sizeof(out)), 0);
+    char *rev = strstr(out, "\"revision\":");
+    ck_assert_ptr_nonnull(rev);
+    snprintf(cmd, sizeof(cmd), "compact %lld", atoll(rev + strlen("\"revision\":")));
+    ck_assert_int_eq(etcdctl(&single, cmd, out, sizeof(out)), 0);
+    heal_past_the_deadlines(p, fd, &r);
+    ck_assert_int_eq(r.status, 500);
+    ck_assert_ptr_nonnull(strstr(r.body, "Outcome unknown"));
+    ck_assert(!has_header(&r, "Retry-After: 1"));
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 1);
+    ck_assert(srv_log_wait(&srv[0], "etcd compacted that history", 5000));
+    assert_counter(2);
+    stop_all();
+    tcp_proxy_stop(p);
 }
 END_TEST
 
@@ -947,6 +1080,8 @@ int main(void)
     tcase_add_test(one, no_lock_with_etcd_is_refused);
     tcase_add_test(one, a_young_instance_refuses_no_one);
     tcase_add_test(one, stop_line_says_the_clusters_counter);
+    tcase_add_test(one, a_lost_reply_is_settled_from_history_past_the_deadlines);
+    tcase_add_test(one, a_lost_reply_with_its_history_compacted_is_unknown);
     suite_add_tcase(s, one);
     TCase *size = tcase_create("etcd_size"); /* etcds of their own */
     tcase_set_timeout(size, 180);

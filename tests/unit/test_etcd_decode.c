@@ -242,18 +242,31 @@ START_TEST(a_grant_needs_an_id_and_a_ttl)
 }
 END_TEST
 
-/* The alarms, by name as the gateway writes them (or by number); none is 0. */
+/* The alarms, by name as the gateway writes them (or by number), for the
+ * cluster and per member; none is 0; names for the page. */
 START_TEST(alarms_as_a_mask)
 {
-    unsigned alarms;
+    struct etcd_alarms alarms;
+    char names[32];
     ck_assert_int_eq(load("{" HEADER "}"), 0);
     ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
-    ck_assert_uint_eq(alarms, 0);
+    ck_assert_uint_eq(alarms.all, 0);
+    ck_assert_uint_eq(alarms.n, 0);
     ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"memberID\":\"1\",\"alarm\":\"NOSPACE\"},"
-                          "{\"memberID\":\"2\",\"alarm\":2},{\"alarm\":\"LATER\"}]}"),
+                          "{\"memberID\":\"2\",\"alarm\":2},{\"memberID\":\"1\",\"alarm\":2},"
+                          "{\"alarm\":\"LATER\"}]}"),
                      0);
     ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
-    ck_assert_uint_eq(alarms, ETCD_ALARM_NOSPACE | ETCD_ALARM_CORRUPT);
+    ck_assert_uint_eq(alarms.all, ETCD_ALARM_NOSPACE | ETCD_ALARM_CORRUPT);
+    ck_assert_uint_eq(alarms.n, 2);
+    ck_assert_str_eq(alarms.at[0].member, "1");
+    ck_assert_uint_eq(alarms.at[0].bits, ETCD_ALARM_NOSPACE | ETCD_ALARM_CORRUPT);
+    ck_assert_str_eq(alarms.at[1].member, "2");
+    ck_assert_uint_eq(alarms.at[1].bits, ETCD_ALARM_CORRUPT);
+    etcd_alarm_names(alarms.at[0].bits, names, sizeof(names));
+    ck_assert_str_eq(names, "NOSPACE CORRUPT");
+    etcd_alarm_names(0, names, sizeof(names));
+    ck_assert_str_eq(names, "");
     ck_assert_int_eq(load("{" HEADER ",\"alarms\":{}}"), 0);
     ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
     ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"alarm\":[]}]}"), 0);
