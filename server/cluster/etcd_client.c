@@ -230,12 +230,16 @@ static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
                        struct json_t **doc)
 {
     struct etcd_client *c = cr->c;
+    /* The connect and the login park, and the caller may abandon call
+     * meanwhile (its memory is the caller's): its deadline is read first,
+     * and call is touched again only while it is still in flight. */
+    int64_t deadline_us = call->deadline_us;
     int rc = 0;
     cr->why[0] = '\0';
     if (!etcd_conn_fit(&cr->conn) || etcd_conn_abandoned(&cr->conn, &c->endpoints))
-        rc = etcd_conn_open(&cr->conn, &c->endpoints, call->deadline_us);
-    if (rc == 0)
-        rc = etcd_client_login(&cr->conn, &c->endpoints, expired, call->deadline_us);
+        rc = etcd_conn_open(&cr->conn, &c->endpoints, deadline_us);
+    if (rc == 0 && c->inflight == call)
+        rc = etcd_client_login(&cr->conn, &c->endpoints, expired, deadline_us);
     if (rc == 0 && c->inflight != call)
         return -ECANCELED; /* abandoned while connecting: never sent */
     if (rc == 0)
