@@ -29,6 +29,7 @@ struct stats_cluster {
     uint64_t alarm_corrupt; /* 1 while etcd's CORRUPT alarm is raised */
     uint64_t errors[STATS_ETCD_ERRORS]; /* failed etcd calls by kind, every client */
     struct hist handoff_us;             /* release on another instance -> grant here */
+    uint64_t local_handoffs;            /* grants on this loop's own release reply, no watch */
     char endpoint[72];                  /* the etcd endpoint in use */
     char lease[20];                     /* the lease ID in hex, "" while none */
     char error[256]; /* why etcd and this instance refuse each other, "" if they do not */
