@@ -134,6 +134,8 @@ const struct stats_row stats_rows[] = {
              "Failed etcd calls, by kind.", &by_kind),
     ROW(HIST, "cluster.handoff_us", "cluster_handoff_seconds", cluster.handoff_us,
         "From a release on another instance to the grant here."),
+    ROW(COUNTER, "cluster.local_handoffs", "cluster_local_handoffs_total", cluster.local_handoffs,
+        "Grants that followed a release on the same loop, on its reply, with no watch event."),
 
     /* Idempotency-Key on GET /access: in cluster mode the keys live in
      * etcd, and only repeats are counted here. */

@@ -30,6 +30,7 @@ struct stats_cluster {
     uint64_t errors[STATS_ETCD_ERRORS]; /* failed etcd calls by kind, every client */
     struct hist handoff_us;             /* release on another instance -> grant here */
     uint64_t endpoints_abandoned;       /* times an etcd endpoint was given up (endpoints.h) */
+    uint64_t local_handoffs;            /* grants on this loop's own release reply, no watch */
     char endpoint[72];                  /* the etcd endpoint in use */
     char endpoints[8 * 80];             /* each endpoint's health: "URL up, URL down" */
     char lease[20];                     /* the lease ID in hex, "" while none */

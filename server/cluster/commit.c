@@ -203,6 +203,7 @@ int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem 
     if ((rc < 0 || (idem && idem->repeat)) && t->state == T_GRANTED)
         ticket_leave(t); /* my key may still be there: it must not block the queue */
     ticket_release(t);
+    ticket_grant_head(cl); /* my key gone: the next waiter may be on this loop */
     counts_held(cl, loop_now_us() - w.started);
     return rc;
 }

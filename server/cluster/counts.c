@@ -113,6 +113,7 @@ static void add(struct stats_cluster *to, const struct stats_cluster *from)
     to->unavailable += from->unavailable;
     to->unknown += from->unknown;
     to->resyncs += from->resyncs;
+    to->local_handoffs += from->local_handoffs;
     to->compactions += from->compactions;
     for (int e = 0; e < STATS_ETCD_ERRORS; e++)
         to->errors[e] += from->errors[e];

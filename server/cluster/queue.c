@@ -231,6 +231,7 @@ static int reap_one(struct cluster_loop *cl, struct ticket *t)
         t->retire_slot = true;
     ticket_done(t, r.revision);
     etcd_reply_free(&r);
+    ticket_grant_head(cl); /* it may have been the last key before a waiter of ours */
     return 0;
 }
 

@@ -130,14 +130,45 @@ static void record_handoff(struct cluster_loop *cl, const struct ticket *t)
     counts_handoff(cl, instance_wall_us() - cl->released_wall_us);
 }
 
+/* The first ticket of ours in the mirror's order past the keys that this
+ * loop's own etcd replies have shown gone (a release's, a delete's: their
+ * tickets are done) though the watch has not shown it yet; *early: there
+ * were such keys. A key is passed only at the create revision its ticket
+ * knew: a PUT that lands after its ticket gave up is a key of its own.
+ * NULL if the first key that may still exist is not ours. */
+static struct ticket *live_head(const struct cluster_loop *cl, bool *early)
+{
+    const struct mirror_entry *e = mirror_head(&cl->mirror);
+    struct ticket *t = e ? e->tag : NULL;
+    *early = false;
+    while (t && t->state == T_DONE && t->revision && t->revision == e->create_revision) {
+        e = mirror_next(&cl->mirror, e);
+        t = e ? e->tag : NULL;
+        *early = true;
+    }
+    return t;
+}
+
+/* Granting t is strict FIFO even before the watch shows its elders gone
+ * (the local fast path, after this loop's release): t->revision <=
+ * cl->revision, so the mirror holds every key created up to t's place, and
+ * the keys before t in it are all gone from etcd (each done ticket's key
+ * was deleted, as etcd's own reply said, and a key never comes back under
+ * the same create revision); keys created later sort behind t. Fencing is
+ * untouched: t's write still compares its key's create revision and the
+ * counter's mod revision, which the release's reply gave (counter_see), so
+ * if t's key went meanwhile (its lease) the write is refused. */
 void ticket_grant_head(struct cluster_loop *cl)
 {
-    struct mirror_entry *e = mirror_head(&cl->mirror);
-    struct ticket *t = e ? e->tag : NULL;
+    bool early;
+    struct ticket *t = live_head(cl, &early);
     if (!t || t->state != T_QUEUED || !cl->synced || t->revision > cl->revision)
         return;
     t->state = T_GRANTED;
-    record_handoff(cl, t);
+    if (early) /* no watch event: `released` says nothing of this grant */
+        counts_bump(cl, &cl->shown.local_handoffs);
+    else
+        record_handoff(cl, t);
     if (loop_parked(t->co)) /* else it is the caller, about to park */
         loop_wake(t->co, 0);
 }

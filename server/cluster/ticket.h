@@ -85,7 +85,10 @@ void ticket_release(struct ticket *t);
 
 /* Grants the head of the mirror's queue if it is a waiting ticket of ours
  * that the mirror has seen (everything older is then known gone): its
- * request wakes with 0. */
+ * request wakes with 0. Keys of this loop's done tickets do not count as
+ * the head: their deletion is known from etcd's reply to this loop before
+ * the watch shows it, so a release here grants the next local waiter at
+ * once (a local hand-off, counted). */
 void ticket_grant_head(struct cluster_loop *cl);
 
 /* Every waiting ticket on lease is lost (the lease is gone). */
