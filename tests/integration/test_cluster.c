@@ -26,8 +26,8 @@
 #include "etcd_proc.h"
 #include "harness.h"
 #include "load.h"
+#include "proxy.h"
 #include "scratch.h"
-#include "tcp_proxy.h"
 
 #define START_MS 30000 /* etcd, or a cluster, to become healthy */
 #define NSRV     3
@@ -746,12 +746,13 @@ END_TEST
 #define PAST_DEADLINES_US ((atoi(LEASE_SHORT_MS) + 2 * 1000 + 1000) * 1000)
 
 /* Instance 0 talks to etcd through a proxy, instance 1 directly. */
-static struct tcp_proxy *start_behind_proxy(void)
+static struct proxy *start_behind_proxy(void)
 {
     static char via[64];
-    struct tcp_proxy *p = tcp_proxy_start(single.m[0].client_port);
-    ck_assert_ptr_nonnull(p);
-    snprintf(via, sizeof(via), "http://127.0.0.1:%d", tcp_proxy_port(p));
+    struct proxy *p;
+    int port;
+    ck_assert_int_eq(proxy_start(&p, single.m[0].client_port, &port), 0);
+    snprintf(via, sizeof(via), "http://127.0.0.1:%d", port);
     lease_ms = LEASE_SHORT_MS;
     new_cluster_name();
     start_one(0, via, "0");
@@ -765,25 +766,25 @@ static struct tcp_proxy *start_behind_proxy(void)
 /* Sends /access to instance 0, whose fenced write (the txn that puts the
  * counter; a join only reads it) reaches etcd and applies, and whose reply
  * is lost: the path is cut from then on. Returns the request's socket. */
-static int lose_the_reply(struct tcp_proxy *p)
+static int lose_the_reply(struct proxy *p)
 {
     char key[160], b64[224], needle[256];
     int len = snprintf(key, sizeof(key), "/turnstile/%s/counter", cluster_name);
     base64(key, (size_t)len, b64);
     snprintf(needle, sizeof(needle), "\"request_put\":{\"key\":\"%s\"", b64);
-    tcp_proxy_trap(p, needle);
+    proxy_trap(p, needle);
     int fd = send_access(srv[0].port);
-    ck_assert_msg(tcp_proxy_wait_cut(p, 10000), "the fenced write never came");
+    ck_assert_msg(proxy_wait_trap(p, 10000) == 0, "the fenced write never came");
     return fd;
 }
 
 /* The path stays cut past the deadlines; the request is still unanswered
  * then (no early 500), and is answered once the path heals. */
-static void heal_past_the_deadlines(struct tcp_proxy *p, int fd, struct resp *r)
+static void heal_past_the_deadlines(struct proxy *p, int fd, struct resp *r)
 {
     usleep(PAST_DEADLINES_US); /* a duration to exceed, not a race to win */
     ck_assert_msg(poll_readable(&fd, 1, 0) == 0, "answered while etcd was out of reach");
-    tcp_proxy_heal(p);
+    proxy_set(p, PROXY_PASS);
     read_reply(fd, r, 30000);
 }
 
@@ -793,7 +794,7 @@ static void heal_past_the_deadlines(struct tcp_proxy *p, int fd, struct resp *r)
 START_TEST(a_lost_reply_is_settled_from_history_past_the_deadlines)
 {
     struct resp r;
-    struct tcp_proxy *p = start_behind_proxy();
+    struct proxy *p = start_behind_proxy();
     int fd = lose_the_reply(p);
     heal_past_the_deadlines(p, fd, &r);
     ck_assert_int_eq(r.status, 200);
@@ -802,7 +803,7 @@ START_TEST(a_lost_reply_is_settled_from_history_past_the_deadlines)
     ck_assert(srv_log_wait(&srv[0], "whose reply was lost was applied: 200", 5000));
     ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 0);
     stop_all();
-    tcp_proxy_stop(p);
+    proxy_stop(p);
 }
 END_TEST
 
@@ -813,7 +814,7 @@ START_TEST(a_lost_reply_with_its_history_compacted_is_unknown)
 {
     struct resp r;
     char out[4096], cmd[64];
-    struct tcp_proxy *p = start_behind_proxy();
+    struct proxy *p = start_behind_proxy();
     int fd = lose_the_reply(p);
     read_reply(send_access(srv[1].port), &r, 20000);
     ck_assert_int_eq(r.status, 200);
@@ -832,7 +833,7 @@ START_TEST(a_lost_reply_with_its_history_compacted_is_unknown)
     ck_assert(srv_log_wait(&srv[0], "etcd compacted that history", 5000));
     assert_counter(2);
     stop_all();
-    tcp_proxy_stop(p);
+    proxy_stop(p);
 }
 END_TEST
 
