@@ -1,7 +1,9 @@
-/* W6: N connections, each with one GET /access queued at once; reports
- * whether every one was answered with a distinct N, and the server's peak
- * resident memory per queued request (VmHWM after, minus VmRSS before).
- * Usage: bench_queue PORT SERVER_PID [CONNECTIONS] */
+/* W6: N connections, each with one GET /access queued at once, spread in
+ * turn over the given ports (the instances of a cluster); reports whether
+ * every one was answered with a distinct N, the servers' peak resident
+ * memory per queued request (the sum of VmHWM after, minus the sum of VmRSS
+ * before), and the time from the first connect to the last reply.
+ * Usage: bench_queue PORT[,PORT...] SERVER_PID[,PID...] [CONNECTIONS] */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static long status_kib(int pid, const char *field)
@@ -26,6 +29,33 @@ static long status_kib(int pid, const char *field)
     if (f)
         fclose(f);
     return kib;
+}
+
+/* The comma-separated numbers of list; returns how many (at most max). */
+static int parse_list(const char *list, int *out, int max)
+{
+    int n = 0;
+    for (const char *p = list; *p && n < max;) {
+        char *end;
+        out[n++] = (int)strtol(p, &end, 10);
+        p = end + strspn(end, ",");
+    }
+    return n;
+}
+
+static long sum_kib(const int *pids, int npids, const char *field)
+{
+    long sum = 0;
+    for (int i = 0; i < npids; i++)
+        sum += status_kib(pids[i], field);
+    return sum;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int open_queued(int port)
@@ -77,26 +107,34 @@ static int collect(int ep, int n, char *seen)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_queue PORT SERVER_PID [CONNECTIONS]\n");
+        fprintf(stderr, "usage: bench_queue PORT[,PORT...] SERVER_PID[,PID...] [CONNECTIONS]\n");
         return 2;
     }
-    int port = atoi(argv[1]), pid = atoi(argv[2]);
+    int ports[64], pids[64];
+    int nports = parse_list(argv[1], ports, 64), npids = parse_list(argv[2], pids, 64);
     int n = argc > 3 ? atoi(argv[3]) : 10000;
+    if (nports == 0 || npids == 0 || n < 1) {
+        fprintf(stderr, "bench_queue: no port, no pid, or no connections\n");
+        return 2;
+    }
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
 
-    long before = status_kib(pid, "VmRSS:");
+    long before = sum_kib(pids, npids, "VmRSS:");
+    double start = now_s();
     int ep = epoll_create1(0);
     for (int i = 0; i < n; i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = open_queued(port)};
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = open_queued(ports[i % nports])};
         epoll_ctl(ep, EPOLL_CTL_ADD, ev.data.fd, &ev);
     }
     char *seen = calloc(2 * (size_t)n + 1, 1);
     int good = collect(ep, n, seen);
-    long peak = status_kib(pid, "VmHWM:");
-    printf("answered %d/%d  rss_before_kib %ld  peak_kib %ld  bytes_per_request %.0f\n", good, n,
-           before, peak, (double)(peak - before) * 1024.0 / n);
+    double drain = now_s() - start;
+    long peak = sum_kib(pids, npids, "VmHWM:");
+    printf(
+        "answered %d/%d  rss_before_kib %ld  peak_kib %ld  bytes_per_request %.0f  drain_s %.2f\n",
+        good, n, before, peak, (double)(peak - before) * 1024.0 / n, drain);
     return good == n ? 0 : 1;
 }
