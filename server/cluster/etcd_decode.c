@@ -74,11 +74,11 @@ static int error_doc(const json_t *doc, char why[ETCD_WHY_CAP])
 
 /* etcd 3.4's gateway, with etcd's auth on, answers a client certificate
  * that has a CommonName with HTTP 400 and this text, not JSON: it would
- * take the name for the user. */
+ * take the name for the user. A 400 may have no body at all (NULL). */
 static bool common_name_refused(const char *body, size_t len, int status)
 {
     static const char text[] = "CommonName of client sending a request against gateway";
-    return status == 400 && memmem(body, len, text, sizeof(text) - 1) != NULL;
+    return status == 400 && body && memmem(body, len, text, sizeof(text) - 1) != NULL;
 }
 
 /* ---- reply memory ---- */
