@@ -138,6 +138,11 @@ static int login_turn(struct etcd_conn *conn, struct etcd_auth *a, uint64_t seen
     return 1;
 }
 
+bool etcd_client_renews(const struct etcd_endpoints *e)
+{
+    return e->secure && e->secure->auth;
+}
+
 int etcd_client_login(struct etcd_conn *conn, struct etcd_endpoints *e, bool expired,
                       int64_t deadline_us)
 {
@@ -253,10 +258,11 @@ static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
  * call fails for it. */
 static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
 {
+    bool renews = etcd_client_renews(&cr->c->endpoints);
     int rc = courier_try(cr, call, false, doc);
-    if (rc == -EKEYEXPIRED && cr->c->inflight == call)
+    if (rc == -EKEYEXPIRED && renews && cr->c->inflight == call)
         rc = courier_try(cr, call, true, doc);
-    return rc;
+    return rc == -EKEYEXPIRED && !renews ? -EACCES : rc; /* no token of ours: a refusal */
 }
 
 static void courier_main(void *arg)

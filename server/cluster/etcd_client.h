@@ -102,6 +102,10 @@ int etcd_client_init(struct etcd_client *c, const char *endpoints);
  * reports refusals there. Before the first call; secure outlives c. */
 void etcd_client_secure(struct etcd_client *c, struct etcd_secure *secure);
 
+/* Whether a token etcd calls expired can be renewed: etcd's auth is in
+ * use. Without it such an answer is a refusal (-EACCES), not sent again. */
+bool etcd_client_renews(const struct etcd_endpoints *e);
+
 /* With etcd's auth in use on conn (open, from e): gives it the token to
  * send, authenticating over it first when there is none yet, or when
  * `expired` (etcd refused the one conn sent) and no other connection

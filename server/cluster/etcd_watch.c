@@ -89,12 +89,13 @@ static int watch_try(struct etcd_watch *w, const char *body, bool expired, int64
 static int watch_start(struct etcd_watch *w, const char *body, int64_t deadline_us,
                        char why[ETCD_WHY_CAP])
 {
+    bool renews = etcd_client_renews(&w->client->endpoints);
     int rc = watch_try(w, body, false, deadline_us, why);
-    if (rc == -EKEYEXPIRED) {
+    if (rc == -EKEYEXPIRED && renews) {
         why[0] = '\0';
         rc = watch_try(w, body, true, deadline_us, why);
     }
-    return rc;
+    return rc == -EKEYEXPIRED && !renews ? -EACCES : rc; /* no token of ours: a refusal */
 }
 
 int etcd_watch_open(struct etcd_client *c, struct etcd_watch *w, const char *key, size_t key_len,
