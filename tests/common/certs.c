@@ -55,3 +55,12 @@ void certs_remove(const char *dir)
         closedir(d);
     rmdir(dir);
 }
+
+const char *certs_path(const char *dir, const char *name)
+{
+    static char buf[8][128];
+    static unsigned next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof(buf[0]), "%s/%s", dir, name);
+    return p;
+}

@@ -11,6 +11,10 @@
  * what openssl said to stderr (nothing is left on disk then). */
 int certs_make(char *dir, size_t cap);
 
+/* "dir/name", in one of 8 static buffers used in turn: a call's result
+ * lasts through the next seven (enough for one call's arguments). */
+const char *certs_path(const char *dir, const char *name);
+
 /* Removes dir and the files in it; quiet if it is missing. */
 void certs_remove(const char *dir);
 

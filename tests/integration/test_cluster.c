@@ -845,11 +845,7 @@ static char certs[64], conf[128], rot_cert[128], rot_key[128];
 
 static const char *cert_file(const char *name)
 {
-    static char buf[8][128];
-    static unsigned next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof(buf[0]), "%s/%s", certs, name);
-    return p;
+    return certs_path(certs, name);
 }
 
 static void copy_file(const char *from, const char *to)

@@ -36,11 +36,7 @@ static struct tls_ctx *ctx;
 
 static const char *file(const char *name)
 {
-    static char buf[4][128];
-    static unsigned next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof(buf[0]), "%s/%s", certs, name);
-    return p;
+    return certs_path(certs, name);
 }
 
 static void setup(void)
