@@ -1,11 +1,16 @@
 // The dashboard (GET /) and its event stream (GET /events), end to end: the
 // real server on --port 0, Debian's headless Chromium driven by
-// playwright-core. Every wait polls with a deadline; none sleeps a fixed time.
+// playwright-core; in cluster mode with a real etcd and 3 instances. Every
+// wait polls with a deadline; none sleeps a fixed time.
 //
-//   node dashboard.test.mjs OUTDIR      (TURNSTILE_BIN: the server binary)
+//   node dashboard.test.mjs OUTDIR      (TURNSTILE_BIN: the server binary;
+//                                        ETCD_BIN overrides etcd)
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -21,7 +26,9 @@ const LAUNCH = {
 const LAPTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
-const live = new Set(); // servers to kill if a case fails half-way
+// What each case leaves behind, gone at its end however it ended (cleanUp):
+const live = new Set(); // the processes it started: servers, etcd
+const temps = new Set(); // the directories it made: etcd's data
 
 function withDeadline(promise, ms, what) {
   let timer;
@@ -31,28 +38,63 @@ function withDeadline(promise, ms, what) {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+// what: the wait's name, or a function that says what went wrong at the end.
 async function until(what, fn, ms = DEADLINE_MS) {
   const end = Date.now() + ms;
   for (;;) {
     if (await fn()) return;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${ms} ms: ${typeof what === 'function' ? what() : what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
 const range = (n) => Array.from({ length: n }, (_, i) => i + 1);
 
-// ---- the server ----
+// ---- the processes ----
+
+// A child that the case's end kills if it is still running; its stderr kept
+// for the failure messages. exited: its signal or status (or the error
+// that kept it from starting).
+function track(proc) {
+  const child = { proc, stderr: '', done: false };
+  live.add(child);
+  proc.stderr.on('data', (d) => { child.stderr += d; });
+  child.exited = new Promise((resolve) => {
+    const end = (status) => {
+      live.delete(child);
+      child.done = true;
+      resolve(status);
+    };
+    proc.on('exit', (code, sig) => end(sig ?? code));
+    proc.on('error', (err) => {
+      child.stderr += `${err.message}\n`;
+      end(err.code);
+    });
+  });
+  return child;
+}
+
+// Kills what is still running and removes the directories. The process's
+// own exit does the same (synchronously), should the runner itself fail.
+async function cleanUp() {
+  const exits = [...live].map((child) => (child.proc.kill('SIGKILL'), child.exited));
+  await withDeadline(Promise.all(exits), 10000, 'children gone after SIGKILL').catch(console.log);
+  for (const dir of temps) fs.rmSync(dir, { recursive: true, force: true });
+  temps.clear();
+}
+process.on('exit', () => {
+  for (const child of live) child.proc.kill('SIGKILL');
+  for (const dir of temps) fs.rmSync(dir, { recursive: true, force: true });
+});
+// Through the exit above when stopped from outside (meson's timeout, ^C).
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
 
 async function startServer(...args) {
-  const proc = spawn(BIN, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const srv = { proc, stderr: '' };
-  live.add(srv);
-  proc.stderr.on('data', (d) => { srv.stderr += d; });
-  srv.exited = new Promise((resolve) => proc.on('exit', (code, sig) => {
-    live.delete(srv);
-    resolve(sig ?? code);
-  }));
+  // The same test with N event loops: meson test --setup threads4.
+  const threads = process.env.TURNSTILE_THREADS ? ['--threads', process.env.TURNSTILE_THREADS] : [];
+  const proc = spawn(BIN, ['--port', '0', ...threads, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const srv = track(proc);
   let out = '';
   srv.base = await withDeadline(new Promise((resolve, reject) => {
     proc.stdout.on('data', (d) => {
@@ -88,6 +130,54 @@ async function getBody(url) {
 }
 
 const stats = async (base) => JSON.parse((await getBody(`${base}/stats`)).body);
+
+// ---- etcd ----
+
+// Free ports of 127.0.0.1, all held open until each is picked, so that
+// they differ from each other.
+async function freePorts(n) {
+  const held = await Promise.all(range(n).map(() => new Promise((resolve, reject) => {
+    const s = net.createServer().on('error', reject);
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = held.map((s) => s.address().port);
+  await Promise.all(held.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+const etcdHealthy = async (url) => {
+  try {
+    return (await getBody(`${url}/health`)).body.includes('"health":"true"');
+  } catch {
+    return false; // not listening yet
+  }
+};
+
+// A single-node etcd with tests/common/etcd_proc.c's flags: its data in a
+// temporary directory, and heartbeats and elections slower than etcd's
+// defaults, so that a loaded machine does not make it lose its leader (its
+// shortest lease is then 3 s). A port can be taken by someone else before
+// etcd binds it: an etcd that exits is started again on fresh ones.
+async function startEtcd() {
+  for (let attempt = 1; ; attempt++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'turnstile-browser-'));
+    temps.add(dir);
+    const [client, peer] = await freePorts(2);
+    const url = `http://127.0.0.1:${client}`, peerUrl = `http://127.0.0.1:${peer}`;
+    const etcd = track(spawn(process.env.ETCD_BIN || 'etcd', ['--name', 'm0',
+      '--data-dir', path.join(dir, 'data'), '--listen-client-urls', url,
+      '--advertise-client-urls', url, '--listen-peer-urls', peerUrl,
+      '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `m0=${peerUrl}`,
+      '--initial-cluster-token', dir, '--initial-cluster-state', 'new',
+      '--heartbeat-interval', '200', '--election-timeout', '2000', '--logger', 'zap',
+      '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    etcd.url = url;
+    await until(() => `etcd healthy at ${url}; stderr: ${etcd.stderr}`,
+      async () => etcd.done || await etcdHealthy(url), 30000);
+    if (!etcd.done) return etcd;
+    if (attempt === 3) throw new Error(`etcd exited ${attempt} times; stderr: ${etcd.stderr}`);
+  }
+}
 
 // Splits a text/event-stream into its events as they arrive.
 function readEvents(res) {
@@ -143,7 +233,8 @@ function checkSeen(seen, base) {
   assert.deepEqual(seen.urls.filter((u) => !u.startsWith(`${base}/`)), []);
 }
 
-const waitPage = (page, fn, arg) => page.waitForFunction(fn, arg, { timeout: DEADLINE_MS, polling: 50 });
+const waitPage = (page, fn, arg, ms = DEADLINE_MS) =>
+  page.waitForFunction(fn, arg, { timeout: ms, polling: 50 });
 const textOf = (page, sel) => page.textContent(sel);
 const keyed = (key) => `[data-key="${key}"]`;
 // A /stats field's row label: the <dt> before its <dd>.
@@ -227,6 +318,16 @@ async function sendTwenty(page, seen, base) {
   assert.match(await textOf(page, '#rps'), /^\d+\.\d$/);
   await page.screenshot({ path: path.join(OUT, 'dashboard-laptop.png'), fullPage: true });
 
+  await phoneWidth(page, 'dashboard-phone.png');
+  console.log(`screenshots: ${path.join(OUT, 'dashboard-laptop.png')} ${path.join(OUT, 'dashboard-phone.png')}`);
+
+  checkSeen(seen, base);
+  assert.ok(seen.paths.includes('/events') && !seen.paths.includes('/stats'), 'live through SSE');
+}
+
+// The page at phone width: one column, nothing wider than the phone (a
+// wide table scrolls in its card); its screenshot as name.
+async function phoneWidth(page, name) {
   await page.setViewportSize(PHONE);
   await waitPage(page, () => {
     const [a, b] = document.querySelectorAll('.card');
@@ -234,11 +335,7 @@ async function sendTwenty(page, seen, base) {
   });
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth),
     'nothing wider than a phone');
-  await page.screenshot({ path: path.join(OUT, 'dashboard-phone.png'), fullPage: true });
-  console.log(`screenshots: ${path.join(OUT, 'dashboard-laptop.png')} ${path.join(OUT, 'dashboard-phone.png')}`);
-
-  checkSeen(seen, base);
-  assert.ok(seen.paths.includes('/events') && !seen.paths.includes('/stats'), 'live through SSE');
+  await page.screenshot({ path: path.join(OUT, name), fullPage: true });
 }
 
 // Every number of the groups the page shows is on it, read from the
@@ -275,8 +372,125 @@ async function pollingFallback() {
   await stopServer(srv);
 }
 
+// ---- cluster mode ----
+
+// A short lease, the shortest etcd grants with startEtcd()'s timing, so that
+// a killed instance leaves the members within seconds; requests that hold
+// the lock long enough for the page to see the holder and the queue.
+const LEASE_MS = '3000';
+const HOLD_MS = '400';
+const NREQ = 9; // spread over the 3 instances: several seconds of a queue
+
+const host = (srv) => new URL(srv.base).host; // how the page names a member
+
+// Issue 23's card on one instance's page: a real etcd, 3 instances; the
+// holder and the global queue while requests wait in the lock; then an
+// instance killed, whose row goes when its lease expires.
+async function clusterPage() {
+  const etcd = await startEtcd();
+  const flags = ['--etcd', etcd.url, '--cluster', 'browser',
+    '--lease-ttl-ms', LEASE_MS, '--delay-ms', HOLD_MS];
+  const srvs = await Promise.all(range(3).map(() => startServer(...flags)));
+  await clusterReady(srvs);
+  const { context, page, seen } = await openPage(srvs[0].base);
+  try {
+    await membersShown(page, srvs, etcd);
+    await queueShown(page, srvs);
+    await memberLeaves(page, srvs);
+    await phoneWidth(page, 'cluster-phone.png');
+  } catch (err) {
+    await page.screenshot({ path: path.join(OUT, 'cluster-failure.png'), fullPage: true });
+    throw err;
+  }
+  const shots = ['cluster-laptop.png', 'cluster-phone.png'].map((f) => path.join(OUT, f));
+  console.log(`screenshots: ${shots.join(' ')}`);
+  checkSeen(seen, srvs[0].base);
+  await context.close();
+  for (const srv of srvs.slice(0, 2)) await stopServer(srv);
+}
+
+// Every instance healthy and listing all 3 (members are polled every 2 s);
+// each one's id, from its own /stats.
+async function clusterReady(srvs) {
+  let docs = [];
+  const said = () => `3 healthy, listing 3 members: ${JSON.stringify(docs.map((d) => d.cluster))}`;
+  await until(said, async () => {
+    docs = await Promise.all(srvs.map((srv) => stats(srv.base)));
+    return docs.every((d) => d.cluster.healthy && d.cluster.members.count === 3);
+  }, 30000);
+  docs.forEach((d, i) => { srvs[i].id = d.cluster.self; });
+}
+
+const memberRows = (page) => page.$$eval('#members tbody tr',
+  (trs) => trs.map((tr) => ({ id: tr.dataset.id, cells: Array.from(tr.cells, (c) => c.textContent) })));
+
+// The header names the instance serving the page; a row per member, each
+// named by its address, this one marked; etcd's member with its leader
+// and its db size against the quota.
+async function membersShown(page, srvs, etcd) {
+  await waitPage(page, () => document.querySelectorAll('#members tbody tr').length === 3
+    && document.querySelectorAll('#etcd-rows tbody tr').length === 1);
+  assert.equal(await textOf(page, '#served-by'), `served by ${host(srvs[0])} (${srvs[0].id})`);
+  const rows = await memberRows(page);
+  assert.deepEqual(rows.map((r) => r.id).sort(), srvs.map((srv) => srv.id).sort());
+  for (const srv of srvs) {
+    const name = rows.find((r) => r.id === srv.id).cells[0];
+    assert.equal(name, host(srv) + (srv === srvs[0] ? ' (this page)' : ''), 'only self marked');
+  }
+  const etcdRow = await page.$eval('#etcd-rows tbody tr', (tr) => ({ cls: tr.className,
+    cells: Array.from(tr.cells, (c) => c.textContent), bar: !!tr.querySelector('.bar'),
+    title: tr.cells[2].title }));
+  assert.equal(etcdRow.cells[0], `${new URL(etcd.url).host} (leader)`);
+  assert.match(etcdRow.cells[1], /^[1-9]\d*$/, 'raft term');
+  assert.match(etcdRow.cells[2], /^\d+ KiB$/, 'db size');
+  assert.ok(etcdRow.bar && etcdRow.cls === '', 'a reachable member, its size against the quota');
+  assert.match(etcdRow.title, /^in use \d+ KiB of a 2\.00 GiB quota$/);
+}
+
+// NREQ requests at once, spread over the instances: the page shows one
+// holder highlighted and starred, and the waiters behind it by member
+// (screenshot then); all are answered, each N once; then nobody holds it.
+async function queueShown(page, srvs) {
+  const replies = range(NREQ).map((i) => getBody(`${srvs[i % 3].base}/access`));
+  const shown = await (await waitPage(page, () => {
+    const held = document.querySelectorAll('#members tr.holder');
+    const waiters = Array.from(document.querySelectorAll('#waiters li'), (li) => li.textContent);
+    return held.length === 1 && waiters.length >= 2 && {
+      holder: held[0].dataset.id, name: held[0].cells[0].textContent, waiters,
+      line: document.getElementById('holder').textContent };
+  })).jsonValue();
+  await page.screenshot({ path: path.join(OUT, 'cluster-laptop.png'), fullPage: true });
+  const holder = srvs.find((srv) => srv.id === shown.holder);
+  assert.ok(holder, `the holder ${shown.holder} is one of the instances`);
+  assert.ok(shown.name.startsWith(host(holder)) && shown.name.endsWith(' ★'), shown.name);
+  assert.ok(shown.line.startsWith(`${host(holder)} holds the lock, for `), shown.line);
+  assert.match(shown.line, /; [3-9] in the queue$/, 'the holder and its waiters');
+  for (const w of shown.waiters.filter((t) => !t.startsWith('+')))
+    assert.ok(srvs.some((srv) => host(srv) === w), `waiter ${w} named by its instance`);
+  const bodies = await withDeadline(Promise.all(replies), 60000, 'every /access answered');
+  assert.deepEqual(bodies.map((r) => r.status), Array(NREQ).fill(200));
+  assert.deepEqual(bodies.map((r) => +r.body.split(' ')[2]).sort((a, b) => a - b), range(NREQ));
+  await waitPage(page, (n) => document.getElementById('counter').textContent === String(n)
+    && !document.querySelector('#members tr.holder')
+    && document.getElementById('holder').textContent === 'Nobody holds the lock; the queue is empty.',
+  NREQ);
+}
+
+// SIGKILL to an instance that does not serve the page: its row stays
+// until its lease expires, then goes; the other two stay.
+async function memberLeaves(page, srvs) {
+  const gone = srvs[2];
+  gone.proc.kill('SIGKILL');
+  await withDeadline(gone.exited, 10000, 'the killed instance exiting');
+  await waitPage(page, (id) => {
+    const rows = document.querySelectorAll('#members tbody tr');
+    return rows.length === 2 && Array.from(rows).every((tr) => tr.dataset.id !== id);
+  }, gone.id, 40000);
+  assert.deepEqual((await memberRows(page)).map((r) => r.id).sort(), [srvs[0].id, srvs[1].id].sort());
+}
+
 const cases = [['events stream', eventsStream], ['dashboard', dashboard],
-  ['polling fallback', pollingFallback]];
+  ['polling fallback', pollingFallback], ['cluster page', clusterPage]];
 let passed = 0, failed = 0;
 for (const [name, run] of cases) {
   const started = Date.now();
@@ -288,7 +502,7 @@ for (const [name, run] of cases) {
     failed++;
     console.log(`FAIL ${name}: ${err.stack}`);
   }
-  for (const srv of live) srv.proc.kill('SIGKILL');
+  await cleanUp();
 }
 if (browserPromise) await (await browserPromise.catch(() => null))?.close();
 console.log(`${passed} passed, ${failed} failed`);

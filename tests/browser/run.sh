@@ -1,11 +1,13 @@
 #!/bin/sh
 # The dashboard in a real browser: Debian's headless Chromium driven by
-# playwright-core (no browser download). Also checks GET /events on the wire.
+# playwright-core (no browser download), single-node and in cluster mode
+# with Debian's etcd. Also checks GET /events on the wire.
 #
 #   TURNSTILE_BIN=build/server/turnstile sh tests/browser/run.sh OUTDIR
 #
-# OUTDIR (or $SCREENSHOT_DIR) receives dashboard-laptop.png and
-# dashboard-phone.png. $CHROMIUM overrides /usr/bin/chromium.
+# OUTDIR (or $SCREENSHOT_DIR) receives dashboard-laptop.png,
+# dashboard-phone.png, cluster-laptop.png and cluster-phone.png.
+# $CHROMIUM overrides /usr/bin/chromium, $ETCD_BIN etcd.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,7 @@ missing=
 node -e 'process.exit(+process.versions.node.split(".")[0] < 20 ? 1 : 0)' 2>/dev/null ||
     missing="$missing node>=20"
 [ -x "$CHROMIUM" ] || missing="$missing chromium(apt)"
+command -v "${ETCD_BIN:-etcd}" >/dev/null || missing="$missing etcd(apt etcd-server)"
 [ -d "$here/node_modules/playwright-core" ] ||
     missing="$missing playwright-core(npm ci --prefix tests/browser)"
 if [ -n "$missing" ]; then
