@@ -105,6 +105,16 @@ static void read_reply(int fd, struct resp *r, int timeout_ms)
     close(fd);
 }
 
+/* The reply on fd is `status`, and for a 200, N is n. */
+static void expect_reply(int fd, int status, long long n, int timeout_ms)
+{
+    struct resp r;
+    read_reply(fd, &r, timeout_ms);
+    ck_assert_msg(r.status == status, "%d %s, not %d", r.status, r.body, status);
+    if (status == 200)
+        ck_assert_int_eq(access_n(&r), n);
+}
+
 /* The instances' ports, for load_start(). */
 static const int *ports(void)
 {
@@ -615,7 +625,6 @@ END_TEST
  * write is fenced off: 503, never a 200 for a write etcd did not commit. */
 START_TEST(paused_in_a_pipelined_section_is_fenced_off)
 {
-    struct resp r;
     static const char *flags[] = {"--threads", "1", NULL};
     memcpy(extra, flags, sizeof(flags));
     lease_ms = LEASE_SHORT_MS;
@@ -627,17 +636,12 @@ START_TEST(paused_in_a_pipelined_section_is_fenced_off)
     int other = send_access(srv[1].port);
     ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 3, 10000));
     ck_assert(wait_stat(srv[0].port, "cluster.pipelined", 1, 10000));
-    read_reply(holder, &r, 10000);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(access_n(&r), 1);
+    expect_reply(holder, 200, 1, 10000);
     ck_assert_int_eq(stat_value(srv[0].port, "requests.in_section"), 1);
     kill(srv[0].pid, SIGSTOP);
-    read_reply(other, &r, 20000);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(access_n(&r), 2);
+    expect_reply(other, 200, 2, 20000);
     kill(srv[0].pid, SIGCONT);
-    read_reply(piped, &r, 20000);
-    ck_assert_int_eq(r.status, 503);
+    expect_reply(piped, 503, 0, 20000);
     ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
     assert_counter(2);
     stop_all();
@@ -1010,7 +1014,6 @@ END_TEST
  * lease, is fenced off: 503. */
 START_TEST(paused_while_a_pipelined_write_waits)
 {
-    struct resp r;
     char key[160], b64[224], needle[256];
     static const char *flags[] = {"--threads", "1", NULL};
     memcpy(extra, flags, sizeof(flags));
@@ -1029,18 +1032,12 @@ START_TEST(paused_while_a_pipelined_write_waits)
     ck_assert_msg(proxy_wait_trap(p, 10000) == 0, "the fenced write never came");
     ck_assert(wait_stat(srv[0].port, "cluster.pipelined", 1, 10000));
     kill(srv[0].pid, SIGSTOP);
-    read_reply(holder, &r, 10000);
-    ck_assert_int_eq(access_n(&r), 1);
-    read_reply(fds[2], &r, 20000);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(access_n(&r), 3);
+    expect_reply(holder, 200, 1, 10000);
+    expect_reply(fds[2], 200, 3, 20000);
     proxy_set(p, PROXY_PASS);
     kill(srv[0].pid, SIGCONT);
-    read_reply(fds[0], &r, 30000);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(access_n(&r), 2);
-    read_reply(fds[1], &r, 30000);
-    ck_assert_int_eq(r.status, 503);
+    expect_reply(fds[0], 200, 2, 30000);
+    expect_reply(fds[1], 503, 0, 30000);
     ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
     ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 0);
     assert_counter(3);
