@@ -136,6 +136,8 @@ const struct stats_row stats_rows[] = {
         "From a release on another instance to the grant here."),
     ROW(COUNTER, "cluster.local_handoffs", "cluster_local_handoffs_total", cluster.local_handoffs,
         "Grants that followed a release on the same loop, on its reply, with no watch event."),
+    ROW(COUNTER, "cluster.pipelined", "cluster_pipelined_total", cluster.pipelined,
+        "Grants made as the previous holder's write, on the same loop, was sent (pipelined)."),
 
     /* Idempotency-Key on GET /access: in cluster mode the keys live in
      * etcd, and only repeats are counted here. */

@@ -95,6 +95,7 @@ static void share_init(struct cluster_loop *cl, struct cluster *c, struct loop *
     if (cl->first)
         c->alarm_post = (struct loop_post){.fn = alarm_on_suspect, .arg = cl};
     waitq_init(&cl->lease_waiters);
+    waitq_init(&cl->write_line);
     snprintf(cl->key_prefix, sizeof(cl->key_prefix), "%squeue/%s.%u-", c->prefix, c->self, i);
     counts_init(cl);
     list_init(&cl->live);

@@ -174,6 +174,38 @@ static int run(struct cluster_loop *cl, struct fenced_write *w)
     return -ENOTRECOVERABLE;
 }
 
+/* This write's outcome is known: the next in line writes. */
+static void pass_turn(struct cluster_loop *cl)
+{
+    struct waitq_entry *next = waitq_head(&cl->write_line);
+    if (next)
+        waitq_wake(next, 0); /* `writing` stays set: handed over */
+    else
+        cl->writing = false;
+}
+
+/* The line's first, handed the turn, was destroyed before it ran: the
+ * turn goes on, or no write of this loop would ever be sent again. */
+static void turn_abandoned(struct waitq_entry *e)
+{
+    if (e->woken)
+        pass_turn(list_entry(e->q, struct cluster_loop, write_line));
+}
+
+/* Waits until no other write of this loop is under way, then starts one.
+ * A cancel (the client left) does not end the wait: the section ran, and
+ * its write is still owed. */
+static void take_turn(struct cluster_loop *cl)
+{
+    while (cl->writing) {
+        struct waitq_entry e = {.co = coro_current(), .abandoned = turn_abandoned};
+        waitq_join(&cl->write_line, &e, NULL);
+        if (waitq_park(&e, LOOP_FOREVER) == 0)
+            return; /* handed the turn */
+    }
+    cl->writing = true;
+}
+
 /* The key's entry name and the lease to put it on. */
 static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct cluster_idem *idem)
 {
@@ -188,19 +220,25 @@ static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct 
 int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n)
 {
     struct cluster *c = cl->c;
-    /* The copy with the highest revision seen: what the section read,
-     * unless a late event brought a newer one (the compare tells). */
+    take_turn(cl);
+    /* The copy with the highest revision seen, the previous write's
+     * outcome included: what the section read, unless a late event brought
+     * a newer one (the compare tells). */
     struct fenced_write w = {.t = t, .read = cl->counter, .started = loop_now_us()};
     proof_patience_init(&w.patience, c);
     int rc = prepare_idem(cl, &w, idem);
-    if (rc == 0)
+    if (rc == 0) {
+        t->state = T_WRITING; /* my section is over: the next local waiter's may start */
+        ticket_grant_head(cl);
         rc = run(cl, &w);
+    }
+    pass_turn(cl);
     if (rc == -ENOTRECOVERABLE)
         counts_bump(cl, &cl->shown.unknown);
     counts_publish(cl);
     if (rc == 0)
         *n = w.read.value + 1;
-    if ((rc < 0 || (idem && idem->repeat)) && t->state == T_GRANTED)
+    if ((rc < 0 || (idem && idem->repeat)) && (t->state == T_GRANTED || t->state == T_WRITING))
         ticket_leave(t); /* my key may still be there: it must not block the queue */
     ticket_release(t);
     ticket_grant_head(cl); /* my key gone: the next waiter may be on this loop */

@@ -114,6 +114,7 @@ static void add(struct stats_cluster *to, const struct stats_cluster *from)
     to->unknown += from->unknown;
     to->resyncs += from->resyncs;
     to->local_handoffs += from->local_handoffs;
+    to->pipelined += from->pipelined;
     to->compactions += from->compactions;
     for (int e = 0; e < STATS_ETCD_ERRORS; e++)
         to->errors[e] += from->errors[e];

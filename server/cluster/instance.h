@@ -68,6 +68,11 @@ struct cluster_loop {
         size_t nfree, cap;
         uint32_t made; /* slots 0 .. made - 1 exist */
     } slots;
+    /* Fenced writes go one at a time, in the order of their grants
+     * (commit.h): `writing` while one is under way; the next waits in
+     * write_line for its outcome. */
+    bool writing;
+    struct waitq write_line;
     struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */
     uint64_t njoining;        /* of them */
     uint64_t arrivals;        /* the last join's arrival sequence */

@@ -130,42 +130,74 @@ static void record_handoff(struct cluster_loop *cl, const struct ticket *t)
     counts_handoff(cl, instance_wall_us() - cl->released_wall_us);
 }
 
-/* The first ticket of ours in the mirror's order past the keys that this
- * loop's own etcd replies have shown gone (a release's, a delete's: their
- * tickets are done) though the watch has not shown it yet; *early: there
- * were such keys. A key is passed only at the create revision its ticket
- * knew: a PUT that lands after its ticket gave up is a key of its own.
- * NULL if the first key that may still exist is not ours. */
-static struct ticket *live_head(const struct cluster_loop *cl, bool *early)
+/* How the first key that may still hold the lock was reached. */
+enum head_path {
+    HEAD_WATCH,     /* it is the mirror's first: the watch showed every older key go */
+    HEAD_EARLY,     /* past keys this loop's own etcd replies showed gone */
+    HEAD_PIPELINED, /* past the key of this loop's write in flight */
+};
+
+/* A key of ours that the next grant may pass: its ticket's write is under
+ * way (its section is over), or its deletion is known from this loop's own
+ * etcd reply (a release's, a delete's) though the watch has not shown it
+ * yet. A done key is passed only at the create revision its ticket knew: a
+ * PUT that lands after its ticket gave up is a key of its own. */
+static bool passable(const struct ticket *t, const struct mirror_entry *e)
+{
+    if (t->state == T_WRITING)
+        return true;
+    return t->state == T_DONE && t->revision && t->revision == e->create_revision;
+}
+
+/* The first ticket of ours in the mirror's order past passable keys, and
+ * how it was reached; NULL if the first key that may still exist is not
+ * ours. */
+static struct ticket *live_head(const struct cluster_loop *cl, enum head_path *how)
 {
     const struct mirror_entry *e = mirror_head(&cl->mirror);
     struct ticket *t = e ? e->tag : NULL;
-    *early = false;
-    while (t && t->state == T_DONE && t->revision && t->revision == e->create_revision) {
+    *how = HEAD_WATCH;
+    while (t && passable(t, e)) {
+        if (t->state == T_WRITING)
+            *how = HEAD_PIPELINED;
+        else if (*how == HEAD_WATCH)
+            *how = HEAD_EARLY;
         e = mirror_next(&cl->mirror, e);
         t = e ? e->tag : NULL;
-        *early = true;
     }
     return t;
 }
 
-/* Granting t is strict FIFO even before the watch shows its elders gone
- * (the local fast path, after this loop's release): t->revision <=
- * cl->revision, so the mirror holds every key created up to t's place, and
- * the keys before t in it are all gone from etcd (each done ticket's key
- * was deleted, as etcd's own reply said, and a key never comes back under
- * the same create revision); keys created later sort behind t. Fencing is
- * untouched: t's write still compares its key's create revision and the
- * counter's mod revision, which the release's reply gave (counter_see), so
- * if t's key went meanwhile (its lease) the write is refused. */
+/* Granting t is strict FIFO even before the watch shows its elders gone:
+ * t->revision <= cl->revision, so the mirror holds every key created up to
+ * t's place, and keys created later sort behind it. The keys before t are
+ * all this loop's, passable: gone from etcd (each done ticket's key was
+ * deleted, as etcd's own reply said, and a key never comes back under the
+ * same create revision; the local fast path), or the key of the one write
+ * in flight here, whose section is over (pipelined). So a waiter of
+ * another loop or instance with an older key is never overtaken: it is
+ * gone, or it would stop the walk. Once t's key is the first in etcd, t
+ * holds the lock as any head does; until then nobody else can be granted,
+ * since every other waiter's key is behind t's or the holder's.
+ *
+ * Pipelined, t's section overlaps only the previous write's flight: on this
+ * loop sections still follow one another (a key is passed only once its
+ * section is over and its write under way, one at a time: commit.h), and
+ * t's write waits for the previous outcome and is fenced as any other, on
+ * its key's create revision and the counter's mod revision that outcome
+ * left. Across instances the guarantee is today's lease-based fencing: if
+ * this instance was paused past its lease, t's key went with it, and t's
+ * write is refused. */
 void ticket_grant_head(struct cluster_loop *cl)
 {
-    bool early;
-    struct ticket *t = live_head(cl, &early);
+    enum head_path how;
+    struct ticket *t = live_head(cl, &how);
     if (!t || t->state != T_QUEUED || !cl->synced || t->revision > cl->revision)
         return;
     t->state = T_GRANTED;
-    if (early) /* no watch event: `released` says nothing of this grant */
+    if (how == HEAD_PIPELINED)
+        counts_bump(cl, &cl->shown.pipelined);
+    else if (how == HEAD_EARLY) /* no watch event: `released` says nothing of this grant */
         counts_bump(cl, &cl->shown.local_handoffs);
     else
         record_handoff(cl, t);

@@ -35,6 +35,7 @@ enum ticket_state {
     T_JOINING, /* its PUT is on its way */
     T_QUEUED,  /* in the queue at `revision`, waiting */
     T_GRANTED, /* holds the lock */
+    T_WRITING, /* holds it, its section over and its fenced write sent (commit.h) */
     T_LEAVING, /* its key must be deleted (the reaper does it) */
     T_DONE,    /* its key is gone from etcd as of done_rev */
 };
@@ -88,7 +89,10 @@ void ticket_release(struct ticket *t);
  * request wakes with 0. Keys of this loop's done tickets do not count as
  * the head: their deletion is known from etcd's reply to this loop before
  * the watch shows it, so a release here grants the next local waiter at
- * once (a local hand-off, counted). */
+ * once (a local hand-off, counted). Nor does the key of this loop's write
+ * in flight (T_WRITING): the next local waiter is granted as the write is
+ * sent, and its section runs while the write is on its way (pipelined,
+ * counted); its own write waits for that one's outcome (commit.h). */
 void ticket_grant_head(struct cluster_loop *cl);
 
 /* Every waiting ticket on lease is lost (the lease is gone). */

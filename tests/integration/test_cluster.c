@@ -105,6 +105,16 @@ static void read_reply(int fd, struct resp *r, int timeout_ms)
     close(fd);
 }
 
+/* The reply on fd is `status`, and for a 200, N is n. */
+static void expect_reply(int fd, int status, long long n, int timeout_ms)
+{
+    struct resp r;
+    read_reply(fd, &r, timeout_ms);
+    ck_assert_msg(r.status == status, "%d %s, not %d", r.status, r.body, status);
+    if (status == 200)
+        ck_assert_int_eq(access_n(&r), n);
+}
+
 /* The instances' ports, for load_start(). */
 static const int *ports(void)
 {
@@ -200,6 +210,35 @@ START_TEST(idempotency_key_applies_once_across_instances)
 }
 END_TEST
 
+/* On one loop, a key's repeat granted as its first's write is sent
+ * (pipelined): its own txn finds the key and writes nothing, its place is
+ * let go with its key still in the queue, and the request pipelined behind
+ * it writes on the first's value. */
+START_TEST(idempotency_repeat_in_a_pipeline)
+{
+    int fds[4];
+    static const char *flags[] = {"--threads", "1", NULL};
+    memcpy(extra, flags, sizeof(flags));
+    start_all(single.endpoints, "300");
+    fds[0] = send_keyed(srv[0].port, "k-1");
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    fds[1] = send_keyed(srv[0].port, "k-1");
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 2, 10000));
+    fds[2] = send_keyed(srv[0].port, "k-2");
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 3, 10000));
+    fds[3] = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 4, 10000));
+    ck_assert_int_eq(keyed_n(fds[0]), 1);
+    ck_assert_int_eq(keyed_n(fds[1]), 1);
+    ck_assert_int_eq(keyed_n(fds[2]), 2);
+    ck_assert_int_eq(keyed_n(fds[3]), 3);
+    assert_counter(3);
+    ck_assert_int_eq(stat_value(srv[0].port, "idempotency.repeats"), 1);
+    ck_assert_int_ge(stat_value(srv[0].port, "cluster.pipelined"), 2);
+    stop_all();
+}
+END_TEST
+
 /* ---- FIFO across instances ---- */
 
 /* One request at a time, each sent once the previous one is in the
@@ -233,38 +272,55 @@ END_TEST
 
 /* ---- the queue's key names are a bounded set ---- */
 
+static const char b64_abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 static void base64(const char *in, size_t len, char *out)
 {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < len; i += 3, out += 4) {
         unsigned v = (unsigned char)in[i] << 16;
         v |= i + 1 < len ? (unsigned char)in[i + 1] << 8 : 0;
         v |= i + 2 < len ? (unsigned char)in[i + 2] : 0;
-        out[0] = abc[v >> 18];
-        out[1] = abc[(v >> 12) & 63];
-        out[2] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-        out[3] = i + 2 < len ? abc[v & 63] : '=';
+        out[0] = b64_abc[v >> 18];
+        out[1] = b64_abc[(v >> 12) & 63];
+        out[2] = i + 1 < len ? b64_abc[(v >> 6) & 63] : '=';
+        out[3] = i + 2 < len ? b64_abc[v & 63] : '=';
     }
     *out = '\0';
 }
 
-/* Distinct names among the first `events` events under prefix since
- * revision 1: a watch from there replays the whole history (nothing is
- * compacted in the tests), whatever was deleted since. HTTP/1.0: the
- * stream comes unchunked. */
-static int names_ever_created(int etcd_port, const char *prefix, int events)
+static void unbase64(const char *in, char *out)
 {
-    static char buf[4 << 20], names[4096][96];
-    char key[128], end[128], req[512], body[400];
-    size_t len = strlen(prefix), got = 0;
-    int nnames = 0, seen = 0;
-    snprintf(key, sizeof(key), "%s", prefix);
-    key[len - 1]++; /* the prefix's range end: its last byte + 1 */
-    base64(key, len, end);
-    base64(prefix, len, key);
-    snprintf(body, sizeof(body),
-             "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":1}}", key,
-             end);
+    unsigned v = 0, bits = 0;
+    for (const char *c; *in && (c = strchr(b64_abc, *in)); in++) {
+        v = v << 6 | (unsigned)(c - b64_abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            *out++ = (char)(v >> bits & 0xff);
+        }
+    }
+    *out = '\0';
+}
+
+/* The first `events` events of key (prefix: of every key under it) since
+ * revision 1: a watch from there replays the whole history (nothing is
+ * compacted in the tests), whatever was deleted since. Returns etcd's JSON
+ * stream (HTTP/1.0: it comes unchunked), in a buffer of its own. */
+static const char *history(int etcd_port, const char *key, bool prefix, int events)
+{
+    static char buf[4 << 20];
+    char k64[192], end[192], e64[192], range[224] = "", req[768], body[640];
+    size_t len = strlen(key), got = 0;
+    int seen = 0;
+    if (prefix) {
+        snprintf(end, sizeof(end), "%s", key);
+        end[len - 1]++; /* the prefix's range end: its last byte + 1 */
+        base64(end, len, e64);
+        snprintf(range, sizeof(range), ",\"range_end\":\"%s\"", e64);
+    }
+    base64(key, len, k64);
+    snprintf(body, sizeof(body), "{\"create_request\":{\"key\":\"%s\"%s,\"start_revision\":1}}",
+             k64, range);
     snprintf(req, sizeof(req), "POST /v3/watch HTTP/1.0\r\nContent-Length: %zu\r\n\r\n%s",
              strlen(body), body);
     int fd = tcp_connect(etcd_port);
@@ -281,7 +337,16 @@ static int names_ever_created(int etcd_port, const char *prefix, int events)
     }
     close(fd);
     ck_assert_int_ge(seen, events);
-    for (const char *p = buf; (p = strstr(p, "\"key\":\"")); p += 7) {
+    return buf;
+}
+
+/* Distinct names among the first `events` events under prefix. */
+static int names_ever_created(int etcd_port, const char *prefix, int events)
+{
+    static char names[4096][96];
+    int nnames = 0;
+    for (const char *p = history(etcd_port, prefix, true, events); (p = strstr(p, "\"key\":\""));
+         p += 7) {
         int k = 0;
         sscanf(p + 7, "%95[^\"]", names[nnames]);
         while (k < nnames && strcmp(names[k], names[nnames]) != 0)
@@ -319,36 +384,44 @@ END_TEST
 
 #define BURST 2000
 
-/* BURST requests sent at once over `instances` instances, each on a
- * connection of its own, 1 ms sections and no lock timeout: every one
- * gets 200 (joins are batched, and a join's etcd deadline runs from when
- * it is sent, not while it waits in line), N distinct, the counter exact. */
-static void burst(int instances)
+/* n requests at once (n <= BURST), each on a connection of its own, taken
+ * by the first `instances` in turn: every one gets 200, their Ns are 1..n
+ * once each, and the counter is n. */
+static void all_served_once(int n, int instances, int timeout_ms)
 {
     static int fds[BURST];
     static long long ns[BURST];
-    ck_assert_int_ge(raise_own_nofile(), BURST + 64);
-    start_all(single.endpoints, "1");
-    for (int k = 0; k < BURST; k++)
+    for (int k = 0; k < n; k++)
         fds[k] = send_access(srv[k % instances].port);
-    for (int k = 0; k < BURST; k++) {
+    for (int k = 0; k < n; k++) {
         struct resp r;
-        read_reply(fds[k], &r, 120000);
+        read_reply(fds[k], &r, timeout_ms);
         ck_assert_msg(r.status == 200, "request %d: %d %s", k, r.status, r.body);
         ns[k] = access_n(&r);
     }
-    qsort(ns, BURST, sizeof(ns[0]), load_cmp_ll);
-    for (int k = 0; k < BURST; k++)
+    qsort(ns, (size_t)n, sizeof(ns[0]), load_cmp_ll);
+    for (int k = 0; k < n; k++)
         ck_assert_int_eq(ns[k], k + 1);
-    assert_counter(BURST);
+    assert_counter(n);
+}
+
+/* BURST requests sent at once over `instances` instances, 1 ms sections
+ * and no lock timeout: every one gets 200 (joins are batched, and a join's
+ * etcd deadline runs from when it is sent, not while it waits in line), N
+ * distinct, the counter exact. */
+static void burst(int instances)
+{
+    ck_assert_int_ge(raise_own_nofile(), BURST + 64);
+    start_all(single.endpoints, "1");
+    all_served_once(BURST, instances, 120000);
     for (int i = 0; i < instances; i++)
         ck_assert_int_eq(stat_value(srv[i].port, "cluster.unavailable"), 0);
     /* One instance: every next waiter is its own, most on the same loop
-     * (a batch's keys are consecutive), and a release's reply races its
-     * watch event to grant it; of ~2000 hand-offs the reply wins some
-     * (about one in six measured): the fast path is taken. */
+     * (a batch's keys are consecutive), and is granted as the previous
+     * write is sent (pipelined), before that write's reply or its watch
+     * event could grant it. */
     if (instances == 1)
-        ck_assert_int_gt(stat_value(srv[0].port, "cluster.local_handoffs"), 0);
+        ck_assert_int_gt(stat_value(srv[0].port, "cluster.pipelined"), 0);
     stop_all();
 }
 
@@ -361,6 +434,62 @@ END_TEST
 START_TEST(burst_across_three)
 {
     burst(NSRV);
+}
+END_TEST
+
+/* ---- pipelined sections: FIFO, every N once ---- */
+
+#define PIPELINED 40 /* requests per instance */
+
+/* Who wrote each version of the counter, 1 to n: the create revision of
+ * the writer's key, from the receipt in its value ("N KEY REV", counter.h),
+ * into revs[N - 1]. */
+static void counter_receipts(int etcd_port, int n, long long *revs)
+{
+    char key[96], b64[512], value[384];
+    snprintf(key, sizeof(key), "/turnstile/%s/counter", cluster_name);
+    for (const char *p = history(etcd_port, key, false, n); (p = strstr(p, "\"value\":\""));
+         p += 9) {
+        long long v, rev;
+        ck_assert_int_eq(sscanf(p + 9, "%511[^\"]", b64), 1);
+        unbase64(b64, value);
+        ck_assert_msg(sscanf(value, "%lld %*s %lld", &v, &rev) == 2, "counter '%s'", value);
+        ck_assert(v >= 1 && v <= n);
+        revs[v - 1] = rev;
+    }
+}
+
+/* PIPELINED requests at once on each of `instances` instances, taken in
+ * turn, 20 ms sections: runs of one loop's keys (a join batch's) follow
+ * one another in the queue, and each next one is granted as the previous
+ * write is sent (ticket.h), its section running while that write is in
+ * flight. Every request gets 200, the Ns are 1..n once each, and etcd's
+ * own history shows them written in the order of the writers' places in
+ * the queue: N + 1's key was created no earlier than N's. */
+static void pipelined(int instances)
+{
+    static long long revs[NSRV * PIPELINED];
+    int total = instances * PIPELINED;
+    start_all(single.endpoints, "20");
+    all_served_once(total, instances, 60000);
+    counter_receipts(single.m[0].client_port, total, revs);
+    for (int k = 1; k < total; k++)
+        ck_assert_msg(revs[k] >= revs[k - 1], "%d was written by a key created at %lld, %d at %lld",
+                      k + 1, revs[k], k, revs[k - 1]);
+    for (int i = 0; i < instances; i++)
+        ck_assert_int_gt(stat_value(srv[i].port, "cluster.pipelined"), 0);
+    stop_all();
+}
+
+START_TEST(pipelined_on_one_instance)
+{
+    pipelined(1);
+}
+END_TEST
+
+START_TEST(pipelined_across_two_interleaved)
+{
+    pipelined(2);
 }
 END_TEST
 
@@ -481,6 +610,40 @@ START_TEST(paused_holder_is_fenced_off)
     read_reply(again, &r, 20000);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(access_n(&r), 2);
+    stop_all();
+}
+END_TEST
+
+/* ---- paused while a pipelined section runs ---- */
+
+/* One loop each, so that instance 0's second request is the next key of the
+ * holder's loop: granted as the holder's write is sent, its section runs
+ * while that write is in flight, and the instance is paused in it, past
+ * its lease. The holder's write was sent before the pause: 200, 1. The
+ * pipelined request's key went with the lease, and the waiter of another
+ * instance behind it takes the lock and writes 2; resumed, the pipelined
+ * write is fenced off: 503, never a 200 for a write etcd did not commit. */
+START_TEST(paused_in_a_pipelined_section_is_fenced_off)
+{
+    static const char *flags[] = {"--threads", "1", NULL};
+    memcpy(extra, flags, sizeof(flags));
+    lease_ms = LEASE_SHORT_MS;
+    start_all(single.endpoints, "3000");
+    int holder = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "requests.in_section", 1, 10000));
+    int piped = send_access(srv[0].port);
+    ck_assert(wait_stat(srv[0].port, "cluster.queue_length", 2, 10000));
+    int other = send_access(srv[1].port);
+    ck_assert(wait_stat(srv[1].port, "cluster.queue_length", 3, 10000));
+    ck_assert(wait_stat(srv[0].port, "cluster.pipelined", 1, 10000));
+    expect_reply(holder, 200, 1, 10000);
+    ck_assert_int_eq(stat_value(srv[0].port, "requests.in_section"), 1);
+    kill(srv[0].pid, SIGSTOP);
+    expect_reply(other, 200, 2, 20000);
+    kill(srv[0].pid, SIGCONT);
+    expect_reply(piped, 503, 0, 20000);
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
+    assert_counter(2);
     stop_all();
 }
 END_TEST
@@ -745,8 +908,9 @@ END_TEST
  * the time after which the old rule gave up on etcd's silence. */
 #define PAST_DEADLINES_US ((atoi(LEASE_SHORT_MS) + 2 * 1000 + 1000) * 1000)
 
-/* Instance 0 talks to etcd through a proxy, instance 1 directly. */
-static struct proxy *start_behind_proxy(void)
+/* Instance 0 talks to etcd through a proxy, instance 1 directly, with
+ * sections of delay1_ms (instance 0's: none). */
+static struct proxy *start_behind_proxy(const char *delay1_ms)
 {
     static char via[64];
     struct proxy *p;
@@ -756,8 +920,9 @@ static struct proxy *start_behind_proxy(void)
     lease_ms = LEASE_SHORT_MS;
     new_cluster_name();
     start_one(0, via, "0");
-    start_one(1, single.endpoints, "0");
+    start_one(1, single.endpoints, delay1_ms);
     nsrv = 2;
+    memset(extra, 0, sizeof(extra));
     for (int i = 0; i < nsrv; i++)
         ck_assert_msg(wait_stat(srv[i].port, "cluster.healthy", 1, 20000), "instance %d", i);
     return p;
@@ -794,7 +959,7 @@ static void heal_past_the_deadlines(struct proxy *p, int fd, struct resp *r)
 START_TEST(a_lost_reply_is_settled_from_history_past_the_deadlines)
 {
     struct resp r;
-    struct proxy *p = start_behind_proxy();
+    struct proxy *p = start_behind_proxy("0");
     int fd = lose_the_reply(p);
     heal_past_the_deadlines(p, fd, &r);
     ck_assert_int_eq(r.status, 200);
@@ -814,7 +979,7 @@ START_TEST(a_lost_reply_with_its_history_compacted_is_unknown)
 {
     struct resp r;
     char out[4096], cmd[64];
-    struct proxy *p = start_behind_proxy();
+    struct proxy *p = start_behind_proxy("0");
     int fd = lose_the_reply(p);
     read_reply(send_access(srv[1].port), &r, 20000);
     ck_assert_int_eq(r.status, 200);
@@ -832,6 +997,50 @@ START_TEST(a_lost_reply_with_its_history_compacted_is_unknown)
     ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 1);
     ck_assert(srv_log_wait(&srv[0], "etcd compacted that history", 5000));
     assert_counter(2);
+    stop_all();
+    proxy_stop(p);
+}
+END_TEST
+
+/* ---- paused while a pipelined write waits ---- */
+
+/* One loop each. Instance 1's holder (2 s) has instance 0's two requests
+ * and then one of its own behind it. Instance 0's first is granted, writes
+ * 2, and loses the reply (the path is cut from then on); its second was
+ * granted as that write was sent, ran its (empty) section and waits for
+ * that outcome. Instance 0 is paused then: its lease goes, and instance 1's
+ * second writes 3. Healed and resumed, the first's write is proven from
+ * etcd's history (200, 2); the pipelined one, whose key went with the
+ * lease, is fenced off: 503. */
+START_TEST(paused_while_a_pipelined_write_waits)
+{
+    char key[160], b64[224], needle[256];
+    static const char *flags[] = {"--threads", "1", NULL};
+    memcpy(extra, flags, sizeof(flags));
+    struct proxy *p = start_behind_proxy("2000");
+    int holder = send_access(srv[1].port);
+    ck_assert(wait_stat(srv[1].port, "requests.in_section", 1, 10000));
+    int len = snprintf(key, sizeof(key), "/turnstile/%s/counter", cluster_name);
+    base64(key, (size_t)len, b64);
+    snprintf(needle, sizeof(needle), "\"request_put\":{\"key\":\"%s\"", b64);
+    proxy_trap(p, needle);
+    int fds[3];
+    for (int k = 0; k < 3; k++) { /* 0, 1: instance 0's; 2: instance 1's */
+        fds[k] = send_access(srv[k / 2].port);
+        ck_assert(wait_stat(srv[k / 2].port, "cluster.queue_length", k + 2, 10000));
+    }
+    ck_assert_msg(proxy_wait_trap(p, 10000) == 0, "the fenced write never came");
+    ck_assert(wait_stat(srv[0].port, "cluster.pipelined", 1, 10000));
+    kill(srv[0].pid, SIGSTOP);
+    expect_reply(holder, 200, 1, 10000);
+    expect_reply(fds[2], 200, 3, 20000);
+    proxy_set(p, PROXY_PASS);
+    kill(srv[0].pid, SIGCONT);
+    expect_reply(fds[0], 200, 2, 30000);
+    expect_reply(fds[1], 503, 0, 30000);
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.fenced"), 1);
+    ck_assert_int_eq(stat_value(srv[0].port, "cluster.unknown"), 0);
+    assert_counter(3);
     stop_all();
     proxy_stop(p);
 }
@@ -1079,16 +1288,21 @@ int main(void)
     tcase_add_test(one, queue_key_names_stay_bounded);
     tcase_add_test(one, burst_on_one_instance);
     tcase_add_test(one, burst_across_three);
+    tcase_add_test(one, pipelined_on_one_instance);
+    tcase_add_test(one, pipelined_across_two_interleaved);
     tcase_add_test(one, idempotency_key_applies_once_across_instances);
+    tcase_add_test(one, idempotency_repeat_in_a_pipeline);
     tcase_add_test(one, timeouts_caps_and_leavers);
     tcase_add_test(one, killed_holder_lease_frees_the_queue);
     tcase_add_test(one, paused_holder_is_fenced_off);
+    tcase_add_test(one, paused_in_a_pipelined_section_is_fenced_off);
     tcase_add_test(one, etcd_down_then_back);
     tcase_add_test(one, no_lock_with_etcd_is_refused);
     tcase_add_test(one, a_young_instance_refuses_no_one);
     tcase_add_test(one, stop_line_says_the_clusters_counter);
     tcase_add_test(one, a_lost_reply_is_settled_from_history_past_the_deadlines);
     tcase_add_test(one, a_lost_reply_with_its_history_compacted_is_unknown);
+    tcase_add_test(one, paused_while_a_pipelined_write_waits);
     suite_add_tcase(s, one);
     TCase *size = tcase_create("etcd_size"); /* etcds of their own */
     tcase_set_timeout(size, 180);
