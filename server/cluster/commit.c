@@ -194,16 +194,21 @@ static void turn_abandoned(struct waitq_entry *e)
 
 /* Waits until no other write of this loop is under way, then starts one.
  * A cancel (the client left) does not end the wait: the section ran, and
- * its write is still owed. */
-static void take_turn(struct cluster_loop *cl)
+ * its write is still owed. -ENOSPC: the coroutine has no room for the
+ * wait's cleanup; parking again would spin, so the write is not sent. */
+static int take_turn(struct cluster_loop *cl)
 {
     while (cl->writing) {
         struct waitq_entry e = {.co = coro_current(), .abandoned = turn_abandoned};
         waitq_join(&cl->write_line, &e, NULL);
-        if (waitq_park(&e, LOOP_FOREVER) == 0)
-            return; /* handed the turn */
+        int rc = waitq_park(&e, LOOP_FOREVER);
+        if (rc == 0)
+            return 0; /* handed the turn */
+        if (rc == -ENOSPC)
+            return rc;
     }
     cl->writing = true;
+    return 0;
 }
 
 /* The key's entry name and the lease to put it on. */
@@ -220,7 +225,11 @@ static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct 
 int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n)
 {
     struct cluster *c = cl->c;
-    take_turn(cl);
+    if (take_turn(cl) < 0) { /* certainly not written */
+        ticket_leave(t);
+        ticket_release(t);
+        return -EAGAIN;
+    }
     /* The copy with the highest revision seen, the previous write's
      * outcome included: what the section read, unless a late event brought
      * a newer one (the compare tells). */
