@@ -331,15 +331,22 @@ void reader_send_access(struct reader *rd, int port)
     send_get_access(rd->fd);
 }
 
-/* Waits until rd holds at least `want` bytes; false on EOF or timeout. */
+/* Waits until rd holds at least `want` bytes; false on EOF (errno
+ * ENODATA), timeout (ETIMEDOUT) or error, so that a failing test can say
+ * which. */
 static bool fill_to(struct reader *rd, size_t want, long long end)
 {
     while (rd->len < want) {
         struct pollfd p = {.fd = rd->fd, .events = POLLIN};
         long long left = end - now_ms();
-        if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0) /* past the deadline: one last look */
+        int ready = poll(&p, 1, left > 0 ? (int)left : 0); /* past the deadline: one last look */
+        if (ready == 0)
+            errno = ETIMEDOUT;
+        if (ready <= 0)
             return false;
         ssize_t n = recv(rd->fd, rd->buf + rd->len, sizeof(rd->buf) - rd->len, 0);
+        if (n == 0)
+            errno = ENODATA;
         if (n <= 0)
             return false;
         rd->len += (size_t)n;
