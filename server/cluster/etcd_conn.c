@@ -340,27 +340,34 @@ static int conn_eof(struct etcd_conn *conn)
     return conn->complete ? 0 : -ECONNRESET;
 }
 
+/* A plain read. A short one drained the socket: its edge is forgotten,
+ * so the next read waits for a new one instead of asking the kernel for
+ * the EAGAIN it knows it would get (a reply or a watch message mostly
+ * comes in one segment: that was a second recv per read). */
+static ssize_t plain_read(struct etcd_conn *conn, char *buf, size_t cap, int64_t deadline_us)
+{
+    for (;;) {
+        int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us); /* at once if no drain since */
+        if (rc < 0)
+            return rc;
+        ssize_t n = recv(conn->fd, buf, cap, 0);
+        if ((n >= 0 && (size_t)n < cap) || (n < 0 && errno == EAGAIN))
+            loop_io_clear(&conn->io, LOOP_READ);
+        if (n >= 0)
+            return n;
+        if (errno != EAGAIN && errno != EINTR)
+            return -ECONNRESET;
+    }
+}
+
 int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
 {
     char buf[4096];
-    for (;;) {
-        ssize_t n = conn->tls.ssl ? tls_read(&conn->tls, buf, sizeof(buf), deadline_us)
-                                  : recv(conn->fd, buf, sizeof(buf), 0);
-        if (n < 0 && conn->tls.ssl)
-            return tls_failed(conn, (int)n); /* it parked already */
-        if (n > 0)
-            return conn_feed(conn, buf, (size_t)n);
-        if (n == 0)
-            return conn_eof(conn);
-        if (errno == EAGAIN) {
-            loop_io_clear(&conn->io, LOOP_READ);
-            int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
-            if (rc < 0)
-                return rc;
-        } else if (errno != EINTR) {
-            return -ECONNRESET;
-        }
-    }
+    ssize_t n = conn->tls.ssl ? tls_read(&conn->tls, buf, sizeof(buf), deadline_us)
+                              : plain_read(conn, buf, sizeof(buf), deadline_us);
+    if (n < 0)
+        return conn->tls.ssl ? tls_failed(conn, (int)n) : (int)n;
+    return n > 0 ? conn_feed(conn, buf, (size_t)n) : conn_eof(conn);
 }
 
 /* "POST path" with body, into conn->out; its length in *len. */
