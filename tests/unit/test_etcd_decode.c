@@ -264,6 +264,18 @@ START_TEST(alarms_as_a_mask)
     ck_assert_str_eq(names, "NOSPACE CORRUPT");
     etcd_alarm_names(0, names, sizeof(names));
     ck_assert_str_eq(names, "");
+    /* etcd 3.4's own replies have no header: {} when there is no alarm. */
+    ck_assert_int_eq(load("{}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms.all, 0);
+    ck_assert_int_eq(load("{\"alarms\":[{\"memberID\":\"10276657743932975437\","
+                          "\"alarm\":\"NOSPACE\"}]}"),
+                     0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), 0);
+    ck_assert_uint_eq(alarms.all, ETCD_ALARM_NOSPACE);
+    ck_assert_str_eq(alarms.at[0].member, "10276657743932975437");
+    ck_assert_int_eq(load("{\"header\":[]}"), 0);
+    ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
     ck_assert_int_eq(load("{" HEADER ",\"alarms\":{}}"), 0);
     ck_assert_int_eq(etcd_decode_alarms(doc, &alarms), -EIO);
     ck_assert_int_eq(load("{" HEADER ",\"alarms\":[{\"alarm\":[]}]}"), 0);
