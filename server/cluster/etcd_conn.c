@@ -416,6 +416,8 @@ int etcd_conn_exchange(struct etcd_conn *conn, const char *path, const char *bod
 
 void etcd_conn_consume(struct etcd_conn *conn, size_t n)
 {
+    if (n == 0)
+        return; /* body may be NULL yet: no pointer arithmetic on it */
     memmove(conn->body, conn->body + n, conn->body_len - n);
     conn->body_len -= n;
 }
