@@ -340,22 +340,24 @@ static int conn_eof(struct etcd_conn *conn)
     return conn->complete ? 0 : -ECONNRESET;
 }
 
-/* A plain read. A short one drained the socket: its edge is forgotten,
- * so the next read waits for a new one instead of asking the kernel for
- * the EAGAIN it knows it would get (a reply or a watch message mostly
- * comes in one segment: that was a second recv per read). */
+/* A plain read: it asks the kernel only while an edge is unread (one came
+ * since the last EAGAIN, or since etcd_conn_fit() found the socket empty).
+ * A short read is not taken for a drained socket: a reset that came with
+ * the last bytes has no edge of its own left to wake a wait (libevent
+ * reports EPOLLHUP|EPOLLERR as plain readiness), and a watch's stream
+ * would wait for ever. */
 static ssize_t plain_read(struct etcd_conn *conn, char *buf, size_t cap, int64_t deadline_us)
 {
     for (;;) {
-        int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us); /* at once if no drain since */
+        int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
         if (rc < 0)
             return rc;
         ssize_t n = recv(conn->fd, buf, cap, 0);
-        if ((n >= 0 && (size_t)n < cap) || (n < 0 && errno == EAGAIN))
-            loop_io_clear(&conn->io, LOOP_READ);
         if (n >= 0)
             return n;
-        if (errno != EAGAIN && errno != EINTR)
+        if (errno == EAGAIN)
+            loop_io_clear(&conn->io, LOOP_READ);
+        else if (errno != EINTR)
             return -ECONNRESET;
     }
 }
@@ -460,9 +462,14 @@ void etcd_conn_free(struct etcd_conn *conn)
  * nobody asked for (TLS's own included: a record read but not returned). The peek sees what the
  * kernel knows even when the loop has not yet told us (a member killed a moment ago); it costs far
  * less than a call failing on a connection that was already closed. */
-bool etcd_conn_fit(const struct etcd_conn *conn)
+bool etcd_conn_fit(struct etcd_conn *conn)
 {
     char byte;
-    return conn->fd >= 0 && !conn->stale && !tls_conn_pending(&conn->tls) &&
-           recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    bool fit = conn->fd >= 0 && !conn->stale && !tls_conn_pending(&conn->tls) &&
+               recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    /* Empty and unbroken as of now: the reply's first read waits for its
+     * edge instead of spending a recv on the EAGAIN it would get. */
+    if (fit)
+        loop_io_clear(&conn->io, LOOP_READ);
+    return fit;
 }
