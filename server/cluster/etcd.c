@@ -27,13 +27,13 @@ static int make_call(struct etcd_client *c, const char *path, int encoded, char 
 
 /* ---- kv ---- */
 
-static int decode_range(const struct json_t *doc, void *out, const char **why)
+static int decode_range(struct etcd_jv doc, void *out, const char **why)
 {
     (void)why;
     return etcd_decode_range(doc, out);
 }
 
-static int decode_delete(const struct json_t *doc, void *out, const char **why)
+static int decode_delete(struct etcd_jv doc, void *out, const char **why)
 {
     (void)why;
     return etcd_decode_delete(doc, out);
@@ -44,7 +44,7 @@ struct txn_out {
     struct etcd_reply *reply;
 };
 
-static int decode_txn(const struct json_t *doc, void *out, const char **why)
+static int decode_txn(struct etcd_jv doc, void *out, const char **why)
 {
     struct txn_out *t = out;
     (void)why;
@@ -94,21 +94,21 @@ struct lease_out {
     int64_t id, ttl;
 };
 
-static int decode_grant(const struct json_t *doc, void *out, const char **why)
+static int decode_grant(struct etcd_jv doc, void *out, const char **why)
 {
     struct lease_out *l = out;
     (void)why;
     return etcd_decode_grant(doc, &l->id, &l->ttl);
 }
 
-static int decode_keepalive(const struct json_t *doc, void *out, const char **why)
+static int decode_keepalive(struct etcd_jv doc, void *out, const char **why)
 {
     struct lease_out *l = out;
     return etcd_decode_keepalive(doc, &l->ttl, why);
 }
 
 /* A reply whose header is all there is (revoke, compaction). */
-static int decode_header_only(const struct json_t *doc, void *out, const char **why)
+static int decode_header_only(struct etcd_jv doc, void *out, const char **why)
 {
     int64_t revision;
     (void)out;
@@ -153,7 +153,7 @@ int etcd_lease_revoke(struct etcd_client *c, int64_t id, int64_t deadline_us)
 
 /* ---- maintenance ---- */
 
-static int decode_alarms(const struct json_t *doc, void *out, const char **why)
+static int decode_alarms(struct etcd_jv doc, void *out, const char **why)
 {
     (void)why;
     return etcd_decode_alarms(doc, out);

@@ -162,10 +162,12 @@ void etcd_auth_request_free(char *body)
     wipe_free(body);
 }
 
-int etcd_auth_accept(struct etcd_auth *a, const json_t *doc, uint64_t used)
+int etcd_auth_accept(struct etcd_auth *a, struct etcd_jv doc, uint64_t used)
 {
-    const char *token = json_string_value(json_object_get(doc, "token"));
-    if (!token || !token[0] || strlen(token) >= sizeof(a->token))
+    char token[sizeof(a->token)];
+    size_t len;
+    if (etcd_json_string(etcd_json_get(doc, "token"), token, sizeof(token), &len) < 0 || !len ||
+        len >= sizeof(token))
         return -EIO;
     pthread_mutex_lock(&a->mu);
     if (a->generation == used) {

@@ -22,10 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "etcd_json.h"
+
 #define ETCD_AUTH_TOKEN_CAP 1024 /* a simple token is ~20 bytes; a JWT a few hundred */
 #define ETCD_AUTH_PATH      "/v3/auth/authenticate"
-
-struct json_t;
 
 /* Fields are private. */
 struct etcd_auth {
@@ -74,7 +74,7 @@ void etcd_auth_request_free(char *body);
  * makes it the one to send, unless the token numbered `used` (the one the
  * caller saw refused) was already replaced. Returns 0, or -EIO if doc has
  * no token (or one too long). */
-int etcd_auth_accept(struct etcd_auth *a, const struct json_t *doc, uint64_t used);
+int etcd_auth_accept(struct etcd_auth *a, struct etcd_jv doc, uint64_t used);
 
 /* What etcd's refusal (its gRPC code and message) says of the token:
  * -EKEYEXPIRED, it is no longer good (expired, or issued before a change

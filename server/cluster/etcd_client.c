@@ -98,14 +98,15 @@ static int authenticate(struct etcd_conn *conn, struct etcd_auth *a, uint64_t us
     etcd_conn_forget_request(conn);
     if (rc < 0)
         return rc; /* the connection's, TLS's refusal included: conn->why says it */
-    struct json_t *doc = NULL;
+    struct etcd_json json = {0};
+    struct etcd_jv doc;
     char cause[ETCD_WHY_CAP] = "";
-    rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, cause);
+    rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &json, &doc, cause);
     if (rc == 0 && etcd_auth_accept(a, doc, used) < 0) {
         snprintf(cause, sizeof(cause), "etcd's answer holds no token");
         rc = -EIO;
     }
-    etcd_decode_drop(doc);
+    etcd_json_free(&json);
     if (login_refused(rc)) {
         etcd_auth_blame(a, cause, conn->why, sizeof(conn->why));
         rc = -EACCES;
@@ -196,6 +197,7 @@ const char *etcd_last_error(const struct etcd_client *c)
 struct courier {
     struct etcd_client *c;
     struct etcd_conn conn;
+    struct etcd_json json; /* the last reply's tokens; its memory serves the next */
     char why[ETCD_WHY_CAP];
 };
 
@@ -205,6 +207,7 @@ static void courier_abandon(void *arg)
 {
     struct courier *cr = arg;
     etcd_conn_free(&cr->conn);
+    etcd_json_free(&cr->json);
 }
 
 static void call_done(struct etcd_client *c, struct etcd_call *call, int rc, const char *why)
@@ -215,8 +218,9 @@ static void call_done(struct etcd_client *c, struct etcd_call *call, int rc, con
     loop_wake(call->co, 0);
 }
 
-/* Sends call's request and reads the reply's document into *doc. */
-static int courier_exchange(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+/* Sends call's request and reads the reply's document into *doc (valid
+ * until the next exchange: it is read in place, in conn's body). */
+static int courier_exchange(struct courier *cr, struct etcd_call *call, struct etcd_jv *doc)
 {
     struct etcd_conn *conn = &cr->conn;
     bool stream = call->stream;
@@ -225,14 +229,15 @@ static int courier_exchange(struct courier *cr, struct etcd_call *call, struct j
     int rc =
         etcd_conn_exchange(conn, call->path, call->body, strlen(call->body), call->deadline_us);
     if (rc == 0)
-        rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, stream, doc, cr->why);
+        rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, stream, &cr->json, doc,
+                             cr->why);
     etcd_conn_settle(conn, &cr->c->endpoints, rc);
     return rc;
 }
 
 /* One try at call: a connection, a token, the exchange. */
 static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
-                       struct json_t **doc)
+                       struct etcd_jv *doc)
 {
     struct etcd_client *c = cr->c;
     /* The connect and the login park, and the caller may abandon call
@@ -256,7 +261,7 @@ static int courier_try(struct courier *cr, struct etcd_call *call, bool expired,
 
 /* A token etcd found expired is renewed and the call sent again, once: no
  * call fails for it. */
-static int courier_serve(struct courier *cr, struct etcd_call *call, struct json_t **doc)
+static int courier_serve(struct courier *cr, struct etcd_call *call, struct etcd_jv *doc)
 {
     bool renews = etcd_client_renews(&cr->c->endpoints);
     int rc = courier_try(cr, call, false, doc);
@@ -284,7 +289,7 @@ static void courier_main(void *arg)
         struct etcd_call *call = list_entry(next, struct etcd_call, link);
         list_remove(&call->link);
         c->inflight = call;
-        struct json_t *doc = NULL;
+        struct etcd_jv doc = {0};
         const char *why = NULL;
         int rc = courier_serve(&cr, call, &doc);
         if (rc == -ECANCELED && c->moving)
@@ -296,7 +301,6 @@ static void courier_main(void *arg)
             c->inflight = NULL;
             call_done(c, call, rc, why ? why : cr.why[0] ? cr.why : NULL);
         }
-        etcd_decode_drop(doc);
     }
 }
 

@@ -78,7 +78,7 @@ struct etcd_client {
 /* Fills a call's result from the reply's document (etcd_decode_doc's);
  * runs in the courier while the caller waits. Returns 0 or a negative
  * errno; may point *why at a static description of what went wrong. */
-typedef int etcd_decode_fn(const struct json_t *doc, void *out, const char **why);
+typedef int etcd_decode_fn(struct etcd_jv doc, void *out, const char **why);
 
 /* One call, on its caller's stack while it waits. */
 struct etcd_call {

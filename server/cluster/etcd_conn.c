@@ -340,27 +340,36 @@ static int conn_eof(struct etcd_conn *conn)
     return conn->complete ? 0 : -ECONNRESET;
 }
 
+/* A plain read: it asks the kernel only while an edge is unread (one came
+ * since the last EAGAIN, or since etcd_conn_fit() found the socket empty).
+ * A short read is not taken for a drained socket: a reset that came with
+ * the last bytes has no edge of its own left to wake a wait (libevent
+ * reports EPOLLHUP|EPOLLERR as plain readiness), and a watch's stream
+ * would wait for ever. */
+static ssize_t plain_read(struct etcd_conn *conn, char *buf, size_t cap, int64_t deadline_us)
+{
+    for (;;) {
+        int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
+        if (rc < 0)
+            return rc;
+        ssize_t n = recv(conn->fd, buf, cap, 0);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN)
+            loop_io_clear(&conn->io, LOOP_READ);
+        else if (errno != EINTR)
+            return -ECONNRESET;
+    }
+}
+
 int etcd_conn_read(struct etcd_conn *conn, int64_t deadline_us)
 {
     char buf[4096];
-    for (;;) {
-        ssize_t n = conn->tls.ssl ? tls_read(&conn->tls, buf, sizeof(buf), deadline_us)
-                                  : recv(conn->fd, buf, sizeof(buf), 0);
-        if (n < 0 && conn->tls.ssl)
-            return tls_failed(conn, (int)n); /* it parked already */
-        if (n > 0)
-            return conn_feed(conn, buf, (size_t)n);
-        if (n == 0)
-            return conn_eof(conn);
-        if (errno == EAGAIN) {
-            loop_io_clear(&conn->io, LOOP_READ);
-            int rc = loop_io_wait(&conn->io, LOOP_READ, deadline_us);
-            if (rc < 0)
-                return rc;
-        } else if (errno != EINTR) {
-            return -ECONNRESET;
-        }
-    }
+    ssize_t n = conn->tls.ssl ? tls_read(&conn->tls, buf, sizeof(buf), deadline_us)
+                              : plain_read(conn, buf, sizeof(buf), deadline_us);
+    if (n < 0)
+        return conn->tls.ssl ? tls_failed(conn, (int)n) : (int)n;
+    return n > 0 ? conn_feed(conn, buf, (size_t)n) : conn_eof(conn);
 }
 
 /* "POST path" with body, into conn->out; its length in *len. */
@@ -409,6 +418,8 @@ int etcd_conn_exchange(struct etcd_conn *conn, const char *path, const char *bod
 
 void etcd_conn_consume(struct etcd_conn *conn, size_t n)
 {
+    if (n == 0)
+        return; /* body may be NULL yet: no pointer arithmetic on it */
     memmove(conn->body, conn->body + n, conn->body_len - n);
     conn->body_len -= n;
 }
@@ -451,9 +462,14 @@ void etcd_conn_free(struct etcd_conn *conn)
  * nobody asked for (TLS's own included: a record read but not returned). The peek sees what the
  * kernel knows even when the loop has not yet told us (a member killed a moment ago); it costs far
  * less than a call failing on a connection that was already closed. */
-bool etcd_conn_fit(const struct etcd_conn *conn)
+bool etcd_conn_fit(struct etcd_conn *conn)
 {
     char byte;
-    return conn->fd >= 0 && !conn->stale && !tls_conn_pending(&conn->tls) &&
-           recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    bool fit = conn->fd >= 0 && !conn->stale && !tls_conn_pending(&conn->tls) &&
+               recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+    /* Empty and unbroken as of now: the reply's first read waits for its
+     * edge instead of spending a recv on the EAGAIN it would get. */
+    if (fit)
+        loop_io_clear(&conn->io, LOOP_READ);
+    return fit;
 }

@@ -122,8 +122,9 @@ void etcd_conn_init(struct etcd_conn *conn);
 int etcd_conn_open(struct etcd_conn *conn, struct etcd_endpoints *e, int64_t deadline_us);
 
 /* True if conn is open and fit for another exchange: nothing came since the
- * last reply (an end, an error, or bytes nobody asked for). */
-bool etcd_conn_fit(const struct etcd_conn *conn);
+ * last reply (an end, an error, or bytes nobody asked for). Then the next
+ * read waits for the reply's edge without asking the kernel first. */
+bool etcd_conn_fit(struct etcd_conn *conn);
 
 /* The token for the next requests ("" for none) and its number. */
 void etcd_conn_set_token(struct etcd_conn *conn, const char *token, uint64_t generation);

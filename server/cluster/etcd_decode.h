@@ -4,9 +4,10 @@
  * fill them from a reply's JSON as etcd 3.4's gateway writes it: int64s as
  * strings (numbers taken too), absent fields zero or false (no "succeeded"
  * means the compares failed; a PUT event has no "type"), bytes in base64,
- * lease fields spelled "ID" and "TTL". A field of the wrong type, bad
- * base64, or input nested deeper than a coroutine's stack can parse is
- * -EIO; never a crash. No I/O, no loop: usable anywhere.
+ * lease fields spelled "ID" and "TTL". The JSON is read in place by
+ * etcd_json's scanner (no tree is built). A field of the wrong type or
+ * named twice, bad base64, or input that etcd_json refuses is -EIO; never
+ * a crash. No I/O, no loop: usable anywhere.
  *
  * Every decoder returns 0, -EIO (not what the gateway sends), -ENOMEM, or
  * where said etcd's refusal as an errno (gRPC code: -EINVAL 3, -ENOENT 5,
@@ -23,10 +24,9 @@
 #include <stdint.h>
 
 #include "etcd_encode.h"
+#include "etcd_json.h"
 
 #define ETCD_WHY_CAP 256 /* what went wrong, for etcd_last_error(): TLS causes name files */
-
-struct json_t; /* jansson's, private to the decoders and their callers */
 
 /* A key-value pair as etcd stores it. key and value are NUL-terminated as
  * well (their bytes may contain NULs of their own). */
@@ -81,46 +81,40 @@ struct etcd_event {
 
 /* ---- documents ---- */
 
-/* A whole reply's document: 0 with *doc (a reference the caller drops
- * with etcd_decode_drop) for a 200 whose body is a JSON object; with
- * stream, the reply of a streaming endpoint, one message {"result": ...},
- * and *doc is the result. Else etcd's refusal, or -EIO; why says which. */
-int etcd_decode_doc(const char *body, size_t len, int status, bool stream, struct json_t **doc,
-                    char why[ETCD_WHY_CAP]);
+/* A whole reply's document, parsed into json (the caller's, reused from
+ * reply to reply; the document lives until json is parsed again or
+ * freed, and body must not change meanwhile): 0 with *doc for a 200
+ * whose body is a JSON object; with stream, the reply of a streaming
+ * endpoint, one message {"result": ...}, and *doc is the result. Else
+ * etcd's refusal, -EIO or -ENOMEM; why says which. */
+int etcd_decode_doc(const char *body, size_t len, int status, bool stream, struct etcd_json *json,
+                    struct etcd_jv *doc, char why[ETCD_WHY_CAP]);
 
-/* One message of a stream (a line without its '\n'): {"result": ...}
- * gives *msg the result, {"error": ...} etcd's refusal (why says it). */
-int etcd_decode_message(const char *line, size_t len, struct json_t **msg, char why[ETCD_WHY_CAP]);
-
-/* Drops a reference taken above; NULL is fine. */
-void etcd_decode_drop(struct json_t *doc);
-
-/* For decoders of other replies (server/cluster/health.c, members.c): an
- * int64 field of o as the gateway writes it (a string; a number taken
- * too); absent: 0. Returns 0 or -EIO. */
-int etcd_decode_int(const struct json_t *o, const char *name, int64_t *out);
-/* A JSON object parsed from s (nesting bounded as above), or NULL. */
-struct json_t *etcd_decode_object(const char *s, size_t n);
+/* One message of a stream (a line without its '\n'), parsed into json as
+ * above: {"result": ...} gives *msg the result, {"error": ...} etcd's
+ * refusal (why says it); else -EIO or -ENOMEM. */
+int etcd_decode_message(const char *line, size_t len, struct etcd_json *json, struct etcd_jv *msg,
+                        char why[ETCD_WHY_CAP]);
 
 /* ---- results: on failure *out may hold memory, freed by etcd_reply_free ---- */
 
 /* /v3/kv/range and /v3/kv/deleterange: one result, ops[0]. */
-int etcd_decode_range(const struct json_t *doc, struct etcd_reply *out);
-int etcd_decode_delete(const struct json_t *doc, struct etcd_reply *out);
+int etcd_decode_range(struct etcd_jv doc, struct etcd_reply *out);
+int etcd_decode_delete(struct etcd_jv doc, struct etcd_reply *out);
 
 /* /v3/kv/txn: one result per op of the branch that ran, each of its op's
  * type (t is the txn that was sent). */
-int etcd_decode_txn(const struct json_t *doc, const struct etcd_txn *t, struct etcd_reply *out);
+int etcd_decode_txn(struct etcd_jv doc, const struct etcd_txn *t, struct etcd_reply *out);
 
 /* /v3/lease/grant: a lease has an ID and a TTL, else -EIO. */
-int etcd_decode_grant(const struct json_t *doc, int64_t *id, int64_t *ttl_s);
+int etcd_decode_grant(struct etcd_jv doc, int64_t *id, int64_t *ttl_s);
 
 /* /v3/lease/keepalive: the TTL renewed; none (etcd's answer for a lease
  * that is gone) is -ENOENT, and *why says so. */
-int etcd_decode_keepalive(const struct json_t *doc, int64_t *ttl_s, const char **why);
+int etcd_decode_keepalive(struct etcd_jv doc, int64_t *ttl_s, const char **why);
 
 /* /v3/lease/revoke, or any reply whose header is all that matters. */
-int etcd_decode_header(const struct json_t *doc, int64_t *revision);
+int etcd_decode_header(struct etcd_jv doc, int64_t *revision);
 
 /* /v3/maintenance/alarm: the active alarms, as a mask of ETCD_ALARM_ bits
  * (0: none) for the cluster and for each member that raised one (the
@@ -137,7 +131,7 @@ struct etcd_alarms {
         unsigned bits;
     } at[ETCD_ALARM_MEMBERS];
 };
-int etcd_decode_alarms(const struct json_t *doc, struct etcd_alarms *out);
+int etcd_decode_alarms(struct etcd_jv doc, struct etcd_alarms *out);
 
 /* The names of mask's alarms, "NOSPACE CORRUPT", into buf (cap bytes). */
 void etcd_alarm_names(unsigned mask, char *buf, size_t cap);
@@ -147,15 +141,17 @@ void etcd_alarm_names(unsigned mask, char *buf, size_t cap);
 /* Whether the watch goes on after msg: 0, or it ended: -ERANGE (cancelled:
  * compacted), -EACCES (cancelled: permission denied), -EPIPE (cancelled
  * otherwise), -EIO. */
-int etcd_decode_watch_status(const struct json_t *msg);
+int etcd_decode_watch_status(struct etcd_jv msg);
 
 /* The first message: 0 with the revision at which the watch was created,
  * -EIO if it does not say "created". */
-int etcd_decode_watch_created(const struct json_t *msg, int64_t *revision);
+int etcd_decode_watch_created(struct etcd_jv msg, int64_t *revision);
 
-/* msg's events: how many, and the i-th into *ev (its bytes in *mem). */
-size_t etcd_decode_nevents(const struct json_t *msg);
-int etcd_decode_event(const struct json_t *msg, size_t i, struct etcd_mem **mem,
-                      struct etcd_event *ev);
+/* msg's first event: etcd_json_type() says ETCD_JSON_NONE if there is none. */
+struct etcd_jv etcd_decode_events(struct etcd_jv msg);
+
+/* The event *it into *ev (its bytes in *mem); *it moves to the next one,
+ * even when this one is not an event (-EIO). */
+int etcd_decode_event(struct etcd_jv *it, struct etcd_mem **mem, struct etcd_event *ev);
 
 #endif

@@ -12,7 +12,7 @@ static void watch_abandon(void *arg)
 {
     struct etcd_watch *w = arg;
     etcd_conn_free(&w->conn);
-    etcd_decode_drop(w->msg);
+    etcd_json_free(&w->json);
     etcd_mem_free(&w->mem);
 }
 
@@ -30,16 +30,19 @@ void etcd_watch_close(struct etcd_watch *w)
     etcd_conn_init(&w->conn);
 }
 
-/* The next message of the stream: a WatchResponse. Messages end with '\n'. */
-static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadline_us,
+/* The next message of the stream: a WatchResponse. Messages end with '\n'.
+ * It is read in place: the one before is dropped from the body first. */
+static int watch_read(struct etcd_watch *w, struct etcd_jv *msg, int64_t deadline_us,
                       char why[ETCD_WHY_CAP])
 {
     struct etcd_conn *conn = &w->conn;
+    etcd_conn_consume(conn, w->taken);
+    w->taken = 0;
     for (;;) {
         if (conn->complete && conn->status != 200) {
-            struct json_t *doc = NULL;
-            int rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &doc, why);
-            etcd_decode_drop(doc);
+            struct etcd_jv doc;
+            int rc = etcd_decode_doc(conn->body, conn->body_len, conn->status, false, &w->json,
+                                     &doc, why);
             return rc < 0 ? rc : -EIO;
         }
         /* body is NULL until the first byte of it (memchr must not see that). */
@@ -47,9 +50,8 @@ static int watch_read(struct etcd_watch *w, struct json_t **msg, int64_t deadlin
             conn->status == 200 && conn->body_len ? memchr(conn->body, '\n', conn->body_len) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - conn->body);
-            int rc = etcd_decode_message(conn->body, len, msg, why);
-            etcd_conn_consume(conn, len + 1);
-            return rc;
+            w->taken = len + 1;
+            return etcd_decode_message(conn->body, len, &w->json, msg, why);
         }
         if (conn->complete)
             return -EPIPE; /* etcd ended the stream */
@@ -71,12 +73,11 @@ static int watch_try(struct etcd_watch *w, const char *body, bool expired, int64
         rc = etcd_client_login(conn, e, expired, deadline_us);
     if (rc == 0)
         rc = etcd_conn_send(conn, "/v3/watch", body, strlen(body), deadline_us);
-    struct json_t *msg = NULL;
+    struct etcd_jv msg;
     if (rc == 0)
         rc = watch_read(w, &msg, deadline_us, why);
     if (rc == 0)
         rc = etcd_decode_watch_created(msg, &w->revision);
-    etcd_decode_drop(msg);
     if (rc == -EACCES && !why[0] && !conn->why[0] && conn->secure && conn->secure->auth)
         etcd_auth_blame(conn->secure->auth, "permission denied to watch the cluster's keys", why,
                         ETCD_WHY_CAP);
@@ -141,18 +142,17 @@ int etcd_watch_next(struct etcd_watch *w, struct etcd_event *ev, int64_t deadlin
     if (w->failed)
         return w->failed;
     for (;;) {
-        if (w->next_event < etcd_decode_nevents(w->msg)) {
-            int rc = etcd_decode_event(w->msg, w->next_event++, &w->mem, ev);
+        if (etcd_json_type(w->next_event) != ETCD_JSON_NONE) {
+            int rc = etcd_decode_event(&w->next_event, &w->mem, ev);
             return rc < 0 ? watch_fail(w, rc) : 0;
         }
-        etcd_decode_drop(w->msg);
-        w->msg = NULL;
-        w->next_event = 0;
         char why[ETCD_WHY_CAP] = "";
-        int rc = watch_read(w, &w->msg, deadline_us, why);
+        struct etcd_jv msg;
+        int rc = watch_read(w, &msg, deadline_us, why);
         if (rc == 0)
-            rc = etcd_decode_watch_status(w->msg);
+            rc = etcd_decode_watch_status(msg);
         if (rc < 0)
             return watch_fail(w, rc);
+        w->next_event = etcd_decode_events(msg);
     }
 }

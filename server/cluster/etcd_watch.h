@@ -20,10 +20,11 @@ struct etcd_watch {
     int64_t revision; /* header revision when created: every later change is reported */
     struct etcd_client *client;
     struct etcd_conn conn;
-    struct json_t *msg; /* the message whose events are being handed out */
-    size_t next_event;
-    struct etcd_mem *mem; /* the last event's bytes */
-    int failed;           /* the error that ended the stream, 0 while it runs */
+    struct etcd_json json;     /* the message being handed out, read in place in conn's body */
+    struct etcd_jv next_event; /* its next event, or none */
+    size_t taken;              /* its length: dropped from the body before the next is read */
+    struct etcd_mem *mem;      /* the last event's bytes */
+    int failed;                /* the error that ended the stream, 0 while it runs */
 };
 
 /* Watches key (with prefix: every key that starts with it) from now on,

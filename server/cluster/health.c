@@ -2,32 +2,30 @@
 #include "health.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 /* A string field; member ids are among them: unsigned 64-bit numbers,
  * which the gateway writes as decimal strings (past int64: kept so). */
-static void copy_id(const json_t *o, const char *name, char *out, size_t cap)
+static void copy_id(struct etcd_jv o, const char *name, char *out, size_t cap)
 {
-    const char *s = json_string_value(json_object_get(o, name));
-    snprintf(out, cap, "%s", s ? s : "");
+    etcd_json_string(etcd_json_get(o, name), out, cap, NULL); /* not a string: "" */
 }
 
-static uint64_t size_of(const json_t *doc, const char *name, int *rc)
+static uint64_t size_of(struct etcd_jv doc, const char *name, int *rc)
 {
     int64_t n = 0;
-    if (etcd_decode_int(doc, name, &n) < 0 || n < 0)
+    if (etcd_json_int(etcd_json_get(doc, name), &n) < 0 || n < 0)
         *rc = -EIO;
     return (uint64_t)(n > 0 ? n : 0);
 }
 
-static int decode_status(const struct json_t *doc, void *out, const char **why)
+static int decode_status(struct etcd_jv doc, void *out, const char **why)
 {
     struct cluster_view_etcd *row = out;
     char leader[sizeof(row->member_id)];
     int rc = 0;
-    copy_id(json_object_get(doc, "header"), "member_id", row->member_id, sizeof(row->member_id));
+    copy_id(etcd_json_get(doc, "header"), "member_id", row->member_id, sizeof(row->member_id));
     copy_id(doc, "leader", leader, sizeof(leader));
     copy_id(doc, "version", row->version, sizeof(row->version));
     row->leader = row->member_id[0] && strcmp(leader, row->member_id) == 0;

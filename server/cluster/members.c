@@ -41,30 +41,35 @@ int members_register(struct etcd_client *ec, const struct cluster *c, const stru
     return rc;
 }
 
-static void copy_str(const json_t *doc, const char *name, char *out, size_t cap)
+static void copy_str(struct etcd_jv doc, const char *name, char *out, size_t cap)
 {
-    const char *s = json_string_value(json_object_get(doc, name));
-    snprintf(out, cap, "%s", s ? s : "");
+    etcd_json_string(etcd_json_get(doc, name), out, cap, NULL); /* not a string: "" */
 }
 
-/* One member from its key and value: the id from the key, the rest from
- * the value as far as it can be read. */
-static void member_of(const struct etcd_kv *kv, size_t dir_len, struct cluster_view_member *m)
+/* The rest of a member from its value, as far as it can be read (a value
+ * that is not an object gives nothing). */
+static void member_fields(struct etcd_jv doc, struct cluster_view_member *m)
 {
-    *m = (struct cluster_view_member){0};
-    snprintf(m->id, sizeof(m->id), "%.*s", (int)(kv->key_len - dir_len), kv->key + dir_len);
-    json_t *doc = etcd_decode_object(kv->value, kv->value_len);
-    if (!doc)
-        return;
     int64_t started = 0, loops = 0;
     copy_str(doc, "addr", m->addr, sizeof(m->addr));
     copy_str(doc, "admin", m->admin, sizeof(m->admin));
     copy_str(doc, "version", m->version, sizeof(m->version));
-    if (etcd_decode_int(doc, "started_us", &started) == 0)
+    if (etcd_json_int(etcd_json_get(doc, "started_us"), &started) == 0)
         m->started_us = started;
-    if (etcd_decode_int(doc, "loops", &loops) == 0 && loops > 0)
+    if (etcd_json_int(etcd_json_get(doc, "loops"), &loops) == 0 && loops > 0)
         m->loops = (uint64_t)loops;
-    json_decref(doc);
+}
+
+/* One member from its key and value: the id from the key, the rest from
+ * the value. */
+static void member_of(const struct etcd_kv *kv, size_t dir_len, struct cluster_view_member *m)
+{
+    struct etcd_json json = {0};
+    *m = (struct cluster_view_member){0};
+    snprintf(m->id, sizeof(m->id), "%.*s", (int)(kv->key_len - dir_len), kv->key + dir_len);
+    if (etcd_json_parse(&json, kv->value, kv->value_len) == 0)
+        member_fields(etcd_json_root(&json), m);
+    etcd_json_free(&json);
 }
 
 int members_read(struct etcd_client *ec, const struct cluster *c, struct cluster_view *v,

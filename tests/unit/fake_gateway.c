@@ -21,6 +21,7 @@ static struct {
     size_t script_len;
     size_t piece;
     bool close_after;
+    bool reset; /* close_after with SO_LINGER 0 */
     bool silent;
     bool stop;
     struct fake_gateway_seen seen;
@@ -103,6 +104,10 @@ static void *serve(void *arg)
         pthread_mutex_unlock(&fake.mu);
         while (read_request(fd) && answer(fd))
             ;
+        pthread_mutex_lock(&fake.mu);
+        struct linger hard = {.l_onoff = fake.reset, .l_linger = 0};
+        pthread_mutex_unlock(&fake.mu);
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
         close(fd);
     }
     return NULL;
@@ -144,6 +149,7 @@ static void set(const char *bytes, size_t len, size_t piece, bool close_after, b
     fake.script_len = len;
     fake.piece = piece;
     fake.close_after = close_after;
+    fake.reset = false;
     fake.silent = silent;
     pthread_mutex_unlock(&fake.mu);
 }
@@ -151,6 +157,14 @@ static void set(const char *bytes, size_t len, size_t piece, bool close_after, b
 void fake_gateway_script(const char *bytes, size_t len, size_t piece, bool close_after)
 {
     set(bytes, len, piece, close_after, false);
+}
+
+void fake_gateway_script_reset(const char *bytes, size_t len)
+{
+    set(bytes, len, 0, true, false);
+    pthread_mutex_lock(&fake.mu);
+    fake.reset = true;
+    pthread_mutex_unlock(&fake.mu);
 }
 
 void fake_gateway_reply(int status, const char *body, size_t len)

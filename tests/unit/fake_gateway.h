@@ -31,6 +31,10 @@ void fake_gateway_stop(void);
 void fake_gateway_script(const char *bytes, size_t len, size_t piece, bool close_after);
 /* An HTTP/1.1 reply with status and body, closing the connection after. */
 void fake_gateway_reply(int status, const char *body, size_t len);
+/* Like fake_gateway_script, closing with a reset (SO_LINGER 0) after
+ * the bytes: they and the reset reach the client together. */
+void fake_gateway_script_reset(const char *bytes, size_t len);
+
 /* Requests are read and never answered (nor their connections closed). */
 void fake_gateway_silence(void);
 

@@ -93,9 +93,19 @@ START_TEST(unusable_files_refused)
 }
 END_TEST
 
-static json_t *reply(const char *token)
+/* An authenticate reply carrying token ("" for none), parsed into r. */
+struct reply {
+    char text[128];
+    struct etcd_json json;
+};
+
+static struct etcd_jv reply(struct reply *r, const char *token)
 {
-    return json_pack("{s:{s:s}, s:s}", "header", "revision", "1", "token", token);
+    const char *fmt = token[0] ? "{\"header\":{\"revision\":\"1\"},\"token\":\"%s\"}" : "{}";
+    snprintf(r->text, sizeof(r->text), fmt, token);
+    r->json = (struct etcd_json){0};
+    ck_assert_int_eq(etcd_json_parse(&r->json, r->text, strlen(r->text)), 0);
+    return etcd_json_root(&r->json);
 }
 
 START_TEST(tokens_are_numbered)
@@ -106,7 +116,9 @@ START_TEST(tokens_are_numbered)
     ck_assert_int_eq(etcd_auth_init(&a, "turnstile", path, why, sizeof(why)), 0);
     uint64_t none = etcd_auth_token(&a, token, sizeof(token));
     ck_assert_str_eq(token, "");
-    json_t *first = reply("first.1"), *second = reply("second.2"), *empty = json_object();
+    struct reply r1, r2, r3;
+    struct etcd_jv first = reply(&r1, "first.1"), second = reply(&r2, "second.2"),
+                   empty = reply(&r3, "");
     ck_assert_int_eq(etcd_auth_accept(&a, first, none), 0);
     uint64_t used = etcd_auth_token(&a, token, sizeof(token));
     ck_assert_str_eq(token, "first.1");
@@ -119,9 +131,9 @@ START_TEST(tokens_are_numbered)
     ck_assert_uint_eq(etcd_auth_token(&a, token, sizeof(token)), renewed);
     ck_assert_str_eq(token, "second.2");
     ck_assert_int_eq(etcd_auth_accept(&a, empty, renewed), -EIO);
-    json_decref(first);
-    json_decref(second);
-    json_decref(empty);
+    etcd_json_free(&r1.json);
+    etcd_json_free(&r2.json);
+    etcd_json_free(&r3.json);
     etcd_auth_fini(&a);
 }
 END_TEST
@@ -134,7 +146,8 @@ START_TEST(reload_reads_again)
     char token[ETCD_AUTH_TOKEN_CAP];
     write_file("old\n", 4);
     ck_assert_int_eq(etcd_auth_init(&a, "turnstile", path, why, sizeof(why)), 0);
-    json_t *doc = reply("tok.1");
+    struct reply r;
+    struct etcd_jv doc = reply(&r, "tok.1");
     ck_assert_int_eq(etcd_auth_accept(&a, doc, etcd_auth_token(&a, token, sizeof(token))), 0);
     write_file("new\n", 4);
     ck_assert_int_eq(etcd_auth_reload(&a, why, sizeof(why)), 0);
@@ -144,7 +157,7 @@ START_TEST(reload_reads_again)
     unlink(path);
     ck_assert_int_eq(etcd_auth_reload(&a, why, sizeof(why)), -ENOENT);
     expect_password(&a, "new");
-    json_decref(doc);
+    etcd_json_free(&r.json);
     etcd_auth_fini(&a);
 }
 END_TEST

@@ -7,6 +7,7 @@
  * through the endpoints. Waits are deadlines, never sleeps. */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +328,35 @@ START_TEST(every_endpoint_dead_is_a_connect_errno)
 }
 END_TEST
 
+/* A stream's bytes and a reset that come together (one edge, which the
+ * loop has already taken when the bytes are read): the read after the
+ * bytes finds the reset at once. A short read is no proof that the socket
+ * is drained, or a watch would wait for ever on a dead connection. */
+static void reset_behind_bytes_scenario(void)
+{
+    static const char stream[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 "4\r\n{}\n\n\r\n";
+    fake_gateway_script_reset(stream, sizeof(stream) - 1);
+    ck_assert_int_eq(etcd_conn_open(&conn, &eps, ms_from_now(2000)), 0);
+    ck_assert_int_eq(etcd_conn_send(&conn, "/v3/watch", "{}", 2, ms_from_now(2000)), 0);
+    /* Blocks the loop until the reset is in: bytes and reset, one edge. */
+    struct pollfd p = {.fd = conn.fd, .events = POLLIN | POLLRDHUP};
+    while (!(p.revents & (POLLERR | POLLHUP)))
+        ck_assert_int_eq(poll(&p, 1, 2000), 1);
+    loop_io_clear(&conn.io, LOOP_READ); /* the edge is the loop's to report */
+    int rc = 0;
+    while (rc == 0 && conn.body_len < 4)
+        rc = etcd_conn_read(&conn, ms_from_now(2000));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(etcd_conn_read(&conn, ms_from_now(2000)), -ECONNRESET);
+}
+
+START_TEST(a_reset_behind_the_last_bytes_is_read)
+{
+    run(reset_behind_bytes_scenario, false);
+}
+END_TEST
+
 START_TEST(endpoint_lists)
 {
     struct etcd_endpoints e;
@@ -388,6 +418,7 @@ int main(void)
     tcase_add_test(tc, a_dead_endpoint_gives_way);
     tcase_add_test(tc, every_endpoint_dead_is_a_connect_errno);
     tcase_add_test(tc, endpoint_lists);
+    tcase_add_test(tc, a_reset_behind_the_last_bytes_is_read);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
