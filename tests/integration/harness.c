@@ -497,10 +497,22 @@ static bool stat_is(const void *arg)
     return stat_value(w->port, w->key) == w->want;
 }
 
+static bool stat_reached(const void *arg)
+{
+    const struct stat_want *w = arg;
+    return stat_value(w->port, w->key) >= w->want;
+}
+
 bool wait_stat(int port, const char *key, long long want, int timeout_ms)
 {
     struct stat_want w = {port, key, want};
     return poll_until(stat_is, &w, timeout_ms);
+}
+
+bool wait_stat_at_least(int port, const char *key, long long least, int timeout_ms)
+{
+    struct stat_want w = {port, key, least};
+    return poll_until(stat_reached, &w, timeout_ms);
 }
 
 /* ---- more client sockets ---- */

@@ -83,8 +83,12 @@ long long stat_value(int port, const char *key);
 /* Like stat_value, but false instead of a failed test when the server
  * answers /stats with anything but 200 (a 503 under memory pressure). */
 bool stat_try(int port, const char *key, long long *value);
-/* Polls /stats until key == want; false if the deadline passes. */
+/* Polls /stats until key == want; false if the deadline passes. For a
+ * value that settles (a gauge, a counter nothing else moves). */
 bool wait_stat(int port, const char *key, long long want, int timeout_ms);
+/* Polls /stats until key >= least: for a counter that keeps moving (under
+ * load it may pass any one value between two polls). */
+bool wait_stat_at_least(int port, const char *key, long long least, int timeout_ms);
 
 long long now_ms(void);
 

@@ -76,17 +76,28 @@ static void *load_main(void *arg)
 
 static struct {
     int nthreads, ok;
+    bool running; /* threads started and not yet joined */
     struct load l[LOAD_THREADS];
     pthread_t th[LOAD_THREADS];
     long long ns[LOAD_THREADS * LOAD_MAX_REPLIES], at[LOAD_THREADS * LOAD_MAX_REPLIES];
     long long all[LOAD_THREADS * LOAD_MAX_REPLIES + 2]; /* Ns, then times and two edges */
 } run;
 
+/* Joins the threads of a run whose test failed before load_finish(): they
+ * end by their own deadline, and must not share the next run's state. */
+static void join_stale(void)
+{
+    for (int i = 0; run.running && i < run.nthreads; i++)
+        pthread_join(run.th[i], NULL);
+    run.running = false;
+}
+
 void load_start(const int *ports, int nports, int nthreads, int per_thread, int duration_ms)
 {
+    join_stale();
     ck_assert_int_le(nthreads, LOAD_THREADS);
     ck_assert_int_le(per_thread, LOAD_MAX_REPLIES);
-    run.nthreads = nthreads;
+    run.nthreads = 0;
     for (int i = 0; i < nthreads; i++) {
         run.l[i] = (struct load){.port = ports[i % nports],
                                  .max = per_thread,
@@ -94,6 +105,8 @@ void load_start(const int *ports, int nports, int nthreads, int per_thread, int 
                                  .ns = run.ns + i * LOAD_MAX_REPLIES,
                                  .ok_at = run.at + i * LOAD_MAX_REPLIES};
         ck_assert_int_eq(pthread_create(&run.th[i], NULL, load_main, &run.l[i]), 0);
+        run.nthreads = i + 1;
+        run.running = true;
     }
 }
 
@@ -107,8 +120,8 @@ int load_finish(int *unavailable, int *ok_after, long long after_ms)
 {
     int ok = 0;
     *unavailable = *ok_after = 0;
+    join_stale();
     for (int i = 0; i < run.nthreads; i++) {
-        pthread_join(run.th[i], NULL);
         struct load *l = &run.l[i];
         ck_assert_msg(l->other == 0, "thread %d: %d replies neither 200 nor 503 (%s)", i, l->other,
                       l->why);
