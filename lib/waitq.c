@@ -32,6 +32,11 @@ struct waitq_entry *waitq_prev(const struct waitq_entry *e)
     return e->link.prev == &e->q->head ? NULL : entry(e->link.prev);
 }
 
+struct waitq_entry *waitq_next(const struct waitq_entry *e)
+{
+    return e->link.next == &e->q->head ? NULL : entry(e->link.next);
+}
+
 void waitq_join(struct waitq *q, struct waitq_entry *e, struct waitq_entry *pos)
 {
     e->q = q;

@@ -55,6 +55,8 @@ struct waitq_entry *waitq_head(const struct waitq *q);
  * if none. */
 struct waitq_entry *waitq_tail(const struct waitq *q);
 struct waitq_entry *waitq_prev(const struct waitq_entry *e);
+/* The one after e (toward the tail): NULL if none. */
+struct waitq_entry *waitq_next(const struct waitq_entry *e);
 
 /* Puts e (co = the caller, abandoned set) in line: at the tail, or just
  * before `pos` (NULL: at the tail) for lines kept in another order. */

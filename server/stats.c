@@ -138,6 +138,8 @@ const struct stats_row stats_rows[] = {
         "Grants that followed a release on the same loop, on its reply, with no watch event."),
     ROW(COUNTER, "cluster.pipelined", "cluster_pipelined_total", cluster.pipelined,
         "Grants made as the previous holder's write, on the same loop, was sent (pipelined)."),
+    ROW(COUNTER, "cluster.grouped", "cluster_grouped_total", cluster.grouped,
+        "Fenced writes carried by an earlier request's txn on the same loop (group commit)."),
 
     /* Idempotency-Key on GET /access: in cluster mode the keys live in
      * etcd, and only repeats are counted here. */

@@ -32,6 +32,7 @@ struct stats_cluster {
     uint64_t endpoints_abandoned;       /* times an etcd endpoint was given up (endpoints.h) */
     uint64_t local_handoffs;            /* grants on this loop's own release reply, no watch */
     uint64_t pipelined;                 /* grants as this loop's previous write was sent */
+    uint64_t grouped;                   /* writes carried by another request's txn (commit.h) */
     char endpoint[72];                  /* the etcd endpoint in use */
     char endpoints[8 * 80];             /* each endpoint's health: "URL up, URL down" */
     char lease[20];                     /* the lease ID in hex, "" while none */

@@ -14,104 +14,166 @@
 #include "remember.h"
 
 #define COMMIT_TRIES 4 /* counter moved under a stale copy: re-read and retry */
+/* Writes in one txn: its compares and each branch's ops are GROUP_MAX + 2
+ * at most, well under etcd's default --max-txn-ops (128). */
+#define GROUP_MAX 16
 
-/* One write in progress. */
+/* A txn in progress: the write of a group of one loop's requests. */
 struct fenced_write {
-    struct ticket *t;
-    struct counter_copy read; /* what the write is based on */
+    struct ticket *group[GROUP_MAX]; /* [0] the leader, whose turn it is */
+    size_t k;
+    struct counter_copy read; /* what the write is based on: it writes read.value + 1 .. + k */
     bool unsure;              /* a try may have been applied unseen */
-    int64_t started;
     struct proof_patience patience; /* for etcd's silence (proof.h) */
-    /* With an Idempotency-Key: its entry's name, and the lease to put it on. */
+    /* With an Idempotency-Key (a group of one): its entry's name, and the
+     * lease to put it on. */
     struct cluster_idem *idem;
     char idem_name[REMEMBER_NAME_MAX];
     size_t idem_name_len;
     int64_t idem_lease;
 };
 
+/* A request in the write line, waiting for its turn (on its stack). */
+struct writer {
+    struct waitq_entry e;
+    struct ticket *t;
+    bool keyed; /* has an Idempotency-Key: writes alone */
+};
+
+#define TURN_WRITTEN 1 /* a waiter's wake: an earlier request's txn carried its write */
+
+static bool key_held(const struct etcd_op_result *range, const struct ticket *t)
+{
+    return range->nkvs && range->kvs[0].create_revision == t->revision;
+}
+
+/* The compares: each key still has its create revision (its lease holds),
+ * the counter still has the mod revision read, and the Idempotency-Key's
+ * entry does not exist (this write is the key's first). */
+static size_t txn_compares(const struct cluster *c, const struct fenced_write *w,
+                           struct etcd_cmp *cmps)
+{
+    size_t n = 0;
+    cmps[n++] = (struct etcd_cmp){.key = c->counter_key,
+                                  .key_len = strlen(c->counter_key),
+                                  .target = ETCD_CMP_MOD,
+                                  .number = w->read.mod_revision};
+    for (size_t i = 0; i < w->k; i++)
+        cmps[n++] = (struct etcd_cmp){.key = w->group[i]->entry->key,
+                                      .key_len = w->group[i]->entry->key_len,
+                                      .target = ETCD_CMP_CREATE,
+                                      .number = w->group[i]->revision};
+    if (w->idem)
+        cmps[n++] = (struct etcd_cmp){
+            .key = w->idem_name, .key_len = w->idem_name_len, .target = ETCD_CMP_CREATE};
+    return n;
+}
+
+/* Success: the counter (value, with every writer's receipt), `released`,
+ * each key deleted, the Idempotency-Key's entry (n: its N) put. */
+static size_t txn_writes(const struct cluster *c, const struct fenced_write *w, const char *value,
+                         const char *released, const char *n, struct etcd_op *ops)
+{
+    size_t k = 0;
+    ops[k++] = (struct etcd_op){.type = ETCD_OP_PUT,
+                                .put = {.key = c->counter_key,
+                                        .key_len = strlen(c->counter_key),
+                                        .value = value,
+                                        .value_len = strlen(value)}};
+    ops[k++] = (struct etcd_op){.type = ETCD_OP_PUT,
+                                .put = {.key = c->released_key,
+                                        .key_len = strlen(c->released_key),
+                                        .value = released,
+                                        .value_len = strlen(released)}};
+    for (size_t i = 0; i < w->k; i++)
+        ops[k++] = (struct etcd_op){
+            .type = ETCD_OP_DELETE,
+            .del = {.key = w->group[i]->entry->key, .key_len = w->group[i]->entry->key_len}};
+    if (w->idem)
+        ops[k++] = (struct etcd_op){.type = ETCD_OP_PUT,
+                                    .put = {.key = w->idem_name,
+                                            .key_len = w->idem_name_len,
+                                            .value = n,
+                                            .value_len = strlen(n),
+                                            .lease = w->idem_lease}};
+    return k;
+}
+
+/* Failure: read the counter, each key and the Idempotency-Key's entry. */
+static size_t txn_reads(const struct cluster *c, const struct fenced_write *w, struct etcd_op *ops)
+{
+    size_t k = 0;
+    ops[k++] = instance_range_op(c->counter_key, false, false);
+    for (size_t i = 0; i < w->k; i++)
+        ops[k++] = instance_range_op(w->group[i]->entry->key, false, false);
+    if (w->idem)
+        ops[k++] = instance_range_op(w->idem_name, false, false);
+    return k;
+}
+
 static int try_txn(struct cluster_loop *cl, struct fenced_write *w, struct etcd_reply *r)
 {
     struct cluster *c = cl->c;
-    const struct mirror_entry *key = w->t->entry;
-    char value[COUNTER_VALUE_MAX], released[48], n[24];
-    counter_format(value, sizeof(value), w->read.value + 1, key->key, key->key_len, w->t->revision);
+    struct counter_writer writers[GROUP_MAX];
+    for (size_t i = 0; i < w->k; i++)
+        writers[i] = (struct counter_writer){
+            w->group[i]->entry->key, w->group[i]->entry->key_len, w->group[i]->revision};
+    char value[COUNTER_VALUE_MAX(GROUP_MAX)], released[48], n[24];
+    counter_format(value, sizeof(value), w->read.value + w->k, writers, w->k);
     snprintf(released, sizeof(released), "%" PRId64 " %s", instance_wall_us(), c->self);
     snprintf(n, sizeof(n), "%" PRIu64, w->read.value + 1);
-    struct etcd_cmp cmps[3] = {
-        {.key = key->key,
-         .key_len = key->key_len,
-         .target = ETCD_CMP_CREATE,
-         .number = w->t->revision},
-        {.key = c->counter_key,
-         .key_len = strlen(c->counter_key),
-         .target = ETCD_CMP_MOD,
-         .number = w->read.mod_revision},
-        /* The key's entry does not exist: this write is the key's first. */
-        {.key = w->idem_name, .key_len = w->idem_name_len, .target = ETCD_CMP_CREATE},
-    };
-    struct etcd_op ok[4] = {
-        {.type = ETCD_OP_PUT,
-         .put = {.key = c->counter_key,
-                 .key_len = strlen(c->counter_key),
-                 .value = value,
-                 .value_len = strlen(value)}},
-        {.type = ETCD_OP_PUT,
-         .put = {.key = c->released_key,
-                 .key_len = strlen(c->released_key),
-                 .value = released,
-                 .value_len = strlen(released)}},
-        {.type = ETCD_OP_DELETE, .del = {.key = key->key, .key_len = key->key_len}},
-        {.type = ETCD_OP_PUT,
-         .put = {.key = w->idem_name,
-                 .key_len = w->idem_name_len,
-                 .value = n,
-                 .value_len = strlen(n),
-                 .lease = w->idem_lease}},
-    };
-    struct etcd_op failed[3] = {instance_range_op(c->counter_key, false, false),
-                                instance_range_op(key->key, false, false),
-                                instance_range_op(w->idem_name, false, false)};
-    bool keyed = w->idem != NULL;
+    struct etcd_cmp cmps[GROUP_MAX + 2];
+    struct etcd_op ok[GROUP_MAX + 3], failed[GROUP_MAX + 2];
     struct etcd_txn txn = {.cmps = cmps,
-                           .ncmps = 2 + keyed,
+                           .ncmps = txn_compares(c, w, cmps),
                            .success = ok,
-                           .nsuccess = 3 + keyed,
+                           .nsuccess = txn_writes(c, w, value, released, n, ok),
                            .failure = failed,
-                           .nfailure = 2 + keyed};
+                           .nfailure = txn_reads(c, w, failed)};
     return etcd_txn(&cl->section, &txn, r, instance_call_deadline(c, LOOP_FOREVER));
+}
+
+/* Every key of the group is gone from etcd (at rev, or 0 if unknown). */
+static void group_done(struct fenced_write *w, int64_t rev)
+{
+    for (size_t i = 0; i < w->k; i++)
+        ticket_done(w->group[i], rev);
 }
 
 /* The key's entry was found: the key was applied before, its N is the
  * answer. My place goes: gone already, or left to the reaper (commit_write). */
-static int on_repeat(struct fenced_write *w, const struct etcd_kv *entry, bool key_held)
+static int on_repeat(struct fenced_write *w, const struct etcd_kv *entry, bool held)
 {
     uint64_t n;
     if (counter_parse(entry->value, entry->value_len, &n) < 0)
         return -EIO;
     w->read.value = n - 1; /* commit_write answers read.value + 1 */
     w->idem->repeat = true;
-    if (!key_held)
-        ticket_done(w->t, 0);
+    if (!held)
+        ticket_done(w->group[0], 0);
     return 0;
 }
 
-/* A failed compare: my key gone means fenced off (or, after an unseen
- * try, perhaps applied); else the counter moved under a stale copy, and
- * the next try writes on the value read now. */
+/* A failed compare: a key gone means fenced off (or, after an unseen try
+ * and with the leader's key gone, perhaps applied: the txn is all or
+ * nothing, so the leader's receipt settles the group); else the counter
+ * moved under a stale copy, and the next try writes on the value read now. */
 static int on_failed_compare(struct cluster_loop *cl, struct fenced_write *w, struct etcd_reply *r,
                              bool *again)
 {
-    const struct etcd_op_result *counter = &r->ops[0], *key = &r->ops[1];
-    bool key_held = key->nkvs && key->kvs[0].create_revision == w->t->revision;
+    bool leader_held = key_held(&r->ops[1], w->group[0]), all_held = leader_held;
+    for (size_t i = 1; i < w->k && i + 1 < r->nops; i++)
+        all_held = all_held && key_held(&r->ops[1 + i], w->group[i]);
     if (w->idem && r->nops > 2 && r->ops[2].nkvs)
-        return on_repeat(w, &r->ops[2].kvs[0], key_held);
-    if (!key_held) {
-        int rc = w->unsure ? proof_settle(cl, &w->read, w->t, &w->patience) : -EAGAIN;
+        return on_repeat(w, &r->ops[2].kvs[0], leader_held);
+    if (!all_held) {
+        int rc = w->unsure && !leader_held ? proof_settle(cl, &w->read, w->group[0], &w->patience)
+                                           : -EAGAIN;
         if (rc == -EAGAIN)
-            counts_bump(cl, &cl->shown.fenced);
+            counts_add(cl, &cl->shown.fenced, w->k);
         return rc;
     }
-    int rc = counter_read(cl, counter);
+    int rc = counter_read(cl, &r->ops[0]);
     w->read = cl->counter;
     w->unsure = false;
     *again = rc == 0;
@@ -141,12 +203,12 @@ static int try_once(struct cluster_loop *cl, struct fenced_write *w, bool *again
         if (rc == -ENOSPC && !w->unsure)
             rc = -EAGAIN; /* the quota: certainly not applied, 503 */
     } else if (r.succeeded) {
-        counter_see(cl, w->read.value + 1, r.revision);
-        ticket_done(w->t, r.revision);
+        counter_see(cl, w->read.value + w->k, r.revision);
+        group_done(w, r.revision);
     } else {
         rc = on_failed_compare(cl, w, &r, again);
         if (rc == 0 && !(w->idem && w->idem->repeat))
-            ticket_done(w->t, 0);
+            group_done(w, 0);
     }
     etcd_reply_free(&r);
     return rc;
@@ -168,9 +230,9 @@ static int run(struct cluster_loop *cl, struct fenced_write *w)
     if (!w->unsure)
         return -EAGAIN;
     log_msg(LOG_LEVEL_WARN,
-            "cluster: the write of %" PRIu64 " may have been applied; etcd did not answer: "
-            "outcome unknown, 500",
-            w->read.value + 1);
+            "cluster: the write of %" PRIu64 " (%zu requests) may have been applied; etcd did not "
+            "answer: outcome unknown, 500",
+            w->read.value + 1, w->k);
     return -ENOTRECOVERABLE;
 }
 
@@ -184,31 +246,71 @@ static void pass_turn(struct cluster_loop *cl)
         cl->writing = false;
 }
 
-/* The line's first, handed the turn, was destroyed before it ran: the
+/* A waiter was destroyed: if it had been handed the turn and not run, the
  * turn goes on, or no write of this loop would ever be sent again. */
 static void turn_abandoned(struct waitq_entry *e)
 {
-    if (e->woken)
+    if (e->woken && e->result == 0)
         pass_turn(list_entry(e->q, struct cluster_loop, write_line));
 }
 
-/* Waits until no other write of this loop is under way, then starts one.
- * A cancel (the client left) does not end the wait: the section ran, and
- * its write is still owed. -ENOSPC: the coroutine has no room for the
- * wait's cleanup; parking again would spin, so the write is not sent. */
-static int take_turn(struct cluster_loop *cl)
+/* Waits until no other write of this loop is under way. Returns 0 (my
+ * turn), TURN_WRITTEN (an earlier request's txn carried my write: its
+ * outcome is in t) or -ENOSPC: the coroutine has no room for the wait's
+ * cleanup; parking again would spin, so the write is not sent. A cancel
+ * (the client left) does not end the wait: the section ran, and its write
+ * is still owed; the waiter joins the line again. */
+static int take_turn(struct cluster_loop *cl, struct ticket *t, bool keyed)
 {
     while (cl->writing) {
-        struct waitq_entry e = {.co = coro_current(), .abandoned = turn_abandoned};
-        waitq_join(&cl->write_line, &e, NULL);
-        int rc = waitq_park(&e, LOOP_FOREVER);
-        if (rc == 0)
-            return 0; /* handed the turn */
-        if (rc == -ENOSPC)
+        struct writer me = {
+            .e = {.co = coro_current(), .abandoned = turn_abandoned}, .t = t, .keyed = keyed};
+        waitq_join(&cl->write_line, &me.e, NULL);
+        int rc = waitq_park(&me.e, LOOP_FOREVER);
+        if (rc >= 0 || rc == -ENOSPC)
             return rc;
     }
     cl->writing = true;
     return 0;
+}
+
+/* The leader's group: itself, then the waiters at the head of the line, in
+ * their order (the order of their grants), up to GROUP_MAX and up to one
+ * with an Idempotency-Key (whose txn carries its key's entry: it writes
+ * alone, as a leader with a key does). */
+static void form_group(struct cluster_loop *cl, struct fenced_write *w, struct ticket *leader)
+{
+    w->group[0] = leader;
+    w->k = 1;
+    for (struct waitq_entry *e = waitq_head(&cl->write_line); e && !w->idem && w->k < GROUP_MAX;
+         e = waitq_next(e)) {
+        struct writer *o = list_entry(e, struct writer, e);
+        if (o->keyed)
+            break;
+        w->group[w->k++] = o->t;
+    }
+    if (w->k > 1)
+        counts_add(cl, &cl->shown.grouped, w->k - 1);
+}
+
+/* The group's outcome to its other members: each wakes with it. A member
+ * whose client left waits again at the line's tail (take_turn): the whole
+ * line is looked through, until every one still there is found. */
+static void deliver(struct cluster_loop *cl, const struct fenced_write *w, int rc)
+{
+    for (size_t i = 1; i < w->k; i++)
+        w->group[i]->written = true, w->group[i]->write_rc = rc,
+        w->group[i]->write_n = w->read.value + 1 + i;
+    size_t left = w->k - 1;
+    struct waitq_entry *e = waitq_head(&cl->write_line);
+    while (e && left) {
+        struct waitq_entry *next = waitq_next(e);
+        if (list_entry(e, struct writer, e)->t->written) {
+            waitq_wake(e, TURN_WRITTEN);
+            left--;
+        }
+        e = next;
+    }
 }
 
 /* The key's entry name and the lease to put it on. */
@@ -222,35 +324,46 @@ static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct 
     return remember_lease(cl, idem->retention_ms, &w->idem_lease) < 0 ? -EAGAIN : 0;
 }
 
+/* My turn: writes for my group, from the copy with the highest revision
+ * seen, the previous write's outcome included (what the sections read,
+ * unless a late event brought a newer one: the compare tells). */
+static int lead(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n)
+{
+    struct fenced_write w = {.read = cl->counter};
+    proof_patience_init(&w.patience, cl->c);
+    int rc = prepare_idem(cl, &w, idem);
+    if (rc < 0)
+        return rc;
+    form_group(cl, &w, t);
+    rc = run(cl, &w);
+    deliver(cl, &w, rc);
+    if (rc == 0)
+        *n = w.read.value + 1;
+    return rc;
+}
+
 int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n)
 {
-    struct cluster *c = cl->c;
-    if (take_turn(cl) < 0) { /* certainly not written */
-        ticket_leave(t);
-        ticket_release(t);
-        return -EAGAIN;
+    int64_t started = loop_now_us();
+    t->state = T_WRITING; /* my section is over: the next local waiter's may start */
+    ticket_grant_head(cl);
+    int rc = take_turn(cl, t, idem != NULL);
+    if (rc == TURN_WRITTEN) {
+        rc = t->write_rc;
+        *n = t->write_n;
+    } else if (rc == 0) {
+        rc = lead(cl, t, idem, n);
+        pass_turn(cl);
+    } else {
+        rc = -EAGAIN; /* no room to wait: certainly not written */
     }
-    /* The copy with the highest revision seen, the previous write's
-     * outcome included: what the section read, unless a late event brought
-     * a newer one (the compare tells). */
-    struct fenced_write w = {.t = t, .read = cl->counter, .started = loop_now_us()};
-    proof_patience_init(&w.patience, c);
-    int rc = prepare_idem(cl, &w, idem);
-    if (rc == 0) {
-        t->state = T_WRITING; /* my section is over: the next local waiter's may start */
-        ticket_grant_head(cl);
-        rc = run(cl, &w);
-    }
-    pass_turn(cl);
     if (rc == -ENOTRECOVERABLE)
         counts_bump(cl, &cl->shown.unknown);
     counts_publish(cl);
-    if (rc == 0)
-        *n = w.read.value + 1;
-    if ((rc < 0 || (idem && idem->repeat)) && (t->state == T_GRANTED || t->state == T_WRITING))
+    if ((rc < 0 || (idem && idem->repeat)) && t->state == T_WRITING)
         ticket_leave(t); /* my key may still be there: it must not block the queue */
     ticket_release(t);
     ticket_grant_head(cl); /* my key gone: the next waiter may be on this loop */
-    counts_held(cl, loop_now_us() - w.started);
+    counts_held(cl, loop_now_us() - started);
     return rc;
 }

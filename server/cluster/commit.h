@@ -21,11 +21,18 @@
  * earlier try of this very write whose reply was lost), and its N is the
  * answer: nothing is written, and my place is released.
  *
- * Pipelining (issue 21): a loop's writes go one at a time, in the order of
- * their grants. As one is sent, the next waiter of the same loop may be
- * granted (ticket.h says why that keeps FIFO), and its section runs while
- * the write is in flight; its own write waits for that outcome, then
- * starts from the counter as this loop knows it after it:
+ * Pipelining and groups (issue 21): a loop's writes go in the order of
+ * their grants, one txn at a time. As a section ends, the next waiter of
+ * the same loop may be granted (ticket.h says why that keeps FIFO), and
+ * its section runs while the earlier writes wait or are in flight. When
+ * the txn in flight returns, the writes that have waited for it go in one
+ * txn (a group, up to GROUP_MAX, led by the first): its compares are the
+ * counter's mod revision and every key's create revision, it puts the
+ * counter + K with every writer's receipt in order (counter.h), and it
+ * deletes every key; the i-th writer's N is the base + i. All or nothing:
+ * one outcome for the group, settled from the leader's receipt if a reply
+ * is lost. A write with an Idempotency-Key goes alone. Each txn starts
+ * from the counter as this loop knows it after the previous outcome:
  *   - written: the counter's value and the txn's revision from its reply,
  *     on which my compare holds;
  *   - fenced off: the previous key was gone, taken by its lease; mine, on
@@ -36,12 +43,12 @@
  *     unknown (it may or may not have applied): my compare is on the
  *     copy, and if the counter moved the failure branch reads it and the
  *     next try writes on that. Each 200 claims only the N its own txn
- *     wrote, read.value + 1 at the mod revision it compared, never a number
- *     inferred from the previous write.
- * So every N stays distinct: each write compares the counter's mod
- * revision it is based on, and exactly one write can follow a version. A
- * stalled or paused instance stays fenced: each write compares its own
- * key, which its lease takes away. */
+ *     wrote, never a number inferred from the previous write.
+ * So every N stays distinct: each txn compares the counter's mod revision
+ * it is based on, and exactly one txn can follow a version. A stalled or
+ * paused instance stays fenced: each txn compares every writer's own key,
+ * which its lease takes away; one key gone and the whole group is refused
+ * (503: nothing of it was written). */
 #ifndef TURNSTILE_CLUSTER_COMMIT_H
 #define TURNSTILE_CLUSTER_COMMIT_H
 
@@ -51,8 +58,9 @@
 #include "remember.h"
 #include "ticket.h"
 
-/* From the coroutine of t's request, holding the lock (t granted). Waits
- * for the loop's write in flight, if any, then writes and releases;
+/* From the coroutine of t's request, holding the lock (t granted), its
+ * section over. Waits for the loop's write in flight, if any, then writes
+ * (alone, leading a group, or carried by an earlier one's txn) and releases;
  * returns 0 with *n the value written (or, idem->repeat set, the key's
  * first N), -EAGAIN (certainly not written: fenced off, refused, or no
  * lease for the key) or -ENOTRECOVERABLE (it may or may not have been

@@ -32,17 +32,24 @@ bool counter_written_by(const char *value, size_t len, const char *key, size_t k
     char want[CLUSTER_KEY_MAX + 24];
     const char *space = memchr(value, ' ', len);
     int n = format_receipt(want, sizeof(want), key, key_len, create_revision);
-    return space && n > 0 && (size_t)n < sizeof(want) &&
-           (size_t)(value + len - space - 1) == (size_t)n &&
-           memcmp(space + 1, want, (size_t)n) == 0;
+    size_t after = space ? (size_t)(value + len - space - 1) : 0; /* bytes past the space */
+    return space && n > 0 && (size_t)n < sizeof(want) && after >= (size_t)n &&
+           memcmp(space + 1, want, (size_t)n) == 0 && (after == (size_t)n || space[1 + n] == ' ');
 }
 
-void counter_format(char *buf, size_t cap, uint64_t n, const char *key, size_t key_len,
-                    int64_t create_revision)
+void counter_format(char *buf, size_t cap, uint64_t n, const struct counter_writer *w, size_t k)
 {
-    int used = snprintf(buf, cap, "%" PRIu64 " ", n);
-    if (used > 0 && (size_t)used < cap)
-        format_receipt(buf + used, cap - (size_t)used, key, key_len, create_revision);
+    size_t used = (size_t)snprintf(buf, cap, "%" PRIu64, n);
+    for (size_t i = 0; i < k && used + 1 < cap; i++) {
+        buf[used++] = ' ';
+        int more = format_receipt(buf + used, cap - used, w[i].key, w[i].key_len,
+                                  w[i].create_revision);
+        if (more < 0 || (size_t)more >= cap - used) {
+            buf[used - 1] = '\0'; /* no pair cut in half (COUNTER_VALUE_MAX(k) leaves room) */
+            break;
+        }
+        used += (size_t)more;
+    }
 }
 
 void counter_see(struct cluster_loop *cl, uint64_t value, int64_t mod_revision)

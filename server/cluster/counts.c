@@ -20,8 +20,13 @@ void counts_init(struct cluster_loop *cl)
 
 void counts_bump(struct cluster_loop *cl, uint64_t *field)
 {
+    counts_add(cl, field, 1);
+}
+
+void counts_add(struct cluster_loop *cl, uint64_t *field, uint64_t n)
+{
     pthread_mutex_lock(&cl->mu);
-    (*field)++;
+    *field += n;
     pthread_mutex_unlock(&cl->mu);
 }
 
@@ -115,6 +120,7 @@ static void add(struct stats_cluster *to, const struct stats_cluster *from)
     to->resyncs += from->resyncs;
     to->local_handoffs += from->local_handoffs;
     to->pipelined += from->pipelined;
+    to->grouped += from->grouped;
     to->compactions += from->compactions;
     for (int e = 0; e < STATS_ETCD_ERRORS; e++)
         to->errors[e] += from->errors[e];

@@ -16,8 +16,9 @@
 /* Before the loop's first count. */
 void counts_init(struct cluster_loop *cl);
 
-/* One more of field, a member of cl->shown. */
+/* One more of field, a member of cl->shown; counts_add: n more. */
 void counts_bump(struct cluster_loop *cl, uint64_t *field);
+void counts_add(struct cluster_loop *cl, uint64_t *field, uint64_t n);
 
 /* The lock's bookkeeping (lock.h), for this loop's requests. */
 void counts_waiting(struct cluster_loop *cl, int delta);

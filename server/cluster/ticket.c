@@ -137,8 +137,8 @@ enum head_path {
     HEAD_PIPELINED, /* past the key of this loop's write in flight */
 };
 
-/* A key of ours that the next grant may pass: its ticket's write is under
- * way (its section is over), or its deletion is known from this loop's own
+/* A key of ours that the next grant may pass: its ticket's write is owed
+ * (its section is over), or its deletion is known from this loop's own
  * etcd reply (a release's, a delete's) though the watch has not shown it
  * yet. A done key is passed only at the create revision its ticket knew: a
  * PUT that lands after its ticket gave up is a key of its own. */
@@ -173,19 +173,18 @@ static struct ticket *live_head(const struct cluster_loop *cl, enum head_path *h
  * t's place, and keys created later sort behind it. The keys before t are
  * all this loop's, passable: gone from etcd (each done ticket's key was
  * deleted, as etcd's own reply said, and a key never comes back under the
- * same create revision; the local fast path), or the key of the one write
- * in flight here, whose section is over (pipelined). So a waiter of
+ * same create revision; the local fast path), or keys whose sections are
+ * over and whose writes are owed here (pipelined). So a waiter of
  * another loop or instance with an older key is never overtaken: it is
  * gone, or it would stop the walk. Once t's key is the first in etcd, t
  * holds the lock as any head does; until then nobody else can be granted,
  * since every other waiter's key is behind t's or the holder's.
  *
- * Pipelined, t's section overlaps only the previous write's flight: on this
- * loop sections still follow one another (a key is passed only once its
- * section is over and its write under way, one at a time: commit.h), and
- * t's write waits for the previous outcome and is fenced as any other, on
- * its key's create revision and the counter's mod revision that outcome
- * left. Across instances the guarantee is today's lease-based fencing: if
+ * Pipelined, t's section overlaps only the earlier writes' wait and
+ * flight: on this loop sections still follow one another (a key is passed
+ * only once its section is over), and t's write follows theirs, alone or
+ * in their group's txn, fenced as any other on its key's create revision
+ * and the counter's mod revision the earlier outcome left (commit.h). Across instances the guarantee is today's lease-based fencing: if
  * this instance was paused past its lease, t's key went with it, and t's
  * write is refused. */
 void ticket_grant_head(struct cluster_loop *cl)

@@ -35,7 +35,7 @@ enum ticket_state {
     T_JOINING, /* its PUT is on its way */
     T_QUEUED,  /* in the queue at `revision`, waiting */
     T_GRANTED, /* holds the lock */
-    T_WRITING, /* holds it, its section over and its fenced write sent (commit.h) */
+    T_WRITING, /* holds it, its section over, its fenced write owed (commit.h) */
     T_LEAVING, /* its key must be deleted (the reaper does it) */
     T_DONE,    /* its key is gone from etcd as of done_rev */
 };
@@ -57,6 +57,11 @@ struct ticket {
     int64_t revision; /* create revision of its key, 0 until known */
     int64_t done_rev;
     int64_t queued_wall_us; /* when it joined (wall clock), for the hand-off */
+    /* Its write's outcome, when an earlier request's txn carried it in a
+     * group (commit.h): 0 with write_n, -EAGAIN or -ENOTRECOVERABLE. */
+    bool written;
+    int write_rc;
+    uint64_t write_n;
 };
 
 /* A new ticket for the calling request, on lease, with the loop's next
@@ -89,10 +94,10 @@ void ticket_release(struct ticket *t);
  * request wakes with 0. Keys of this loop's done tickets do not count as
  * the head: their deletion is known from etcd's reply to this loop before
  * the watch shows it, so a release here grants the next local waiter at
- * once (a local hand-off, counted). Nor does the key of this loop's write
- * in flight (T_WRITING): the next local waiter is granted as the write is
- * sent, and its section runs while the write is on its way (pipelined,
- * counted); its own write waits for that one's outcome (commit.h). */
+ * once (a local hand-off, counted). Nor do the keys of this loop's writes
+ * owed (T_WRITING): the next local waiter is granted as a section ends,
+ * and its section runs while the earlier writes wait or are on their way
+ * (pipelined, counted); its own write follows theirs (commit.h). */
 void ticket_grant_head(struct cluster_loop *cl);
 
 /* Every waiting ticket on lease is lost (the lease is gone). */

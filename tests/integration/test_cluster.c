@@ -441,55 +441,91 @@ END_TEST
 
 #define PIPELINED 40 /* requests per instance */
 
-/* Who wrote each version of the counter, 1 to n: the create revision of
- * the writer's key, from the receipt in its value ("N KEY REV", counter.h),
- * into revs[N - 1]. */
-static void counter_receipts(int etcd_port, int n, long long *revs)
+/* Runs `etcdctl ARGS` against e (a command line of ours, no user input)
+ * into out; returns its exit status. etcdctl's own timeouts end it. */
+static int etcdctl(const struct etcd_proc *e, const char *args, char *out, size_t cap)
 {
-    char key[96], b64[512], value[384];
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s %s 2>&1", e->endpoints, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    return pclose(p);
+}
+
+/* Who wrote each N, 1 to n: the create revision of the writer's key, from
+ * the receipts in the counter's values ("N KEY1 REV1 ... KEYK REVK",
+ * counter.h: a txn of K requests, the i-th of which got N - K + i), into
+ * revs[N - 1]. */
+static void counter_receipts(const struct etcd_proc *e, int n, long long *revs)
+{
+    char key[96], args[160], out[4096], b64[8192], value[6144];
+    const char *version;
     snprintf(key, sizeof(key), "/turnstile/%s/counter", cluster_name);
-    for (const char *p = history(etcd_port, key, false, n); (p = strstr(p, "\"value\":\""));
-         p += 9) {
-        long long v, rev;
-        ck_assert_int_eq(sscanf(p + 9, "%511[^\"]", b64), 1);
+    snprintf(args, sizeof(args), "get %s -w json", key);
+    ck_assert_int_eq(etcdctl(e, args, out, sizeof(out)), 0);
+    ck_assert_ptr_nonnull(version = strstr(out, "\"version\":")); /* its writes so far */
+    int writes = atoi(version + 10);
+    for (const char *p = history(e->m[0].client_port, key, false, writes);
+         (p = strstr(p, "\"value\":\"")); p += 9) {
+        long long v, rev, pairs[64];
+        int used, k = 0;
+        ck_assert_int_eq(sscanf(p + 9, "%8191[^\"]", b64), 1);
         unbase64(b64, value);
-        ck_assert_msg(sscanf(value, "%lld %*s %lld", &v, &rev) == 2, "counter '%s'", value);
-        ck_assert(v >= 1 && v <= n);
-        revs[v - 1] = rev;
+        ck_assert_msg(sscanf(value, "%lld%n", &v, &used) == 1, "counter '%s'", value);
+        for (const char *q = value + used; k < 64 && sscanf(q, " %*s %lld%n", &rev, &used) == 1;
+             q += used)
+            pairs[k++] = rev;
+        ck_assert_msg(k >= 1 && v - k >= 0 && v <= n, "counter '%s'", value);
+        for (int i = 0; i < k; i++)
+            revs[v - k + i] = pairs[i];
     }
 }
 
 /* PIPELINED requests at once on each of `instances` instances, taken in
- * turn, 20 ms sections: runs of one loop's keys (a join batch's) follow
- * one another in the queue, and each next one is granted as the previous
- * write is sent (ticket.h), its section running while that write is in
- * flight. Every request gets 200, the Ns are 1..n once each, and etcd's
- * own history shows them written in the order of the writers' places in
- * the queue: N + 1's key was created no earlier than N's. */
-static void pipelined(int instances)
+ * turn, sections of delay_ms: runs of one loop's keys (a join batch's)
+ * follow one another in the queue, and each next one is granted as the
+ * previous section ends (ticket.h), its section running while the earlier
+ * writes wait or are in flight; with no delay, sections end faster than a
+ * write commits, and the writes waiting go in one txn (commit.h, grouped).
+ * Every request gets 200, the Ns are 1..n once each, and etcd's own
+ * history shows each N's writer and them written in the order of the
+ * writers' places in the queue: N + 1's key was created no earlier than
+ * N's. */
+static void pipelined(int instances, const char *delay_ms, const char *stat)
 {
     static long long revs[NSRV * PIPELINED];
     int total = instances * PIPELINED;
-    start_all(single.endpoints, "20");
+    memset(revs, 0, sizeof(revs));
+    start_all(single.endpoints, delay_ms);
     all_served_once(total, instances, 60000);
-    counter_receipts(single.m[0].client_port, total, revs);
+    counter_receipts(&single, total, revs);
+    for (int k = 0; k < total; k++)
+        ck_assert_msg(revs[k] > 0, "no receipt names the writer of %d", k + 1);
     for (int k = 1; k < total; k++)
         ck_assert_msg(revs[k] >= revs[k - 1], "%d was written by a key created at %lld, %d at %lld",
                       k + 1, revs[k], k, revs[k - 1]);
     for (int i = 0; i < instances; i++)
-        ck_assert_int_gt(stat_value(srv[i].port, "cluster.pipelined"), 0);
+        ck_assert_int_gt(stat_value(srv[i].port, stat), 0);
     stop_all();
 }
 
 START_TEST(pipelined_on_one_instance)
 {
-    pipelined(1);
+    pipelined(1, "20", "cluster.pipelined");
 }
 END_TEST
 
 START_TEST(pipelined_across_two_interleaved)
 {
-    pipelined(2);
+    pipelined(2, "20", "cluster.pipelined");
+}
+END_TEST
+
+START_TEST(grouped_writes_across_two)
+{
+    pipelined(2, "0", "cluster.grouped");
 }
 END_TEST
 
@@ -810,19 +846,6 @@ END_TEST
 #define QUOTA_BYTES (1ull << 20) /* ~2000 requests fill it uncompacted (~520 B each) */
 
 static struct etcd_proc small; /* a node with a backend quota of QUOTA_BYTES */
-
-/* Runs `etcdctl ARGS` against e (a command line of ours, no user input)
- * into out; returns its exit status. etcdctl's own timeouts end it. */
-static int etcdctl(const struct etcd_proc *e, const char *args, char *out, size_t cap)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "ETCDCTL_API=3 etcdctl --endpoints %s %s 2>&1", e->endpoints, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    return pclose(p);
-}
 
 /* Three times the requests that fill the quota uncompacted, with a
  * compaction every second: every one 200, the counter exact, no alarm. */
@@ -1290,6 +1313,7 @@ int main(void)
     tcase_add_test(one, burst_across_three);
     tcase_add_test(one, pipelined_on_one_instance);
     tcase_add_test(one, pipelined_across_two_interleaved);
+    tcase_add_test(one, grouped_writes_across_two);
     tcase_add_test(one, idempotency_key_applies_once_across_instances);
     tcase_add_test(one, idempotency_repeat_in_a_pipeline);
     tcase_add_test(one, timeouts_caps_and_leavers);

@@ -1,6 +1,7 @@
-/* Unit tests for server/cluster/counter.c's value format, "N KEY": the
- * number is 1 to 19 digits followed by a space or the end, and the key
- * after the space says who wrote it (the receipt proof.c reads). */
+/* Unit tests for server/cluster/counter.c's value format, "N KEY REV ...":
+ * the number is 1 to 19 digits followed by a space or the end, and the
+ * pairs after it say who wrote it, the first pair being the txn's receipt
+ * (what proof.c reads). */
 #include <check.h>
 #include <errno.h>
 #include <string.h>
@@ -34,8 +35,8 @@ END_TEST
  * another's. */
 START_TEST(the_key_and_its_revision_are_the_receipt)
 {
-    char value[COUNTER_VALUE_MAX];
-    counter_format(value, sizeof(value), 42, "/q/a-1", 6, 907);
+    char value[COUNTER_VALUE_MAX(1)];
+    counter_format(value, sizeof(value), 42, &(struct counter_writer){"/q/a-1", 6, 907}, 1);
     ck_assert_str_eq(value, "42 /q/a-1 907");
     ck_assert(counter_written_by(value, strlen(value), "/q/a-1", 6, 907));
     ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 90)); /* another incarnation */
@@ -48,12 +49,34 @@ START_TEST(the_key_and_its_revision_are_the_receipt)
 }
 END_TEST
 
+/* A group's txn (commit.h): the leader's pair first, then the others in
+ * the order of their Ns; the value is the last N, and only the leader's
+ * pair is the receipt. */
+START_TEST(a_groups_receipt_is_its_leaders)
+{
+    const struct counter_writer w[3] = {{"/q/a-1", 6, 907}, {"/q/a-2", 6, 908}, {"/q/a-10", 7, 9}};
+    char value[COUNTER_VALUE_MAX(3)];
+    uint64_t n = 0;
+    counter_format(value, sizeof(value), 45, w, 3);
+    ck_assert_str_eq(value, "45 /q/a-1 907 /q/a-2 908 /q/a-10 9");
+    ck_assert_int_eq(parse(value, &n), 0);
+    ck_assert_uint_eq(n, 45);
+    ck_assert(counter_written_by(value, strlen(value), "/q/a-1", 6, 907));
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 90)); /* not a prefix */
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-2", 6, 908)); /* not the leader */
+    char cut[12]; /* too small: the number, and no pair cut in half */
+    counter_format(cut, sizeof(cut), 45, w, 3);
+    ck_assert_str_eq(cut, "45");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster_counter");
     TCase *tc = tcase_create("cluster_counter");
     tcase_add_test(tc, the_number_before_the_key);
     tcase_add_test(tc, the_key_and_its_revision_are_the_receipt);
+    tcase_add_test(tc, a_groups_receipt_is_its_leaders);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
