@@ -274,6 +274,21 @@ static int take_turn(struct cluster_loop *cl, struct ticket *t, bool keyed)
     return 0;
 }
 
+/* Before a txn: the sections granted behind mine that end within a loop
+ * round (no delay, or one that is over) join my group rather than wait for
+ * its txn. Each round lets the next waiter granted run its section and
+ * grant the one after it; rounds go on while each brings one more writer
+ * into the line. A section that sleeps ends the gathering after a round:
+ * a few microseconds against an etcd commit saved per writer gathered. */
+static void gather(struct cluster_loop *cl)
+{
+    uint64_t before;
+    do {
+        before = cl->write_line.len;
+        loop_yield();
+    } while (cl->write_line.len > before && cl->write_line.len < GROUP_MAX - 1);
+}
+
 /* The leader's group: itself, then the waiters at the head of the line, in
  * their order (the order of their grants), up to GROUP_MAX and up to one
  * with an Idempotency-Key (whose txn carries its key's entry: it writes
@@ -334,6 +349,7 @@ static int lead(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *
     int rc = prepare_idem(cl, &w, idem);
     if (rc < 0)
         return rc;
+    gather(cl);
     form_group(cl, &w, t);
     rc = run(cl, &w);
     deliver(cl, &w, rc);
