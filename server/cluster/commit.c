@@ -116,8 +116,8 @@ static int try_txn(struct cluster_loop *cl, struct fenced_write *w, struct etcd_
     struct cluster *c = cl->c;
     struct counter_writer writers[GROUP_MAX];
     for (size_t i = 0; i < w->k; i++)
-        writers[i] = (struct counter_writer){
-            w->group[i]->entry->key, w->group[i]->entry->key_len, w->group[i]->revision};
+        writers[i] = (struct counter_writer){w->group[i]->entry->key, w->group[i]->entry->key_len,
+                                             w->group[i]->revision};
     char value[COUNTER_VALUE_MAX(GROUP_MAX)], released[48], n[24];
     counter_format(value, sizeof(value), w->read.value + w->k, writers, w->k);
     snprintf(released, sizeof(released), "%" PRId64 " %s", instance_wall_us(), c->self);

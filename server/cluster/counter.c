@@ -42,8 +42,8 @@ void counter_format(char *buf, size_t cap, uint64_t n, const struct counter_writ
     size_t used = (size_t)snprintf(buf, cap, "%" PRIu64, n);
     for (size_t i = 0; i < k && used + 1 < cap; i++) {
         buf[used++] = ' ';
-        int more = format_receipt(buf + used, cap - used, w[i].key, w[i].key_len,
-                                  w[i].create_revision);
+        int more =
+            format_receipt(buf + used, cap - used, w[i].key, w[i].key_len, w[i].create_revision);
         if (more < 0 || (size_t)more >= cap - used) {
             buf[used - 1] = '\0'; /* no pair cut in half (COUNTER_VALUE_MAX(k) leaves room) */
             break;

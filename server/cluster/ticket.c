@@ -184,9 +184,10 @@ static struct ticket *live_head(const struct cluster_loop *cl, enum head_path *h
  * flight: on this loop sections still follow one another (a key is passed
  * only once its section is over), and t's write follows theirs, alone or
  * in their group's txn, fenced as any other on its key's create revision
- * and the counter's mod revision the earlier outcome left (commit.h). Across instances the guarantee is today's lease-based fencing: if
- * this instance was paused past its lease, t's key went with it, and t's
- * write is refused. */
+ * and the counter's mod revision the earlier outcome left (commit.h).
+ * Across instances the guarantee is today's lease-based fencing: if this
+ * instance was paused past its lease, t's key went with it, and t's write
+ * is refused. */
 void ticket_grant_head(struct cluster_loop *cl)
 {
     enum head_path how;

@@ -62,7 +62,7 @@ START_TEST(a_groups_receipt_is_its_leaders)
     ck_assert_int_eq(parse(value, &n), 0);
     ck_assert_uint_eq(n, 45);
     ck_assert(counter_written_by(value, strlen(value), "/q/a-1", 6, 907));
-    ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 90)); /* not a prefix */
+    ck_assert(!counter_written_by(value, strlen(value), "/q/a-1", 6, 90));  /* not a prefix */
     ck_assert(!counter_written_by(value, strlen(value), "/q/a-2", 6, 908)); /* not the leader */
     char cut[12]; /* too small: the number, and no pair cut in half */
     counter_format(cut, sizeof(cut), 45, w, 3);
