@@ -12,15 +12,13 @@
 #include "log.h"
 #include "proof.h"
 #include "remember.h"
+#include "writeline.h"
 
 #define COMMIT_TRIES 4 /* counter moved under a stale copy: re-read and retry */
-/* Writes in one txn: its compares and each branch's ops are GROUP_MAX + 2
- * at most, well under etcd's default --max-txn-ops (128). */
-#define GROUP_MAX 16
 
 /* A txn in progress: the write of a group of one loop's requests. */
 struct fenced_write {
-    struct ticket *group[GROUP_MAX]; /* [0] the leader, whose turn it is */
+    struct ticket *group[WRITELINE_GROUP_MAX]; /* [0] the leader, whose turn it is */
     size_t k;
     struct counter_copy read; /* what the write is based on: it writes read.value + 1 .. + k */
     bool unsure;              /* a try may have been applied unseen */
@@ -32,15 +30,6 @@ struct fenced_write {
     size_t idem_name_len;
     int64_t idem_lease;
 };
-
-/* A request in the write line, waiting for its turn (on its stack). */
-struct writer {
-    struct waitq_entry e;
-    struct ticket *t;
-    bool keyed; /* has an Idempotency-Key: writes alone */
-};
-
-#define TURN_WRITTEN 1 /* a waiter's wake: an earlier request's txn carried its write */
 
 static bool key_held(const struct etcd_op_result *range, const struct ticket *t)
 {
@@ -114,16 +103,16 @@ static size_t txn_reads(const struct cluster *c, const struct fenced_write *w, s
 static int try_txn(struct cluster_loop *cl, struct fenced_write *w, struct etcd_reply *r)
 {
     struct cluster *c = cl->c;
-    struct counter_writer writers[GROUP_MAX];
+    struct counter_writer writers[WRITELINE_GROUP_MAX];
     for (size_t i = 0; i < w->k; i++)
         writers[i] = (struct counter_writer){w->group[i]->entry->key, w->group[i]->entry->key_len,
                                              w->group[i]->revision};
-    char value[COUNTER_VALUE_MAX(GROUP_MAX)], released[48], n[24];
+    char value[COUNTER_VALUE_MAX(WRITELINE_GROUP_MAX)], released[48], n[24];
     counter_format(value, sizeof(value), w->read.value + w->k, writers, w->k);
     snprintf(released, sizeof(released), "%" PRId64 " %s", instance_wall_us(), c->self);
     snprintf(n, sizeof(n), "%" PRIu64, w->read.value + 1);
-    struct etcd_cmp cmps[GROUP_MAX + 2];
-    struct etcd_op ok[GROUP_MAX + 3], failed[GROUP_MAX + 2];
+    struct etcd_cmp cmps[WRITELINE_GROUP_MAX + 2];
+    struct etcd_op ok[WRITELINE_GROUP_MAX + 3], failed[WRITELINE_GROUP_MAX + 2];
     struct etcd_txn txn = {.cmps = cmps,
                            .ncmps = txn_compares(c, w, cmps),
                            .success = ok,
@@ -236,98 +225,6 @@ static int run(struct cluster_loop *cl, struct fenced_write *w)
     return -ENOTRECOVERABLE;
 }
 
-/* This write's outcome is known: the next in line writes. */
-static void pass_turn(struct cluster_loop *cl)
-{
-    struct waitq_entry *next = waitq_head(&cl->write_line);
-    if (next)
-        waitq_wake(next, 0); /* `writing` stays set: handed over */
-    else
-        cl->writing = false;
-}
-
-/* A waiter was destroyed: if it had been handed the turn and not run, the
- * turn goes on, or no write of this loop would ever be sent again. */
-static void turn_abandoned(struct waitq_entry *e)
-{
-    if (e->woken && e->result == 0)
-        pass_turn(list_entry(e->q, struct cluster_loop, write_line));
-}
-
-/* Waits until no other write of this loop is under way. Returns 0 (my
- * turn), TURN_WRITTEN (an earlier request's txn carried my write: its
- * outcome is in t) or -ENOSPC: the coroutine has no room for the wait's
- * cleanup; parking again would spin, so the write is not sent. A cancel
- * (the client left) does not end the wait: the section ran, and its write
- * is still owed; the waiter joins the line again. */
-static int take_turn(struct cluster_loop *cl, struct ticket *t, bool keyed)
-{
-    while (cl->writing) {
-        struct writer me = {
-            .e = {.co = coro_current(), .abandoned = turn_abandoned}, .t = t, .keyed = keyed};
-        waitq_join(&cl->write_line, &me.e, NULL);
-        int rc = waitq_park(&me.e, LOOP_FOREVER);
-        if (rc >= 0 || rc == -ENOSPC)
-            return rc;
-    }
-    cl->writing = true;
-    return 0;
-}
-
-/* Before a txn: the sections granted behind mine that end within a loop
- * round (no delay, or one that is over) join my group rather than wait for
- * its txn. Each round lets the next waiter granted run its section and
- * grant the one after it; rounds go on while each brings one more writer
- * into the line. A section that sleeps ends the gathering after a round:
- * a few microseconds against an etcd commit saved per writer gathered. */
-static void gather(struct cluster_loop *cl)
-{
-    uint64_t before;
-    do {
-        before = cl->write_line.len;
-        loop_yield();
-    } while (cl->write_line.len > before && cl->write_line.len < GROUP_MAX - 1);
-}
-
-/* The leader's group: itself, then the waiters at the head of the line, in
- * their order (the order of their grants), up to GROUP_MAX and up to one
- * with an Idempotency-Key (whose txn carries its key's entry: it writes
- * alone, as a leader with a key does). */
-static void form_group(struct cluster_loop *cl, struct fenced_write *w, struct ticket *leader)
-{
-    w->group[0] = leader;
-    w->k = 1;
-    for (struct waitq_entry *e = waitq_head(&cl->write_line); e && !w->idem && w->k < GROUP_MAX;
-         e = waitq_next(e)) {
-        struct writer *o = list_entry(e, struct writer, e);
-        if (o->keyed)
-            break;
-        w->group[w->k++] = o->t;
-    }
-    if (w->k > 1)
-        counts_add(cl, &cl->shown.grouped, w->k - 1);
-}
-
-/* The group's outcome to its other members: each wakes with it. A member
- * whose client left waits again at the line's tail (take_turn): the whole
- * line is looked through, until every one still there is found. */
-static void deliver(struct cluster_loop *cl, const struct fenced_write *w, int rc)
-{
-    for (size_t i = 1; i < w->k; i++)
-        w->group[i]->written = true, w->group[i]->write_rc = rc,
-        w->group[i]->write_n = w->read.value + 1 + i;
-    size_t left = w->k - 1;
-    struct waitq_entry *e = waitq_head(&cl->write_line);
-    while (e && left) {
-        struct waitq_entry *next = waitq_next(e);
-        if (list_entry(e, struct writer, e)->t->written) {
-            waitq_wake(e, TURN_WRITTEN);
-            left--;
-        }
-        e = next;
-    }
-}
-
 /* The key's entry name and the lease to put it on. */
 static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct cluster_idem *idem)
 {
@@ -347,12 +244,11 @@ static int lead(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *
     struct fenced_write w = {.read = cl->counter};
     proof_patience_init(&w.patience, cl->c);
     int rc = prepare_idem(cl, &w, idem);
-    if (rc < 0)
-        return rc;
-    gather(cl);
-    form_group(cl, &w, t);
-    rc = run(cl, &w);
-    deliver(cl, &w, rc);
+    if (rc == 0) {
+        w.k = writeline_group(cl, t, idem != NULL, w.group);
+        rc = run(cl, &w);
+    }
+    writeline_done(cl, w.group, w.k, rc, w.read.value);
     if (rc == 0)
         *n = w.read.value + 1;
     return rc;
@@ -363,13 +259,12 @@ int commit_write(struct cluster_loop *cl, struct ticket *t, struct cluster_idem 
     int64_t started = loop_now_us();
     t->state = T_WRITING; /* my section is over: the next local waiter's may start */
     ticket_grant_head(cl);
-    int rc = take_turn(cl, t, idem != NULL);
-    if (rc == TURN_WRITTEN) {
+    int rc = writeline_wait(cl, t, idem != NULL);
+    if (rc == WRITELINE_CARRIED) {
         rc = t->write_rc;
         *n = t->write_n;
     } else if (rc == 0) {
         rc = lead(cl, t, idem, n);
-        pass_turn(cl);
     } else {
         rc = -EAGAIN; /* no room to wait: certainly not written */
     }

@@ -26,8 +26,7 @@
  * the same loop may be granted (ticket.h says why that keeps FIFO), and
  * its section runs while the earlier writes wait or are in flight. When
  * the txn in flight returns, the writes that have waited for it go in one
- * txn (a group, up to GROUP_MAX, led by the first; the leader first lets
- * sections that end within a loop round join it): its compares are the
+ * txn (a group led by the first: writeline.h): its compares are the
  * counter's mod revision and every key's create revision, it puts the
  * counter + K with every writer's receipt in order (counter.h), and it
  * deletes every key; the i-th writer's N is the base + i. All or nothing:
