@@ -12,6 +12,15 @@
 #include "counts.h"
 #include "session.h"
 
+/* How long the joiner lingers, woken by a request while the queue is not
+ * empty, before it sends the batch. Clients answered together (a group's
+ * replies, commit.h) send their next requests within tens of microseconds
+ * of one another; sent at the first, a batch splits them into runs that
+ * other instances' joins fall between, and each run costs a hand-off and
+ * a txn of its own. With the queue not empty a join waits its turn anyway;
+ * with it empty (an idle lock) nothing lingers. */
+#define JOIN_LINGER_US 200
+
 /* One join txn: the puts of up to QUEUE_BATCH waiting tickets, the
  * counter and the queue's length, at one revision. */
 struct batch {
@@ -90,6 +99,8 @@ void queue_joiner_main(void *arg)
             cl->joiner_idle = true;
             loop_park(LOOP_FOREVER);
             cl->joiner_idle = false;
+            if (mirror_head(&cl->mirror))
+                loop_sleep_us(JOIN_LINGER_US);
             continue;
         }
         batch_fill(cl, b);
