@@ -137,7 +137,8 @@ const struct stats_row stats_rows[] = {
     ROW(COUNTER, "cluster.local_handoffs", "cluster_local_handoffs_total", cluster.local_handoffs,
         "Grants that followed a release on the same loop, on its reply, with no watch event."),
     ROW(COUNTER, "cluster.pipelined", "cluster_pipelined_total", cluster.pipelined,
-        "Grants made as the previous holder's write, on the same loop, was sent (pipelined)."),
+        "Grants made as the previous section on the same loop ended, before its write "
+        "committed (pipelined)."),
     ROW(COUNTER, "cluster.grouped", "cluster_grouped_total", cluster.grouped,
         "Fenced writes carried by an earlier request's txn on the same loop (group commit)."),
 

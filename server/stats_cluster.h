@@ -31,7 +31,7 @@ struct stats_cluster {
     struct hist handoff_us;             /* release on another instance -> grant here */
     uint64_t endpoints_abandoned;       /* times an etcd endpoint was given up (endpoints.h) */
     uint64_t local_handoffs;            /* grants on this loop's own release reply, no watch */
-    uint64_t pipelined;                 /* grants as this loop's previous write was sent */
+    uint64_t pipelined;                 /* grants as this loop's previous section ended */
     uint64_t grouped;                   /* writes carried by another request's txn (commit.h) */
     char endpoint[72];                  /* the etcd endpoint in use */
     char endpoints[8 * 80];             /* each endpoint's health: "URL up, URL down" */

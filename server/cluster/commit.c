@@ -143,21 +143,23 @@ static int on_repeat(struct fenced_write *w, const struct etcd_kv *entry, bool h
     return 0;
 }
 
-/* A failed compare: a key gone means fenced off (or, after an unseen try
- * and with the leader's key gone, perhaps applied: the txn is all or
- * nothing, so the leader's receipt settles the group); else the counter
- * moved under a stale copy, and the next try writes on the value read now. */
+/* A failed compare: a key gone means fenced off, unless an unseen try
+ * applied (it deletes every key: with any key still held it did not, and
+ * with none, the leader's receipt settles the all-or-nothing txn); else
+ * the counter moved under a stale copy, and the next try writes on the
+ * value read now. */
 static int on_failed_compare(struct cluster_loop *cl, struct fenced_write *w, struct etcd_reply *r,
                              bool *again)
 {
-    bool leader_held = key_held(&r->ops[1], w->group[0]), all_held = leader_held;
+    bool leader_held = key_held(&r->ops[1], w->group[0]);
+    size_t held = leader_held;
     for (size_t i = 1; i < w->k && i + 1 < r->nops; i++)
-        all_held = all_held && key_held(&r->ops[1 + i], w->group[i]);
+        held += key_held(&r->ops[1 + i], w->group[i]);
     if (w->idem && r->nops > 2 && r->ops[2].nkvs)
         return on_repeat(w, &r->ops[2].kvs[0], leader_held);
-    if (!all_held) {
-        int rc = w->unsure && !leader_held ? proof_settle(cl, &w->read, w->group[0], &w->patience)
-                                           : -EAGAIN;
+    if (held < w->k) {
+        int rc = w->unsure && held == 0 ? proof_settle(cl, &w->read, w->group[0], &w->patience)
+                                        : -EAGAIN;
         if (rc == -EAGAIN)
             counts_add(cl, &cl->shown.fenced, w->k);
         return rc;
@@ -241,11 +243,12 @@ static int prepare_idem(struct cluster_loop *cl, struct fenced_write *w, struct 
  * unless a late event brought a newer one: the compare tells). */
 static int lead(struct cluster_loop *cl, struct ticket *t, struct cluster_idem *idem, uint64_t *n)
 {
-    struct fenced_write w = {.read = cl->counter};
+    struct fenced_write w = {0};
     proof_patience_init(&w.patience, cl->c);
     int rc = prepare_idem(cl, &w, idem);
     if (rc == 0) {
         w.k = writeline_group(cl, t, idem != NULL, w.group);
+        w.read = cl->counter; /* after the gathering: events may have come */
         rc = run(cl, &w);
     }
     writeline_done(cl, w.group, w.k, rc, w.read.value);

@@ -58,7 +58,9 @@ struct ticket {
     int64_t done_rev;
     int64_t queued_wall_us; /* when it joined (wall clock), for the hand-off */
     /* Its write's outcome, when an earlier request's txn carried it in a
-     * group (commit.h): 0 with write_n, -EAGAIN or -ENOTRECOVERABLE. */
+     * group (writeline.h): grouped once a txn under way carries it, then
+     * written, with 0 and write_n, -EAGAIN or -ENOTRECOVERABLE. */
+    bool grouped;
     bool written;
     int write_rc;
     uint64_t write_n;

@@ -37,8 +37,14 @@ int writeline_wait(struct cluster_loop *cl, struct ticket *t, bool keyed)
             .e = {.co = coro_current(), .abandoned = turn_abandoned}, .t = t, .keyed = keyed};
         waitq_join(&cl->write_line, &me.e, NULL);
         int rc = waitq_park(&me.e, LOOP_FOREVER);
-        if (rc >= 0 || rc == -ENOSPC)
+        if (rc >= 0)
             return rc;
+        if (rc == -ENOSPC && !t->grouped)
+            return rc;
+        while (rc == -ENOSPC && !t->written) /* a txn in flight carries it: its outcome is owed */
+            loop_yield();
+        if (t->written)
+            return WRITELINE_CARRIED;
     }
     cl->writing = true;
     return 0;
@@ -71,8 +77,9 @@ size_t writeline_group(struct cluster_loop *cl, struct ticket *leader, bool keye
     for (struct waitq_entry *e = waitq_head(&cl->write_line); e && k < WRITELINE_GROUP_MAX;
          e = waitq_next(e)) {
         struct writer *o = list_entry(e, struct writer, e);
-        if (o->keyed)
-            break; /* it goes alone, and the ones behind it after it */
+        if (o->keyed || o->t->lease != leader->lease)
+            break; /* alone; or, on another lease, not refused with mine */
+        o->t->grouped = true;
         group[k++] = o->t;
     }
     if (k > 1)
