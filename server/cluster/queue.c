@@ -86,6 +86,12 @@ static void batch_send(struct cluster_loop *cl, struct batch *b)
         settle(b->t[i], rc, rc == 0 ? r.revision : 0, alone && i == 0);
     if (replied)
         etcd_reply_free(&r);
+    /* The watch may have shown these keys come and go before this reply
+     * was read (the instance stalled past its lease, which took them):
+     * then they are not in the mirror, though it is past their revision,
+     * and no event will come for them again. */
+    if (cl->synced)
+        ticket_drop_missing(cl, cl->revision);
     ticket_grant_head(cl);
     counts_publish(cl);
 }
