@@ -68,9 +68,9 @@ struct cluster_loop {
         size_t nfree, cap;
         uint32_t made; /* slots 0 .. made - 1 exist */
     } slots;
-    /* Fenced writes go one at a time, in the order of their grants
-     * (commit.h): `writing` while one is under way; the next waits in
-     * write_line for its outcome. */
+    /* Fenced writes go one txn at a time (writeline.h): `writing` while
+     * one is under way; the writes whose sections are over wait in
+     * write_line, for their turn or for a txn that carries them. */
     bool writing;
     struct waitq write_line;
     struct list_node joining; /* tickets waiting for a join txn, by arrival (queue.h) */

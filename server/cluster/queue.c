@@ -82,16 +82,17 @@ static void batch_send(struct cluster_loop *cl, struct batch *b)
         session_lost(cl, b->t[0]->lease);
     if (rc == -ENOSPC) /* etcd's quota: an alarm to tell */
         alarm_suspect(cl);
-    for (size_t i = 0; i < b->n; i++)
-        settle(b->t[i], rc, rc == 0 ? r.revision : 0, alone && i == 0);
-    if (replied)
-        etcd_reply_free(&r);
     /* The watch may have shown these keys come and go before this reply
      * was read (the instance stalled past its lease, which took them):
      * then they are not in the mirror, though it is past their revision,
      * and no event will come for them again. */
-    if (cl->synced)
-        ticket_drop_missing(cl, cl->revision);
+    for (size_t i = 0; i < b->n; i++) {
+        settle(b->t[i], rc, rc == 0 ? r.revision : 0, alone && i == 0);
+        if (cl->synced)
+            ticket_drop_if_missing(b->t[i], cl->revision);
+    }
+    if (replied)
+        etcd_reply_free(&r);
     ticket_grant_head(cl);
     counts_publish(cl);
 }

@@ -134,7 +134,7 @@ static void record_handoff(struct cluster_loop *cl, const struct ticket *t)
 enum head_path {
     HEAD_WATCH,     /* it is the mirror's first: the watch showed every older key go */
     HEAD_EARLY,     /* past keys this loop's own etcd replies showed gone */
-    HEAD_PIPELINED, /* past the key of this loop's write in flight */
+    HEAD_PIPELINED, /* past keys of this loop whose sections are over, writes owed */
 };
 
 /* A key of ours that the next grant may pass: its ticket's write is owed
@@ -215,13 +215,17 @@ void ticket_drop_lease(struct cluster_loop *cl, int64_t lease)
     }
 }
 
+void ticket_drop_if_missing(struct ticket *t, int64_t rev)
+{
+    if (t->state == T_QUEUED && t->revision <= rev && !list_linked(&t->entry->link))
+        ticket_lost(t, rev);
+}
+
 void ticket_drop_missing(struct cluster_loop *cl, int64_t rev)
 {
     list_for_each_safe(n, next, &cl->live)
     {
-        struct ticket *t = list_entry(n, struct ticket, link);
-        if (t->state == T_QUEUED && t->revision <= rev && !list_linked(&t->entry->link))
-            ticket_lost(t, rev);
+        ticket_drop_if_missing(list_entry(n, struct ticket, link), rev);
     }
 }
 

@@ -106,9 +106,11 @@ void ticket_grant_head(struct cluster_loop *cl);
 void ticket_drop_lease(struct cluster_loop *cl, int64_t lease);
 
 /* Every waiting ticket whose key a read at rev should have shown and did
- * not (not in the mirror) is lost: its key went while the watch was down,
- * or before its join's reply was read. */
+ * not (not in the mirror) is lost: its key went while the watch was down.
+ * ticket_drop_if_missing: the same for t alone (its key went before its
+ * join's reply was read). */
 void ticket_drop_missing(struct cluster_loop *cl, int64_t rev);
+void ticket_drop_if_missing(struct ticket *t, int64_t rev);
 
 /* Frees the done tickets that the mirror has seen go and whose request
  * let go. */

@@ -37,14 +37,13 @@ int writeline_wait(struct cluster_loop *cl, struct ticket *t, bool keyed)
             .e = {.co = coro_current(), .abandoned = turn_abandoned}, .t = t, .keyed = keyed};
         waitq_join(&cl->write_line, &me.e, NULL);
         int rc = waitq_park(&me.e, LOOP_FOREVER);
-        if (rc >= 0)
+        if (rc >= 0 || (rc == -ENOSPC && !t->grouped))
             return rc;
-        if (rc == -ENOSPC && !t->grouped)
-            return rc;
-        while (rc == -ENOSPC && !t->written) /* a txn in flight carries it: its outcome is owed */
-            loop_yield();
-        if (t->written)
+        if (rc == -ENOSPC) { /* a txn in flight carries it: its outcome is owed */
+            while (!t->written)
+                loop_yield();
             return WRITELINE_CARRIED;
+        }
     }
     cl->writing = true;
     return 0;
